@@ -1,0 +1,655 @@
+"""The autoscaling/v2 HorizontalPodAutoscaler replica calculation, as a pure model.
+
+kubeswarm needs to know what a real HPA *would* do: the local autoscaler of `kubeswarm demo` and
+`--local` runs must scale the target exactly as the cluster would, and the what-if replay
+(`kubeswarm report --whatif`) re-runs a recorded load against changed requests, targets or bounds.
+Both only make sense if the numbers match kube-controller-manager, so this module follows the
+controller's Go source rule by rule (file names are cited where a rule comes from):
+
+- ``pkg/controller/podautoscaler/replica_calculator.go``: groupPods, calculateRequests,
+  GetResourceReplicas (Utilization targets), GetRawResourceReplicas/calcPlainMetricReplicas
+  (AverageValue targets), Tolerances.isWithin;
+- ``pkg/controller/podautoscaler/metrics/utilization.go``: GetResourceUtilizationRatio,
+  GetMetricUsageRatio (integer arithmetic on milli-units);
+- ``pkg/controller/podautoscaler/horizontal.go``: reconcileAutoscaler, computeReplicasForMetrics,
+  normalizeDesiredReplicas (no spec.behavior), normalizeDesiredReplicasWithBehaviors,
+  storeScaleEvent and the scale-rate limits;
+- ``pkg/apis/autoscaling/v2/defaults.go``: the behavior defaults (DEFAULT_BEHAVIOR).
+
+Known simplification: for CPU the controller also looks at when a pod started and when its Ready
+condition last changed (``--horizontal-pod-autoscaler-cpu-initialization-period``, default 5 min).
+Here a not-Ready pod is unready for CPU, which is what the controller does during that period and
+for pods that never became Ready; a pod that was Ready and lost readiness later would still count
+in the real controller.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+Resource = Literal["cpu", "memory"]
+SelectPolicy = Literal["Max", "Min", "Disabled"]
+
+# Quantity.MilliValue() units the controller computes with: CPU is given here in millicores
+# (already milli-units), memory in bytes (x 1000 milli-bytes).
+_MILLI_PER_UNIT: dict[Resource, int] = {"cpu": 1, "memory": 1000}
+_INT32_MAX = 2**31 - 1
+_INT32_MIN = -(2**31)
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class PodUsage:
+    """One pod as the HPA sees it at one sync."""
+
+    name: str
+    ready: bool
+    cpu_m: float | None  # usage in millicores; None = no metrics for this pod
+    memory_bytes: float | None  # working set in bytes; None = no metrics
+    cpu_request_m: float | None  # None = no request set
+    memory_request_bytes: float | None
+    # Pod phase: "Pending" pods are unready for every resource, "Failed" pods are ignored
+    # (replica_calculator.go groupPods). Default "Running" because most recorded pods are.
+    phase: str = "Running"
+
+
+@dataclass(frozen=True)
+class MetricTarget:
+    resource: Resource
+    target_utilization_pct: int  # percent of request
+    # AverageValue target (millicores for cpu, bytes for memory); when set it wins over the
+    # utilization target, as in horizontal.go computeStatusForResourceMetricGeneric. None = unused.
+    target_average_value: float | None = None
+
+
+@dataclass(frozen=True)
+class ScalingPolicy:
+    kind: Literal["Pods", "Percent"]
+    value: int
+    period_s: float
+
+
+@dataclass(frozen=True)
+class ScalingRules:
+    stabilization_window_s: float
+    policies: tuple[ScalingPolicy, ...]
+    select_policy: SelectPolicy = "Max"
+    tolerance: float = 0.1  # the controller's --horizontal-pod-autoscaler-tolerance default
+
+
+@dataclass(frozen=True)
+class Behavior:
+    scale_up: ScalingRules
+    scale_down: ScalingRules
+
+
+# defaults.go: scale up by max(4 pods, 100 %) per 15 s without stabilization; scale down by up to
+# 100 % per 15 s after the controller's 300 s downscale stabilization window.
+DEFAULT_BEHAVIOR = Behavior(
+    scale_up=ScalingRules(
+        stabilization_window_s=0.0,
+        policies=(ScalingPolicy("Pods", 4, 15.0), ScalingPolicy("Percent", 100, 15.0)),
+    ),
+    scale_down=ScalingRules(
+        stabilization_window_s=300.0, policies=(ScalingPolicy("Percent", 100, 15.0),)
+    ),
+)
+
+
+@dataclass(frozen=True)
+class HpaSpec:
+    min_replicas: int
+    max_replicas: int
+    metrics: tuple[MetricTarget, ...]
+    behavior: Behavior | None = None  # None = the controller's path without spec.behavior
+
+
+@dataclass(frozen=True)
+class ControllerSettings:
+    """kube-controller-manager flags that shape the HPA when spec.behavior does not."""
+
+    tolerance: float = 0.1  # --horizontal-pod-autoscaler-tolerance default
+    downscale_stabilization_s: float = 300.0  # --horizontal-pod-autoscaler-downscale-stabilization
+
+
+@dataclass(frozen=True)
+class MetricProposal:
+    resource: Resource
+    utilization_pct: int | None  # None when the metric failed or the target is an AverageValue
+    target_pct: int
+    replicas: int | None  # this metric's proposal; None when it failed
+    error: str = ""  # why it failed, e.g. "missing request for cpu"
+    # status.currentMetrics[].resource.current.averageValue in millicores or bytes; None on failure
+    average_value: float | None = None
+    target_average_value: float | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    desired_replicas: int
+    proposals: tuple[MetricProposal, ...]
+    driving_metric: Resource | None  # the metric whose proposal was highest (first on ties)
+    able_to_scale: bool
+    scaling_active: bool
+    scaling_limited: bool
+    limited_reason: str  # TooManyReplicas, TooFewReplicas, ScaleUpLimit, ScaleDownLimit, ...
+    # Additions: condition reasons as the controller writes them, the SuccessfulRescale reason,
+    # and the max of the metric proposals before stabilization and limits (None if not computed).
+    able_to_scale_reason: str = ""
+    scaling_active_reason: str = ""
+    rescale_reason: str = ""
+    metric_desired_replicas: int | None = None
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """replica_calculator.go Tolerances: a ratio inside [1 - down, 1 + up] changes nothing."""
+
+    scale_down: float = 0.1
+    scale_up: float = 0.1
+
+    def is_within(self, usage_ratio: float) -> bool:
+        return 1.0 - self.scale_down <= usage_ratio <= 1.0 + self.scale_up
+
+
+class _MetricFailedError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _PodGroups:
+    ready_count: int
+    metrics: dict[str, int]  # usage in milli-units of ready pods that have metrics
+    unready: tuple[str, ...]
+    missing: tuple[str, ...]
+
+
+def _milli(resource: Resource, value: float) -> int:
+    # Quantity.MilliValue() rounds up; round() first so float noise does not add a milli-unit.
+    return math.ceil(round(value * _MILLI_PER_UNIT[resource], 6))
+
+
+def _usage_of(pod: PodUsage, resource: Resource) -> float | None:
+    return pod.cpu_m if resource == "cpu" else pod.memory_bytes
+
+
+def _request_of(pod: PodUsage, resource: Resource) -> float | None:
+    return pod.cpu_request_m if resource == "cpu" else pod.memory_request_bytes
+
+
+def _group_pods(pods: Sequence[PodUsage], resource: Resource) -> _PodGroups:
+    """replica_calculator.go groupPods: readiness only matters for CPU; Pending is unready."""
+    if all(_usage_of(p, resource) is None for p in pods):
+        # metrics/client.go: an empty PodMetricsList is an error before pods are even listed
+        msg = "no metrics returned from resource metrics API"
+        raise _MetricFailedError(f"unable to get metrics for resource {resource}: {msg}")
+    metrics: dict[str, int] = {}
+    unready: list[str] = []
+    missing: list[str] = []
+    for pod in pods:
+        usage = _usage_of(pod, resource)
+        if pod.phase == "Failed":
+            continue
+        if pod.phase == "Pending" or (usage is not None and resource == "cpu" and not pod.ready):
+            unready.append(pod.name)
+        elif usage is None:
+            missing.append(pod.name)
+        else:
+            metrics[pod.name] = _milli(resource, usage)
+    if not metrics:
+        raise _MetricFailedError(
+            "did not receive metrics for targeted pods (pods might be unready)"
+        )
+    return _PodGroups(len(metrics), metrics, tuple(unready), tuple(missing))
+
+
+def _pod_requests(pods: Sequence[PodUsage], resource: Resource) -> dict[str, int]:
+    """replica_calculator.go calculateRequests: every listed pod needs a request."""
+    requests: dict[str, int] = {}
+    for pod in pods:
+        request = _request_of(pod, resource)
+        if request is None:
+            raise _MetricFailedError(f"missing request for {resource} in Pod {pod.name}")
+        requests[pod.name] = _milli(resource, request)
+    return requests
+
+
+def _replicas_with_rebalance(
+    current_replicas: int,
+    usage_ratio: float,
+    groups: _PodGroups,
+    tolerances: Tolerances,
+    *,
+    ratio_of: Callable[[dict[str, int]], float],
+    missing_on_scale_down: Callable[[str], int],
+) -> int:
+    """The part of GetResourceReplicas/calcPlainMetricReplicas after the first ratio."""
+    scale_up_with_unready = bool(groups.unready) and usage_ratio > 1.0
+    if not scale_up_with_unready and not groups.missing:
+        if tolerances.is_within(usage_ratio):
+            return current_replicas
+        return math.ceil(usage_ratio * groups.ready_count)
+    metrics = dict(groups.metrics)
+    if usage_ratio < 1.0:
+        metrics.update({name: missing_on_scale_down(name) for name in groups.missing})
+    elif usage_ratio > 1.0:
+        metrics.update(dict.fromkeys(groups.missing, 0))
+    if scale_up_with_unready:
+        metrics.update(dict.fromkeys(groups.unready, 0))
+    new_ratio = ratio_of(metrics)
+    flipped = (usage_ratio < 1.0 < new_ratio) or (usage_ratio > 1.0 > new_ratio)
+    if tolerances.is_within(new_ratio) or flipped:
+        return current_replicas
+    new_replicas = math.ceil(new_ratio * len(metrics))
+    if (new_ratio < 1.0 and new_replicas > current_replicas) or (
+        new_ratio > 1.0 and new_replicas < current_replicas
+    ):
+        return current_replicas
+    return new_replicas
+
+
+def _utilization(
+    metrics: dict[str, int], requests: dict[str, int], target_pct: int
+) -> tuple[float, int, int]:
+    """metrics/utilization.go GetResourceUtilizationRatio: (ratio, utilization %, raw average)."""
+    usage_total = sum(metrics.values())
+    requests_total = sum(requests[name] for name in metrics)
+    if requests_total == 0:
+        raise _MetricFailedError("no metrics returned matched known pods")
+    utilization = usage_total * 100 // requests_total
+    return utilization / target_pct, utilization, usage_total // len(metrics)
+
+
+def _utilization_proposal(
+    target: MetricTarget, pods: Sequence[PodUsage], current_replicas: int, tolerances: Tolerances
+) -> MetricProposal:
+    groups = _group_pods(pods, target.resource)
+    requests = _pod_requests(pods, target.resource)
+    target_pct = target.target_utilization_pct
+    ratio, utilization, raw_average = _utilization(groups.metrics, requests, target_pct)
+    # on a scale down a missing pod is assumed at 100 % of its request, or at the target if higher
+    fallback_pct = max(100, target_pct)
+    replicas = _replicas_with_rebalance(
+        current_replicas,
+        ratio,
+        groups,
+        tolerances,
+        ratio_of=lambda metrics: _utilization(metrics, requests, target_pct)[0],
+        missing_on_scale_down=lambda name: requests[name] * fallback_pct // 100,
+    )
+    return MetricProposal(
+        resource=target.resource,
+        utilization_pct=utilization,
+        target_pct=target_pct,
+        replicas=replicas,
+        average_value=raw_average / _MILLI_PER_UNIT[target.resource],
+    )
+
+
+def _average_value_proposal(
+    target: MetricTarget, pods: Sequence[PodUsage], current_replicas: int, tolerances: Tolerances
+) -> MetricProposal:
+    """replica_calculator.go calcPlainMetricReplicas: no requests needed."""
+    assert target.target_average_value is not None
+    groups = _group_pods(pods, target.resource)
+    target_milli = _milli(target.resource, target.target_average_value)
+
+    def ratio_of(metrics: dict[str, int]) -> float:
+        return (sum(metrics.values()) // len(metrics)) / target_milli
+
+    ratio = ratio_of(groups.metrics)
+    # on a scale down a missing pod is assumed exactly at the target
+    replicas = _replicas_with_rebalance(
+        current_replicas,
+        ratio,
+        groups,
+        tolerances,
+        ratio_of=ratio_of,
+        missing_on_scale_down=lambda _name: target_milli,
+    )
+    average_milli = sum(groups.metrics.values()) // len(groups.metrics)
+    return MetricProposal(
+        resource=target.resource,
+        utilization_pct=None,
+        target_pct=target.target_utilization_pct,
+        replicas=replicas,
+        average_value=average_milli / _MILLI_PER_UNIT[target.resource],
+        target_average_value=target.target_average_value,
+    )
+
+
+def metric_proposal(
+    target: MetricTarget,
+    pods: Sequence[PodUsage],
+    current_replicas: int,
+    tolerance: float = 0.1,
+    *,
+    scale_down_tolerance: float | None = None,
+) -> MetricProposal:
+    """One metric's replica proposal, or a failed proposal that says why.
+
+    ``tolerance`` applies to both directions unless ``scale_down_tolerance`` is given
+    (behavior.scaleDown.tolerance, HPAConfigurableTolerance).
+    """
+    down = tolerance if scale_down_tolerance is None else scale_down_tolerance
+    tolerances = Tolerances(scale_down=down, scale_up=tolerance)
+    try:
+        if target.target_average_value is not None:
+            return _average_value_proposal(target, pods, current_replicas, tolerances)
+        return _utilization_proposal(target, pods, current_replicas, tolerances)
+    except _MetricFailedError as e:
+        return MetricProposal(
+            resource=target.resource,
+            utilization_pct=None,
+            target_pct=target.target_utilization_pct,
+            replicas=None,
+            error=str(e),
+            target_average_value=target.target_average_value,
+        )
+
+
+def combine_proposals(
+    proposals: Sequence[MetricProposal], current_replicas: int
+) -> tuple[int, MetricProposal] | None:
+    """horizontal.go computeReplicasForMetrics: the max proposal and the proposal behind it.
+
+    None when every metric failed, or when one failed and the others would scale down (an
+    unreadable metric must not let the HPA remove pods).
+    """
+    replicas, driving, invalid = 0, None, 0
+    for proposal in proposals:
+        if proposal.replicas is None:
+            invalid += 1
+        elif replicas == 0 or proposal.replicas > replicas:  # Go's sentinel: first on ties
+            replicas, driving = proposal.replicas, proposal
+    if driving is None or (invalid > 0 and replicas < current_replicas):
+        return None
+    return replicas, driving
+
+
+def _metric_name(proposal: MetricProposal) -> str:
+    if proposal.target_average_value is not None:
+        return f"{proposal.resource} resource"
+    return f"{proposal.resource} resource utilization (percentage of request)"
+
+
+@dataclass
+class _Recommendation:
+    replicas: int
+    at_s: float
+
+
+@dataclass
+class _ScaleEvent:
+    change: int  # replicas added or removed, never negative
+    at_s: float
+    outdated: bool = False
+
+
+@dataclass(frozen=True)
+class _Normalized:
+    desired: int
+    able_reason: str
+    limited_reason: str
+    limited: bool
+
+
+def _stabilize_without_behavior(
+    history: list[_Recommendation], now_s: float, window_s: float, desired: int
+) -> int:
+    """horizontal.go stabilizeRecommendation: the max recommendation of the window."""
+    cutoff, highest, old_index = now_s - window_s, desired, None
+    for i, rec in enumerate(history):
+        if rec.at_s < cutoff:
+            old_index = i
+        else:
+            highest = max(highest, rec.replicas)
+    _reuse_or_append(history, old_index, _Recommendation(desired, now_s))
+    return highest
+
+
+def _limit_without_behavior(current: int, desired: int, spec: HpaSpec) -> tuple[int, str]:
+    """horizontal.go convertDesiredReplicasWithRules: scale-up limit max(2 x current, 4)."""
+    scale_up_limit = int(max(2.0 * current, 4.0))  # scaleUpLimitFactor, scaleUpLimitMinimum
+    if spec.max_replicas > scale_up_limit:
+        highest, reason = scale_up_limit, "ScaleUpLimit"
+    else:
+        highest, reason = spec.max_replicas, "TooManyReplicas"
+    if desired < spec.min_replicas:
+        return spec.min_replicas, "TooFewReplicas"
+    if desired > highest:
+        return highest, reason
+    return desired, "DesiredWithinRange"
+
+
+def _stabilize_with_behavior(
+    history: list[_Recommendation], now_s: float, behavior: Behavior, current: int, desired: int
+) -> tuple[int, str]:
+    """horizontal.go stabilizeRecommendationWithBehaviors: min of the up window, max of down."""
+    up_cutoff = now_s - behavior.scale_up.stabilization_window_s
+    down_cutoff = now_s - behavior.scale_down.stabilization_window_s
+    up_floor, down_ceiling, old_index = desired, desired, None
+    for i, rec in enumerate(history):
+        if rec.at_s > up_cutoff:
+            up_floor = min(up_floor, rec.replicas)
+        if rec.at_s > down_cutoff:
+            down_ceiling = max(down_ceiling, rec.replicas)
+        if rec.at_s < up_cutoff and rec.at_s < down_cutoff:
+            old_index = i
+    _reuse_or_append(history, old_index, _Recommendation(desired, now_s))
+    stabilized = min(max(current, up_floor), down_ceiling)
+    return stabilized, "ScaleUpStabilized" if desired >= current else "ScaleDownStabilized"
+
+
+def _changed_in_period(events: list[_ScaleEvent], now_s: float, period_s: float) -> int:
+    """horizontal.go getReplicasChangePerPeriod."""
+    return sum(event.change for event in events if event.at_s > now_s - period_s)
+
+
+def _policy_limit(
+    current: int,
+    events: tuple[list[_ScaleEvent], list[_ScaleEvent]],
+    rules: ScalingRules,
+    now_s: float,
+    scale_up: bool,
+) -> int:
+    """horizontal.go calculateScaleUpLimitWithScalingRules / calculateScaleDownLimitWithBehaviors.
+
+    Each policy counts from the replicas at the start of its period; "Max" picks the policy
+    allowing the biggest change, "Min" the smallest.
+    """
+    if rules.select_policy == "Disabled":
+        return current
+    # the biggest change is the highest limit going up and the lowest going down
+    use_max = (rules.select_policy == "Max") == scale_up
+    limit = _INT32_MIN if use_max else _INT32_MAX
+    ups, downs = events
+    for policy in rules.policies:
+        added = _changed_in_period(ups, now_s, policy.period_s)
+        removed = _changed_in_period(downs, now_s, policy.period_s)
+        start = current - added + removed
+        if policy.kind == "Pods":
+            proposed = start + policy.value if scale_up else start - policy.value
+        elif scale_up:  # rounded up so that a small percentage still adds a pod
+            proposed = math.ceil(start * (1 + policy.value / 100))
+        else:
+            proposed = int(start * (1 - policy.value / 100))
+        limit = max(limit, proposed) if use_max else min(limit, proposed)
+    return limit
+
+
+def _reuse_or_append(items: list[_T], old_index: int | None, item: _T) -> None:
+    # The controller overwrites one expired entry instead of growing its history.
+    if old_index is None:
+        items.append(item)
+    else:
+        items[old_index] = item
+
+
+class HpaController:
+    """Stateful: keeps the recommendation history and the scale events, like the controller.
+
+    One instance stands for one HPA in kube-controller-manager; call ``reconcile`` once per sync
+    (every 15 s by default) with the target's current replicas and its pods. The controller
+    records its own scale event when desired != current, so a caller that applies
+    ``desired_replicas`` calls nothing else.
+    """
+
+    def __init__(self, spec: HpaSpec, settings: ControllerSettings | None = None) -> None:
+        self.spec = spec
+        self.settings = settings or ControllerSettings()
+        self._recommendations: list[_Recommendation] = []
+        self._scale_up_events: list[_ScaleEvent] = []
+        self._scale_down_events: list[_ScaleEvent] = []
+        # Conditions persist between syncs; a branch that does not set one keeps the last value.
+        self._active: tuple[bool, str] = (True, "")
+        self._limited: tuple[bool, str] = (False, "")
+
+    def tolerances(self) -> Tolerances:
+        behavior = self.spec.behavior
+        if behavior is None:
+            return Tolerances(self.settings.tolerance, self.settings.tolerance)
+        return Tolerances(behavior.scale_down.tolerance, behavior.scale_up.tolerance)
+
+    def reconcile(self, now_s: float, current_replicas: int, pods: Sequence[PodUsage]) -> Decision:
+        """One sync of horizontal.go reconcileAutoscaler."""
+        if not self._recommendations:  # recordInitialRecommendation
+            self._recommendations.append(_Recommendation(current_replicas, now_s))
+        spec = self.spec
+        if current_replicas == 0 and spec.min_replicas != 0:
+            self._active = (False, "ScalingDisabled")
+            return self._decide(now_s, current_replicas, 0)
+        if current_replicas > spec.max_replicas:
+            reason = "Current number of replicas above Spec.MaxReplicas"
+            return self._decide(now_s, current_replicas, spec.max_replicas, rescale_reason=reason)
+        if current_replicas < spec.min_replicas:
+            reason = "Current number of replicas below Spec.MinReplicas"
+            return self._decide(now_s, current_replicas, spec.min_replicas, rescale_reason=reason)
+        return self._reconcile_metrics(now_s, current_replicas, pods)
+
+    def _reconcile_metrics(self, now_s: float, current: int, pods: Sequence[PodUsage]) -> Decision:
+        tolerances = self.tolerances()
+        proposals = tuple(
+            metric_proposal(
+                target,
+                pods,
+                current,
+                tolerances.scale_up,
+                scale_down_tolerance=tolerances.scale_down,
+            )
+            for target in self.spec.metrics
+        )
+        combined = combine_proposals(proposals, current)
+        if combined is None:
+            self._active = (False, "FailedGetResourceMetric")
+            return self._decide(now_s, current, current, proposals=proposals)
+        self._active = (True, "ValidMetricFound")
+        metric_desired, driving = combined
+        reason = ""
+        if metric_desired > current:
+            reason = f"{_metric_name(driving)} above target"
+        elif metric_desired < current:
+            reason = "All metrics below target"
+        normalized = self._normalize(now_s, current, metric_desired)
+        self._limited = (normalized.limited, normalized.limited_reason)
+        return self._decide(
+            now_s,
+            current,
+            normalized.desired,
+            proposals=proposals,
+            driving=driving.resource,
+            able_reason=normalized.able_reason,
+            rescale_reason=reason,
+            metric_desired=metric_desired,
+        )
+
+    def _normalize(self, now_s: float, current: int, desired: int) -> _Normalized:
+        """horizontal.go normalizeDesiredReplicas / normalizeDesiredReplicasWithBehaviors."""
+        behavior = self.spec.behavior
+        if behavior is None:
+            window_s = self.settings.downscale_stabilization_s
+            stabilized = _stabilize_without_behavior(
+                self._recommendations, now_s, window_s, desired
+            )
+            stabilized_reason = "ScaleDownStabilized"
+            final, limited_reason = _limit_without_behavior(current, stabilized, self.spec)
+        else:
+            stabilized, stabilized_reason = _stabilize_with_behavior(
+                self._recommendations, now_s, behavior, current, desired
+            )
+            final, limited_reason = self._limit_with_behavior(now_s, current, stabilized)
+        able_reason = stabilized_reason if stabilized != desired else "ReadyForNewScale"
+        return _Normalized(final, able_reason, limited_reason, limited=final != stabilized)
+
+    def _limit_with_behavior(self, now_s: float, current: int, desired: int) -> tuple[int, str]:
+        """horizontal.go convertDesiredReplicasWithBehaviorRate."""
+        behavior = self.spec.behavior
+        assert behavior is not None
+        events = (self._scale_up_events, self._scale_down_events)
+        if desired > current:
+            up = _policy_limit(current, events, behavior.scale_up, now_s, scale_up=True)
+            up = max(up, current)  # no further scale up until old events leave the period
+            if self.spec.max_replicas > up:
+                highest, reason = up, "ScaleUpLimit"
+            else:
+                highest, reason = self.spec.max_replicas, "TooManyReplicas"
+            if desired > highest:
+                return highest, reason
+        elif desired < current:
+            down = _policy_limit(current, events, behavior.scale_down, now_s, scale_up=False)
+            down = min(down, current)
+            if self.spec.min_replicas < down:
+                lowest, reason = down, "ScaleDownLimit"
+            else:
+                lowest, reason = self.spec.min_replicas, "TooFewReplicas"
+            if desired < lowest:
+                return lowest, reason
+        return desired, "DesiredWithinRange"
+
+    def _store_scale_event(self, now_s: float, previous: int, new: int) -> None:
+        """horizontal.go storeScaleEvent: only kept when spec.behavior is set."""
+        behavior = self.spec.behavior
+        if behavior is None:
+            return
+        if new > previous:
+            events, rules = self._scale_up_events, behavior.scale_up
+        else:
+            events, rules = self._scale_down_events, behavior.scale_down
+        longest_period_s = max((p.period_s for p in rules.policies), default=0.0)
+        old_index = None
+        for i, event in enumerate(events):  # markScaleEventsOutdated, then reuse the last one
+            event.outdated = event.outdated or event.at_s < now_s - longest_period_s
+            old_index = i if event.outdated else old_index
+        _reuse_or_append(events, old_index, _ScaleEvent(abs(new - previous), now_s))
+
+    def _decide(
+        self,
+        now_s: float,
+        current: int,
+        desired: int,
+        *,
+        proposals: tuple[MetricProposal, ...] = (),
+        driving: Resource | None = None,
+        able_reason: str = "SucceededGetScale",
+        rescale_reason: str = "",
+        metric_desired: int | None = None,
+    ) -> Decision:
+        if desired != current:
+            self._store_scale_event(now_s, current, desired)
+            able_reason = "SucceededRescale"
+        return Decision(
+            desired_replicas=desired,
+            proposals=proposals,
+            driving_metric=driving,
+            able_to_scale=True,
+            scaling_active=self._active[0],
+            scaling_limited=self._limited[0],
+            limited_reason=self._limited[1],
+            able_to_scale_reason=able_reason,
+            scaling_active_reason=self._active[1],
+            rescale_reason=rescale_reason if desired != current else "",
+            metric_desired_replicas=metric_desired,
+        )

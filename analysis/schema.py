@@ -1,0 +1,198 @@
+"""The column schema of every CSV in a run directory: the contract between harness and analysis.
+
+The harness writes these files and the analysis reads them; both take the column names from here so
+the two can never drift apart. ``ts`` is always epoch seconds (float, UTC). An empty cell means
+"not measured", never zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+ColumnKind = Literal["float", "int", "str", "bool"]
+
+
+@dataclass(frozen=True)
+class CsvSchema:
+    """One append-only CSV file under ``samples/``."""
+
+    file_name: str
+    columns: tuple[tuple[str, ColumnKind], ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+
+LOCUST: Final = CsvSchema(
+    "locust.csv",
+    (
+        ("ts", "float"),
+        ("state", "str"),
+        ("user_count", "int"),
+        ("worker_count", "int"),
+        ("rps", "float"),
+        ("fail_per_s", "float"),
+        ("fail_ratio", "float"),
+        ("p50_ms", "float"),
+        ("p95_ms", "float"),
+    ),
+)
+
+HPA: Final = CsvSchema(
+    "hpa.csv",
+    (
+        ("ts", "float"),
+        ("namespace", "str"),
+        ("hpa", "str"),
+        ("target_kind", "str"),
+        ("target_name", "str"),
+        ("min_replicas", "int"),
+        ("max_replicas", "int"),
+        ("current_replicas", "int"),
+        ("desired_replicas", "int"),
+        ("able_to_scale", "bool"),
+        ("scaling_active", "bool"),
+        ("scaling_limited", "bool"),
+    ),
+)
+
+# ``metric`` is the resource name (``cpu``, ``memory``) or, for other metric types, the metric's
+# name. Values are per-pod averages in the units of pods.csv: millicores for cpu, bytes for memory.
+HPA_METRICS: Final = CsvSchema(
+    "hpa_metrics.csv",
+    (
+        ("ts", "float"),
+        ("namespace", "str"),
+        ("hpa", "str"),
+        ("metric", "str"),
+        ("current_utilization", "float"),
+        ("target_utilization", "float"),
+        ("current_value", "float"),
+        ("target_value", "float"),
+    ),
+)
+
+WORKLOADS: Final = CsvSchema(
+    "workloads.csv",
+    (
+        ("ts", "float"),
+        ("namespace", "str"),
+        ("kind", "str"),
+        ("name", "str"),
+        ("replicas", "int"),
+        ("ready_replicas", "int"),
+        ("available_replicas", "int"),
+    ),
+)
+
+PODS: Final = CsvSchema(
+    "pods.csv",
+    (
+        ("ts", "float"),
+        ("namespace", "str"),
+        ("pod", "str"),
+        ("workload", "str"),
+        ("phase", "str"),
+        ("ready", "bool"),
+        ("restarts", "int"),
+        ("last_termination_reason", "str"),
+        ("cpu_m", "float"),
+        ("memory_bytes", "float"),
+        ("cpu_request_m", "float"),
+        ("cpu_limit_m", "float"),
+        ("memory_request_bytes", "float"),
+        ("memory_limit_bytes", "float"),
+    ),
+)
+
+EVENTS: Final = CsvSchema(
+    "events.csv",
+    (
+        ("ts", "float"),
+        ("namespace", "str"),
+        ("kind", "str"),
+        ("name", "str"),
+        ("reason", "str"),
+        ("type", "str"),
+        ("message", "str"),
+    ),
+)
+
+MARKS: Final = CsvSchema("marks.csv", (("ts", "float"), ("kind", "str"), ("detail", "str")))
+
+ALL_SAMPLES: Final = (LOCUST, HPA, HPA_METRICS, WORKLOADS, PODS, EVENTS, MARKS)
+
+MarkKind = Literal["test_start", "spawn_complete", "stage", "chaos", "test_stop", "sampler_gap"]
+
+# Locust's own files, copied unmodified into ``locust/``.
+LOCUST_FILES: Final = (
+    "stats.csv",
+    "stats_history.csv",
+    "failures.csv",
+    "exceptions.csv",
+    "report.html",
+)
+
+# Columns of Locust 2.x ``*_stats_history.csv`` (``--csv``), as Locust writes them.
+LOCUST_STATS_HISTORY_COLUMNS: Final = (
+    "Timestamp",
+    "User Count",
+    "Type",
+    "Name",
+    "Requests/s",
+    "Failures/s",
+    "50%",
+    "66%",
+    "75%",
+    "80%",
+    "90%",
+    "95%",
+    "98%",
+    "99%",
+    "99.9%",
+    "99.99%",
+    "100%",
+    "Total Request Count",
+    "Total Failure Count",
+    "Total Median Response Time",
+    "Total Average Response Time",
+    "Total Min Response Time",
+    "Total Max Response Time",
+    "Total Average Content Size",
+)
+
+RUN_JSON: Final = "run.json"
+SAMPLES_DIR: Final = "samples"
+LOCUST_DIR: Final = "locust"
+REPORT_DIR: Final = "report"
+
+# Columns of Locust 2.x ``*_stats.csv``: one row per entry plus the ``Aggregated`` row.
+LOCUST_STATS_COLUMNS: Final = (
+    "Type",
+    "Name",
+    "Request Count",
+    "Failure Count",
+    "Median Response Time",
+    "Average Response Time",
+    "Min Response Time",
+    "Max Response Time",
+    "Average Content Size",
+    "Requests/s",
+    "Failures/s",
+    "50%",
+    "66%",
+    "75%",
+    "80%",
+    "90%",
+    "95%",
+    "98%",
+    "99%",
+    "99.9%",
+    "99.99%",
+    "100%",
+)
+
+# Columns of Locust 2.x ``*_failures.csv``.
+LOCUST_FAILURES_COLUMNS: Final = ("Method", "Name", "Error", "Occurrences")

@@ -1,0 +1,142 @@
+"""The ``kubeswarm`` command: parse flags into a frozen config, call one function, print, exit.
+
+Every failure reaches ``main`` as a ``KubeswarmError`` and leaves through the single exit-code
+mapping of ``harness.errors``: 0 ok, 1 an SLO failed, 2 bad input, 3 cluster or load-generator error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from harness import __version__
+from harness.config import OPTIONS, merge_sources
+from harness.errors import EXIT_INTERRUPTED, EXIT_USAGE, KubeswarmError, NotBuiltYet, UsageError
+
+_RUN_OPTIONS = (
+    "locustfile", "host", "users", "spawn_rate", "run_time_s", "workers", "processes", "watch",
+    "slos", "out_dir", "name", "sample_interval_s", "local", "kubeconfig", "context", "namespace",
+    "image", "keep", "extra_files", "requirements", "autoquit_s", "open_browser",
+)
+_CLUSTER_OPTIONS = ("kubeconfig", "context", "namespace")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    summary: str
+    options: tuple[str, ...]
+    positional: tuple[tuple[str, str, str], ...] = ()  # (name, nargs, help)
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("demo", "everything on this machine: demo target, local autoscaler, Locust, report",
+            ("duration_s", "out_dir", "demo_users", "workers", "sample_interval_s", "min_replicas",
+             "max_replicas", "cpu_target_pct", "memory_target_pct", "cpu_request",
+             "memory_request", "slos", "open_browser")),
+    Command("run", "run a distributed Locust test in the cluster (or --local) and judge scaling",
+            _RUN_OPTIONS),
+    Command("ui", "open the in-cluster Locust web UI through the API server",
+            (*_CLUSTER_OPTIONS, "port", "open_browser"),
+            (("run", "?", "run id or name (default: the newest running run)"),)),
+    Command("report", "(re)build findings, charts and the report of a run directory",
+            ("slos", "whatif"), (("run_dir", "1", "run directory to analyse"),)),
+    Command("render", "print the manifests a run would apply (same flags as run)",
+            tuple(o for o in _RUN_OPTIONS if o not in ("local", "out_dir", "open_browser"))),
+    Command("list", "list kubeswarm runs in the cluster", _CLUSTER_OPTIONS),
+    Command("clean", "delete a run's objects from the cluster",
+            (*_CLUSTER_OPTIONS, "all_runs"), (("run", "?", "run id to delete"),)),
+    Command("sample", "only record HPAs, workloads and pods, for load generated elsewhere",
+            ("watch", "run_time_s", "sample_interval_s", "out_dir", "name", *_CLUSTER_OPTIONS)),
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> Any:
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="kubeswarm",
+        description="Distributed Locust load tests inside Kubernetes that record and judge what "
+        "your HorizontalPodAutoscalers do. Every flag can also be set in a YAML --config file "
+        "(key = long flag without dashes) or as KUBESWARM_<NAME> in the environment.",
+    )
+    parser.add_argument("--version", action="version", version=f"kubeswarm {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for command in COMMANDS:
+        sub = commands.add_parser(command.name, help=command.summary, description=command.summary)
+        for name, nargs, text in command.positional:
+            sub.add_argument(name, nargs=None if nargs == "1" else nargs, help=text)
+        sub.add_argument("--config", type=Path, metavar="FILE", help="YAML file of options")
+        for name in command.options:
+            _add_option(sub, name)
+    return parser
+
+
+def _add_option(parser: argparse.ArgumentParser, name: str) -> None:
+    option = OPTIONS[name]
+    default_text = "" if option.default in (None, (), False) else f" (default: {option.default})"
+    if name.endswith("_s") and isinstance(option.default, float):
+        default_text = f" (default: {option.default:g}s)"
+    if option.switch:
+        parser.add_argument(*option.flags, dest=name, action="store_true", default=None,
+                            help=option.help)
+    else:
+        parser.add_argument(*option.flags, dest=name, default=None,
+                            action="append" if option.multiple else "store",
+                            metavar=option.metavar or name.upper(),
+                            help=option.help + default_text)
+
+
+Handler = Callable[[Mapping[str, Any], argparse.Namespace, TextIO], int]
+
+
+def _handler(name: str) -> Handler:
+    from harness import commands
+
+    handlers: dict[str, Handler] = {
+        "demo": commands.demo,
+        "run": commands.run,
+        "report": commands.report,
+        "render": commands.render,
+        "ui": commands.ui,
+        "list": commands.list_runs,
+        "clean": commands.clean,
+        "sample": commands.sample,
+    }
+    return handlers[name]
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None,
+         out: TextIO | None = None) -> int:
+    """Entry point of ``kubeswarm`` and ``kubectl-swarm``; returns the process exit code."""
+    out = out or sys.stdout
+    env = os.environ if environ is None else environ
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(out)
+            return EXIT_USAGE
+        command = next(c for c in COMMANDS if c.name == args.command)
+        flags = {name: getattr(args, name, None) for name in command.options}
+        values = merge_sources(flags, env, args.config, command.options)
+        return _handler(command.name)(values, args, out)
+    except NotBuiltYet as e:
+        print(f"kubeswarm: {e}", file=sys.stderr)
+        return e.exit_code
+    except KubeswarmError as e:
+        print(f"kubeswarm: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("kubeswarm: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

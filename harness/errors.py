@@ -1,0 +1,52 @@
+"""The project's exceptions and the one mapping from them to exit codes.
+
+    KubeswarmError                 any failure the CLI turns into a message and an exit code
+    ├── UsageError                 bad input: flags, config file, locustfile, watch syntax   -> 2
+    ├── ClusterError               the Kubernetes API refused or failed                      -> 3
+    │   ├── PermissionDenied       a verb on a resource is not allowed (names both)
+    │   └── NotFound               a namespace, HPA or Deployment does not exist
+    ├── LoadGeneratorError         Locust did not start, workers did not connect, ...        -> 3
+    └── NotBuiltYet                a command that this version does not provide              -> 2
+
+An SLO that fails is not an exception: the report's verdict maps to exit code 1.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+EXIT_OK: Final = 0
+EXIT_SLO_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_CLUSTER: Final = 3
+EXIT_INTERRUPTED: Final = 130
+
+
+class KubeswarmError(Exception):
+    """Base class: ``str(error)`` is the one line shown to the user."""
+
+    exit_code: int = EXIT_CLUSTER
+
+
+class UsageError(KubeswarmError):
+    exit_code = EXIT_USAGE
+
+
+class NotBuiltYet(KubeswarmError):
+    exit_code = EXIT_USAGE
+
+
+class ClusterError(KubeswarmError):
+    exit_code = EXIT_CLUSTER
+
+
+class PermissionDenied(ClusterError):
+    pass
+
+
+class NotFound(ClusterError):
+    pass
+
+
+class LoadGeneratorError(KubeswarmError):
+    exit_code = EXIT_CLUSTER

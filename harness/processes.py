@@ -1,0 +1,108 @@
+"""Child processes that kubeswarm starts, and the guarantee that it stops every one of them.
+
+Each child gets a session (and so a process group) of its own: the terminal's Ctrl-C reaches only
+kubeswarm, which then stops the test in order, and a child that forks (``locust --processes``,
+gunicorn workers) is stopped with its whole group. Children are only ever signalled by the process
+group id kubeswarm got when it started them, never looked up by name.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def exited(self) -> bool:
+        return self.process.poll() is not None
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class ProcessGroup:
+    """Starts children with logs in ``log_dir`` and stops them all, however the run ends."""
+
+    log_dir: Path
+    children: list[Child] = field(default_factory=list)
+    _logs: list[IO[bytes]] = field(default_factory=list)
+
+    def start(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None,
+              cwd: Path | None = None) -> Child:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{name}.log"
+        log = log_path.open("ab")
+        self._logs.append(log)
+        process = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True,
+        )
+        child = Child(name, process, log_path)
+        self.children.append(child)
+        return child
+
+    @property
+    def pids(self) -> list[int]:
+        return [child.pid for child in self.children]
+
+    def stop_all(self, grace_s: float = 5.0) -> None:
+        """SIGTERM every group, wait up to ``grace_s``, then SIGKILL what is left; never raises.
+
+        Ctrl-C is ignored meanwhile so that an impatient second Ctrl-C cannot leave orphans.
+        """
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            for child in self.children:
+                _signal_group(child, signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            for child in self.children:
+                try:
+                    child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+            for child in self.children:
+                _signal_group(child, signal.SIGKILL)
+                child.process.wait()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            for log in self._logs:
+                log.close()
+
+
+def _signal_group(child: Child, signum: int) -> None:
+    # The group id is the child's pid (start_new_session); the group outlives a leader that exited
+    # while its forks still run, so signal it even then.
+    try:
+        os.killpg(child.pid, signum)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        pass

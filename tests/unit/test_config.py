@@ -1,0 +1,139 @@
+"""The validation table: each bad input is one clear line and exit code 2; good input is frozen."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.config import OPTIONS, build_run_config, merge_sources, parse_watch
+from harness.errors import UsageError
+
+pytestmark = pytest.mark.unit
+
+RUN = tuple(name for name in OPTIONS if name not in ("duration_s", "demo_users"))
+
+
+@pytest.fixture
+def locustfile(tmp_path: Path) -> Path:
+    path = tmp_path / "ok.py"
+    path.write_text("from locust import HttpUser\n", encoding="utf-8")
+    return path
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str],
+         environ: dict[str, str] | None = None) -> tuple[int, str]:
+    code = main(argv, environ=environ or {}, out=io.StringIO())
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["-u", "-5"], "--users: must be 1 or more, got -5"),
+        (["-u", "zero"], "--users: invalid literal"),
+        (["-r", "0"], "--spawn-rate: must be more than 0"),
+        (["-t", "ten minutes"], "--run-time: not a duration: 'ten minutes'"),
+        (["-t", "0s"], "--run-time: must be longer than 0 s"),
+        (["--watch", "pod/web"], "unknown watch target kind 'pod'"),
+        (["--watch", "hpa"], "unknown watch target 'hpa'"),
+        (["--watch", "hpa/Web_App"], "is not a valid Kubernetes name"),
+        (["--workers", "0"], "--workers: must be 1 or more"),
+        (["-H", "web:8080"], "must start with http:// or https://"),
+        (["--name", "Bad Name"], "--name:"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    extra: list[str], expected: str, locustfile: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["run", "--local", "-f", str(locustfile), "-H", "http://127.0.0.1:1", *extra]
+    code, err = _run(argv, capsys)
+    assert code == 2
+    assert expected in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_missing_locustfile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _run(["run", "--local", "-f", str(tmp_path / "nope.py"), "-H", "http://x"], capsys)
+    assert code == 2
+    assert "nope.py does not exist" in err
+
+
+def test_locustfile_that_does_not_compile(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.py"
+    broken.write_text("def task(:\n    pass\n", encoding="utf-8")
+    code, err = _run(["run", "--local", "-f", str(broken), "-H", "http://x"], capsys)
+    assert code == 2
+    assert "broken.py does not compile: line 1" in err
+
+
+def test_unknown_flag_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _run(["run", "--userz", "3"], capsys)
+    assert code == 2
+    assert "unrecognized arguments: --userz" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["render", "ui", "list", "clean", "sample"])
+def test_commands_not_in_this_version_say_so(command: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _run([command], capsys)
+    if code == 2 and "not in this version" in err:
+        return
+    pytest.fail(f"{command}: exit {code}, {err!r} (built commands must not land here)")
+
+
+def test_flags_beat_environment_beat_file_beat_defaults(locustfile: Path, tmp_path: Path) -> None:
+    config_file = tmp_path / "kubeswarm.yaml"
+    config_file.write_text(
+        f"locustfile: {locustfile}\nhost: http://file\nusers: 7\nspawn-rate: 3\n"
+        "watch: [hpa/web, shop/deployment/api]\nrun-time: 2m\n",
+        encoding="utf-8",
+    )
+    values = merge_sources(
+        {"users": "9"},
+        {"KUBESWARM_SPAWN_RATE": "4", "KUBESWARM_HOST": "http://env"},
+        config_file,
+        RUN,
+    )
+    config = build_run_config(values)
+    assert config.load.users == 9  # flag
+    assert config.load.spawn_rate == 4.0  # environment over file
+    assert config.load.host == "http://env"
+    assert config.load.run_time_s == 120.0  # file over default
+    assert [str(w) for w in config.watch] == ["hpa/web", "shop/deployment/api"]
+    assert config.load.workers == 2  # default
+    assert config.name == "ok"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.load.users = 1  # type: ignore[misc]
+
+
+def test_config_file_with_unknown_key(locustfile: Path, tmp_path: Path) -> None:
+    config_file = tmp_path / "bad.yaml"
+    config_file.write_text("userz: 3\n", encoding="utf-8")
+    with pytest.raises(UsageError, match="unknown option\\(s\\) userz"):
+        merge_sources({}, {}, config_file, RUN)
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(UsageError, match="KUBESWARM_USERS: must be 1 or more"):
+        merge_sources({}, {"KUBESWARM_USERS": "-1"}, None, RUN)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "name", "namespace"),
+    [
+        ("hpa/web", "hpa", "web", None),
+        ("shop/hpa/web", "hpa", "web", "shop"),
+        ("deploy/api", "deployment", "api", None),
+        ("pid/4242", "pid", "4242", None),
+        ("cmd/gunicorn: master [app]", "cmd", "gunicorn: master [app]", None),
+    ],
+)
+def test_watch_syntax(text: str, kind: str, name: str, namespace: str | None) -> None:
+    target = parse_watch(text)
+    assert (target.kind, target.name, target.namespace) == (kind, name, namespace)
