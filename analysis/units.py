@@ -49,16 +49,14 @@ def parse_cpu_millicores(text: str) -> float:
 
 
 def parse_duration(text: str) -> float:
-    """Seconds from ``"90"``, ``"90s"``, ``"1m30s"``, ``"2h"`` or ``"500ms"``; ValueError otherwise."""
+    """Seconds from ``"90"``, ``"90s"``, ``"1m30s"``, ``"2h"`` or ``"500ms"``; else ValueError."""
     cleaned = text.strip().lower()
     try:
         seconds = float(cleaned)
     except ValueError:
         parts = _DURATION_PART.findall(cleaned)
         if not parts or "".join(n + u for n, u in parts) != cleaned:
-            raise ValueError(
-                f"not a duration: {text!r} (examples: 90s, 1m30s, 2h, 45)"
-            ) from None
+            raise ValueError(f"not a duration: {text!r} (examples: 90s, 1m30s, 2h, 45)") from None
         seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"not a duration: {text!r} (must be zero or more)")

@@ -1,4 +1,4 @@
-"""kubeswarm's harness: CLI, configuration, run lifecycle (local and in-cluster), samplers, run store.
+"""kubeswarm's harness: CLI, configuration, run lifecycle (local, cluster), samplers, run store.
 
 The harness never imports Locust: Locust always runs as its own processes or pods, driven by flags
 and read through its web API and CSV files.

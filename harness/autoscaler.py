@@ -100,31 +100,64 @@ class LocalAutoscaler:
     def _record(self, now: float, pods: Sequence[ProcessPod], store: RunStore) -> None:
         decision = self.last_decision
         t = self.target
-        store.append(schema.HPA, [{
-            "ts": now, "namespace": t.namespace, "hpa": t.hpa, "target_kind": "Deployment",
-            "target_name": t.workload, "min_replicas": self.spec.min_replicas,
-            "max_replicas": self.spec.max_replicas, "current_replicas": len(pods),
-            "desired_replicas": self.replicas,
-            "able_to_scale": decision.able_to_scale if decision else None,
-            "scaling_active": decision.scaling_active if decision else None,
-            "scaling_limited": decision.scaling_limited if decision else None,
-        }])
+        store.append(
+            schema.HPA,
+            [
+                {
+                    "ts": now,
+                    "namespace": t.namespace,
+                    "hpa": t.hpa,
+                    "target_kind": "Deployment",
+                    "target_name": t.workload,
+                    "min_replicas": self.spec.min_replicas,
+                    "max_replicas": self.spec.max_replicas,
+                    "current_replicas": len(pods),
+                    "desired_replicas": self.replicas,
+                    "able_to_scale": decision.able_to_scale if decision else None,
+                    "scaling_active": decision.scaling_active if decision else None,
+                    "scaling_limited": decision.scaling_limited if decision else None,
+                }
+            ],
+        )
         if decision is not None:
-            store.append(schema.HPA_METRICS, [{
-                "ts": now, "namespace": t.namespace, "hpa": t.hpa, "metric": p.resource,
-                "current_utilization": p.utilization_pct, "target_utilization": p.target_pct,
-                "current_value": p.average_value, "target_value": p.target_average_value,
-            } for p in decision.proposals])
-        store.append(schema.WORKLOADS, [{
-            "ts": now, "namespace": t.namespace, "kind": "Deployment", "name": t.workload,
-            "replicas": self.replicas, "ready_replicas": len(pods),
-            "available_replicas": len(pods),
-        }])
+            store.append(
+                schema.HPA_METRICS,
+                [
+                    {
+                        "ts": now,
+                        "namespace": t.namespace,
+                        "hpa": t.hpa,
+                        "metric": p.resource,
+                        "current_utilization": p.utilization_pct,
+                        "target_utilization": p.target_pct,
+                        "current_value": p.average_value,
+                        "target_value": p.target_average_value,
+                    }
+                    for p in decision.proposals
+                ],
+            )
+        store.append(
+            schema.WORKLOADS,
+            [
+                {
+                    "ts": now,
+                    "namespace": t.namespace,
+                    "kind": "Deployment",
+                    "name": t.workload,
+                    "replicas": self.replicas,
+                    "ready_replicas": len(pods),
+                    "available_replicas": len(pods),
+                }
+            ],
+        )
 
     def status_text(self) -> str:
         decision = self.last_decision
         parts = [f"replicas {self.replicas}/{self.spec.max_replicas}"]
         if decision is not None:
-            parts += [f"{p.resource} {p.utilization_pct}%" for p in decision.proposals
-                      if p.utilization_pct is not None]
+            parts += [
+                f"{p.resource} {p.utilization_pct}%"
+                for p in decision.proposals
+                if p.utilization_pct is not None
+            ]
         return " ".join(parts)

@@ -1,7 +1,8 @@
 """The ``kubeswarm`` command: parse flags into a frozen config, call one function, print, exit.
 
 Every failure reaches ``main`` as a ``KubeswarmError`` and leaves through the single exit-code
-mapping of ``harness.errors``: 0 ok, 1 an SLO failed, 2 bad input, 3 cluster or load-generator error.
+mapping of ``harness.errors``: 0 ok, 1 an SLO failed, 2 bad input, 3 cluster or load-generator
+error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,9 +20,28 @@ from harness.config import OPTIONS, merge_sources
 from harness.errors import EXIT_INTERRUPTED, EXIT_USAGE, KubeswarmError, NotBuiltYet, UsageError
 
 _RUN_OPTIONS = (
-    "locustfile", "host", "users", "spawn_rate", "run_time_s", "workers", "processes", "watch",
-    "slos", "out_dir", "name", "sample_interval_s", "local", "kubeconfig", "context", "namespace",
-    "image", "keep", "extra_files", "requirements", "autoquit_s", "open_browser",
+    "locustfile",
+    "host",
+    "users",
+    "spawn_rate",
+    "run_time_s",
+    "workers",
+    "processes",
+    "watch",
+    "slos",
+    "out_dir",
+    "name",
+    "sample_interval_s",
+    "local",
+    "kubeconfig",
+    "context",
+    "namespace",
+    "image",
+    "keep",
+    "extra_files",
+    "requirements",
+    "autoquit_s",
+    "open_browser",
 )
 _CLUSTER_OPTIONS = ("kubeconfig", "context", "namespace")
 
@@ -35,24 +55,59 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("demo", "everything on this machine: demo target, local autoscaler, Locust, report",
-            ("duration_s", "out_dir", "demo_users", "workers", "sample_interval_s", "min_replicas",
-             "max_replicas", "cpu_target_pct", "memory_target_pct", "cpu_request",
-             "memory_request", "slos", "open_browser")),
-    Command("run", "run a distributed Locust test in the cluster (or --local) and judge scaling",
-            _RUN_OPTIONS),
-    Command("ui", "open the in-cluster Locust web UI through the API server",
-            (*_CLUSTER_OPTIONS, "port", "open_browser"),
-            (("run", "?", "run id or name (default: the newest running run)"),)),
-    Command("report", "(re)build findings, charts and the report of a run directory",
-            ("slos", "whatif"), (("run_dir", "1", "run directory to analyse"),)),
-    Command("render", "print the manifests a run would apply (same flags as run)",
-            tuple(o for o in _RUN_OPTIONS if o not in ("local", "out_dir", "open_browser"))),
+    Command(
+        "demo",
+        "everything on this machine: demo target, local autoscaler, Locust, report",
+        (
+            "duration_s",
+            "out_dir",
+            "demo_users",
+            "workers",
+            "sample_interval_s",
+            "min_replicas",
+            "max_replicas",
+            "cpu_target_pct",
+            "memory_target_pct",
+            "cpu_request",
+            "memory_request",
+            "slos",
+            "open_browser",
+        ),
+    ),
+    Command(
+        "run",
+        "run a distributed Locust test in the cluster (or --local) and judge scaling",
+        _RUN_OPTIONS,
+    ),
+    Command(
+        "ui",
+        "open the in-cluster Locust web UI through the API server",
+        (*_CLUSTER_OPTIONS, "port", "open_browser"),
+        (("run", "?", "run id or name (default: the newest running run)"),),
+    ),
+    Command(
+        "report",
+        "(re)build findings, charts and the report of a run directory",
+        ("slos", "whatif"),
+        (("run_dir", "1", "run directory to analyse"),),
+    ),
+    Command(
+        "render",
+        "print the manifests a run would apply (same flags as run)",
+        tuple(o for o in _RUN_OPTIONS if o not in ("local", "out_dir", "open_browser")),
+    ),
     Command("list", "list kubeswarm runs in the cluster", _CLUSTER_OPTIONS),
-    Command("clean", "delete a run's objects from the cluster",
-            (*_CLUSTER_OPTIONS, "all_runs"), (("run", "?", "run id to delete"),)),
-    Command("sample", "only record HPAs, workloads and pods, for load generated elsewhere",
-            ("watch", "run_time_s", "sample_interval_s", "out_dir", "name", *_CLUSTER_OPTIONS)),
+    Command(
+        "clean",
+        "delete a run's objects from the cluster",
+        (*_CLUSTER_OPTIONS, "all_runs"),
+        (("run", "?", "run id to delete"),),
+    ),
+    Command(
+        "sample",
+        "only record HPAs, workloads and pods, for load generated elsewhere",
+        ("watch", "run_time_s", "sample_interval_s", "out_dir", "name", *_CLUSTER_OPTIONS),
+    ),
 )
 
 
@@ -88,13 +143,18 @@ def _add_option(parser: argparse.ArgumentParser, name: str) -> None:
     if name.endswith("_s") and isinstance(option.default, float):
         default_text = f" (default: {option.default:g}s)"
     if option.switch:
-        parser.add_argument(*option.flags, dest=name, action="store_true", default=None,
-                            help=option.help)
+        parser.add_argument(
+            *option.flags, dest=name, action="store_true", default=None, help=option.help
+        )
     else:
-        parser.add_argument(*option.flags, dest=name, default=None,
-                            action="append" if option.multiple else "store",
-                            metavar=option.metavar or name.upper(),
-                            help=option.help + default_text)
+        parser.add_argument(
+            *option.flags,
+            dest=name,
+            default=None,
+            action="append" if option.multiple else "store",
+            metavar=option.metavar or name.upper(),
+            help=option.help + default_text,
+        )
 
 
 Handler = Callable[[Mapping[str, Any], argparse.Namespace, TextIO], int]
@@ -116,8 +176,11 @@ def _handler(name: str) -> Handler:
     return handlers[name]
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None,
-         out: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+) -> int:
     """Entry point of ``kubeswarm`` and ``kubectl-swarm``; returns the process exit code."""
     out = out or sys.stdout
     env = os.environ if environ is None else environ

@@ -12,10 +12,21 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness.config import build_run_config
-from harness.errors import EXIT_OK, EXIT_SLO_FAILED, NotBuiltYet, UsageError
+from harness.errors import (
+    EXIT_CLUSTER,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SLO_FAILED,
+    NotBuiltYet,
+    UsageError,
+)
 
 
-def _verdict_exit(verdict: str) -> int:
+def _verdict_exit(verdict: str, status: str = "completed") -> int:
+    if status == "interrupted":
+        return EXIT_INTERRUPTED
+    if status == "failed":
+        return EXIT_CLUSTER
     return EXIT_SLO_FAILED if verdict == "fail" else EXIT_OK
 
 
@@ -23,7 +34,7 @@ def demo(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> in
     from harness.demo import DemoConfig, run_demo
 
     result = run_demo(DemoConfig.from_values(values), out)
-    return _verdict_exit(result.verdict)
+    return _verdict_exit(result.verdict, result.status)
 
 
 def run(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
@@ -32,7 +43,7 @@ def run(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int
         from harness.local import run_local
 
         result = run_local(config, out)
-        return _verdict_exit(result.verdict)
+        return _verdict_exit(result.verdict, result.status)
     raise NotBuiltYet("in-cluster runs are not in this version yet; use --local")
 
 

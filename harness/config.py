@@ -37,7 +37,7 @@ _DNS_SUBDOMAIN: Final = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 @dataclass(frozen=True)
 class WatchTarget:
-    """What the sampler records: ``hpa/web``, ``shop/deployment/web``, ``pid/1234``, ``cmd/gunicorn``."""
+    """What the sampler records: ``hpa/web``, ``shop/deployment/web``, ``pid/1234``, ``cmd/x``."""
 
     kind: WatchKind
     name: str
@@ -103,7 +103,9 @@ def _positive_duration(text: str) -> float:
 
 def _name(text: str) -> str:
     if not _DNS_LABEL.match(text) or len(text) > 40:
-        raise ValueError(f"{text!r} must be lowercase letters, digits and '-', at most 40 characters")
+        raise ValueError(
+            f"{text!r} must be lowercase letters, digits and '-', at most 40 characters"
+        )
     return text
 
 
@@ -137,86 +139,254 @@ class Option:
 OPTIONS: Final[dict[str, Option]] = {
     o.name: o
     for o in (
-        Option("locustfile", ("-f", "--locustfile"), Path, None,
-               "Python locustfile to run (shipped examples: kubeswarm's locustfiles/)",
-               metavar="FILE"),
-        Option("host", ("-H", "--host"), _text, None,
-               "base URL of the target, as the load generators see it", metavar="URL"),
+        Option(
+            "locustfile",
+            ("-f", "--locustfile"),
+            Path,
+            None,
+            "Python locustfile to run (shipped examples: kubeswarm's locustfiles/)",
+            metavar="FILE",
+        ),
+        Option(
+            "host",
+            ("-H", "--host"),
+            _text,
+            None,
+            "base URL of the target, as the load generators see it",
+            metavar="URL",
+        ),
         # 10 users with a spawn rate of 10/s is Locust's own quick-try scale: visible, not heavy.
-        Option("users", ("-u", "--users"), _positive_int, 10, "peak number of concurrent users",
-               metavar="N"),
-        Option("spawn_rate", ("-r", "--spawn-rate"), _positive_float, 10.0,
-               "users started per second", metavar="R"),
+        Option(
+            "users",
+            ("-u", "--users"),
+            _positive_int,
+            10,
+            "peak number of concurrent users",
+            metavar="N",
+        ),
+        Option(
+            "spawn_rate",
+            ("-r", "--spawn-rate"),
+            _positive_float,
+            10.0,
+            "users started per second",
+            metavar="R",
+        ),
         # One minute is long enough for an HPA sync (15 s) plus metrics delay to show a reaction.
-        Option("run_time_s", ("-t", "--run-time"), _positive_duration, 60.0,
-               "how long the load runs (90s, 5m, 1h30m)", metavar="DURATION"),
-        Option("workers", ("--workers",), _positive_int, 2,
-               "Locust worker processes (local) or worker pods (cluster)", metavar="W"),
+        Option(
+            "run_time_s",
+            ("-t", "--run-time"),
+            _positive_duration,
+            60.0,
+            "how long the load runs (90s, 5m, 1h30m)",
+            metavar="DURATION",
+        ),
+        Option(
+            "workers",
+            ("--workers",),
+            _positive_int,
+            2,
+            "Locust worker processes (local) or worker pods (cluster)",
+            metavar="W",
+        ),
         # One Locust process per core; a pod gets one core unless --processes says otherwise.
-        Option("processes", ("--processes",), _positive_int, 1,
-               "Locust processes forked inside each worker", metavar="P"),
-        Option("watch", ("--watch",), parse_watch, (),
-               "what to sample: hpa/NAME, deployment/NAME, NAMESPACE/hpa/NAME; local: pid/PID, "
-               "cmd/PATTERN (repeatable)", multiple=True, metavar="TARGET"),
-        Option("slos", ("--slo",), _text, (),
-               "pass/fail gate such as p95_ms<500 or oom_kills==0 (repeatable)", multiple=True,
-               metavar="EXPR"),
-        Option("out_dir", ("--out",), Path, Path("runs"), "where run directories are written",
-               metavar="DIR"),
-        Option("name", ("--name",), _name, None,
-               "run name used in the run id and object names (default: from the locustfile)"),
+        Option(
+            "processes",
+            ("--processes",),
+            _positive_int,
+            1,
+            "Locust processes forked inside each worker",
+            metavar="P",
+        ),
+        Option(
+            "watch",
+            ("--watch",),
+            parse_watch,
+            (),
+            "what to sample: hpa/NAME, deployment/NAME, NAMESPACE/hpa/NAME; local: pid/PID, "
+            "cmd/PATTERN (repeatable)",
+            multiple=True,
+            metavar="TARGET",
+        ),
+        Option(
+            "slos",
+            ("--slo",),
+            _text,
+            (),
+            "pass/fail gate such as p95_ms<500 or oom_kills==0 (repeatable)",
+            multiple=True,
+            metavar="EXPR",
+        ),
+        Option(
+            "out_dir",
+            ("--out",),
+            Path,
+            Path("runs"),
+            "where run directories are written",
+            metavar="DIR",
+        ),
+        Option(
+            "name",
+            ("--name",),
+            _name,
+            None,
+            "run name used in the run id and object names (default: from the locustfile)",
+        ),
         # Two seconds resolves Locust's 1 s stats and the HPA's 15 s sync without bloating files.
-        Option("sample_interval_s", ("--interval",), _positive_duration, 2.0,
-               "seconds between samples", metavar="DURATION"),
-        Option("local", ("--local",), _bool, False,
-               "run master and workers as local processes instead of in the cluster",
-               switch=True),
-        Option("kubeconfig", ("--kubeconfig",), Path, None,
-               "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)",
-               metavar="FILE"),
+        Option(
+            "sample_interval_s",
+            ("--interval",),
+            _positive_duration,
+            2.0,
+            "seconds between samples",
+            metavar="DURATION",
+        ),
+        Option(
+            "local",
+            ("--local",),
+            _bool,
+            False,
+            "run master and workers as local processes instead of in the cluster",
+            switch=True,
+        ),
+        Option(
+            "kubeconfig",
+            ("--kubeconfig",),
+            Path,
+            None,
+            "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)",
+            metavar="FILE",
+        ),
         Option("context", ("--context",), _text, None, "kubeconfig context to use"),
-        Option("namespace", ("-n", "--namespace"), _name, None,
-               "namespace for the load Jobs and default namespace of watch targets"),
-        Option("image", ("--image",), _text, "locustio/locust:2.47.0",
-               "container image of master and workers (must contain locust)"),
-        Option("keep", ("--keep",), _bool, False,
-               "leave the Jobs in the cluster after the run", switch=True),
-        Option("extra_files", ("--extra-file",), Path, (),
-               "file shipped next to the locustfile (repeatable)", multiple=True, metavar="FILE"),
-        Option("requirements", ("--requirement",), _text, (),
-               "pip requirement installed in the pods before Locust starts (repeatable)",
-               multiple=True, metavar="REQ"),
+        Option(
+            "namespace",
+            ("-n", "--namespace"),
+            _name,
+            None,
+            "namespace for the load Jobs and default namespace of watch targets",
+        ),
+        Option(
+            "image",
+            ("--image",),
+            _text,
+            "locustio/locust:2.47.0",
+            "container image of master and workers (must contain locust)",
+        ),
+        Option(
+            "keep",
+            ("--keep",),
+            _bool,
+            False,
+            "leave the Jobs in the cluster after the run",
+            switch=True,
+        ),
+        Option(
+            "extra_files",
+            ("--extra-file",),
+            Path,
+            (),
+            "file shipped next to the locustfile (repeatable)",
+            multiple=True,
+            metavar="FILE",
+        ),
+        Option(
+            "requirements",
+            ("--requirement",),
+            _text,
+            (),
+            "pip requirement installed in the pods before Locust starts (repeatable)",
+            multiple=True,
+            metavar="REQ",
+        ),
         # The last seconds of a run are when results are fetched; 30 s leaves room for retries.
-        Option("autoquit_s", ("--autoquit",), _positive_duration, 30.0,
-               "seconds the master stays up after the run so results can be fetched",
-               metavar="DURATION"),
-        Option("duration_s", ("--duration",), _positive_duration, 90.0,
-               "demo length: long enough for two scale-ups and a hold (90s)",
-               metavar="DURATION"),
-        Option("open_browser", ("--open",), _bool, False,
-               "open the Locust web UI in a browser", switch=True),
-        Option("whatif", ("--whatif",), _text, (),
-               "replay the run with changed HPA settings: HPA:key=value,... (repeatable)",
-               multiple=True, metavar="SPEC"),
+        Option(
+            "autoquit_s",
+            ("--autoquit",),
+            _positive_duration,
+            30.0,
+            "seconds the master stays up after the run so results can be fetched",
+            metavar="DURATION",
+        ),
+        Option(
+            "duration_s",
+            ("--duration",),
+            _positive_duration,
+            90.0,
+            "demo length: long enough for two scale-ups and a hold (90s)",
+            metavar="DURATION",
+        ),
+        Option(
+            "open_browser",
+            ("--open",),
+            _bool,
+            False,
+            "open the Locust web UI in a browser",
+            switch=True,
+        ),
+        Option(
+            "whatif",
+            ("--whatif",),
+            _text,
+            (),
+            "replay the run with changed HPA settings: HPA:key=value,... (repeatable)",
+            multiple=True,
+            metavar="SPEC",
+        ),
         Option("all_runs", ("--all",), _bool, False, "every kubeswarm run", switch=True),
         # 0 lets the operating system pick a free port, so two UIs never collide.
         Option("port", ("--port",), _non_negative_int, 0, "local port of the UI proxy (0 = any)"),
         # The demo's autoscaler mirrors an HPA; these are its spec, with Kubernetes' units.
         # 16 users at 5 requests/s each peak at 80 requests/s: about five demo workers' worth.
-        Option("demo_users", ("-u", "--users"), _positive_int, 16,
-               "demo: peak users of the step load (5 requests/s each)", metavar="N"),
-        Option("min_replicas", ("--min-replicas",), _positive_int, 1,
-               "demo autoscaler: minimum gunicorn workers"),
-        Option("max_replicas", ("--max-replicas",), _positive_int, 6,
-               "demo autoscaler: maximum gunicorn workers (each costs a process on this machine)"),
-        Option("cpu_target_pct", ("--cpu-target",), _positive_int, 70,
-               "demo autoscaler: CPU target, percent of request"),
-        Option("memory_target_pct", ("--memory-target",), _positive_int, 80,
-               "demo autoscaler: memory target, percent of request"),
-        Option("cpu_request", ("--cpu-request",), _text, "100m",
-               "demo target: CPU request per worker (Kubernetes quantity)"),
-        Option("memory_request", ("--memory-request",), _text, "128Mi",
-               "demo target: memory request per worker (Kubernetes quantity)"),
+        Option(
+            "demo_users",
+            ("-u", "--users"),
+            _positive_int,
+            16,
+            "demo: peak users of the step load (5 requests/s each)",
+            metavar="N",
+        ),
+        Option(
+            "min_replicas",
+            ("--min-replicas",),
+            _positive_int,
+            1,
+            "demo autoscaler: minimum gunicorn workers",
+        ),
+        Option(
+            "max_replicas",
+            ("--max-replicas",),
+            _positive_int,
+            6,
+            "demo autoscaler: maximum gunicorn workers (each costs a process on this machine)",
+        ),
+        Option(
+            "cpu_target_pct",
+            ("--cpu-target",),
+            _positive_int,
+            70,
+            "demo autoscaler: CPU target, percent of request",
+        ),
+        Option(
+            "memory_target_pct",
+            ("--memory-target",),
+            _positive_int,
+            80,
+            "demo autoscaler: memory target, percent of request",
+        ),
+        Option(
+            "cpu_request",
+            ("--cpu-request",),
+            _text,
+            "100m",
+            "demo target: CPU request per worker (Kubernetes quantity)",
+        ),
+        Option(
+            "memory_request",
+            ("--memory-request",),
+            _text,
+            "128Mi",
+            "demo target: memory request per worker (Kubernetes quantity)",
+        ),
     )
 }
 
@@ -326,7 +496,9 @@ def _read_config_file(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
     unknown = sorted(str(k) for k in loaded if str(k) not in by_key)
     if unknown:
         known = ", ".join(sorted(_config_key(n) for n in names))
-        raise UsageError(f"config file {path}: unknown option(s) {', '.join(unknown)}; known: {known}")
+        raise UsageError(
+            f"config file {path}: unknown option(s) {', '.join(unknown)}; known: {known}"
+        )
     return {by_key[str(k)]: v for k, v in loaded.items()}
 
 

@@ -35,7 +35,9 @@ from harness.runstore import RunStatus, RunStore
 
 SYNC_PERIOD_S = 5.0
 DEMO_BEHAVIOR = Behavior(
-    scale_up=ScalingRules(0.0, (ScalingPolicy("Pods", 4, 15.0), ScalingPolicy("Percent", 100, 15.0))),
+    scale_up=ScalingRules(
+        0.0, (ScalingPolicy("Pods", 4, 15.0), ScalingPolicy("Percent", 100, 15.0))
+    ),
     scale_down=ScalingRules(10.0, (ScalingPolicy("Percent", 100, 15.0),)),
 )
 TARGET = ScaledTarget(namespace="local", hpa="demo-target", workload="demo-target")
@@ -66,40 +68,68 @@ class DemoConfig:
         except ValueError as e:
             raise UsageError(str(e)) from e
         if values["min_replicas"] > values["max_replicas"]:
-            raise UsageError(f"--min-replicas {values['min_replicas']} is above --max-replicas "
-                             f"{values['max_replicas']}")
+            raise UsageError(
+                f"--min-replicas {values['min_replicas']} is above --max-replicas "
+                f"{values['max_replicas']}"
+            )
         if cpu_request_m <= 0 or memory_request <= 0:
             raise UsageError("--cpu-request and --memory-request must be more than 0")
         return cls(
-            duration_s=values["duration_s"], out_dir=Path(values["out_dir"]),
+            duration_s=values["duration_s"],
+            out_dir=Path(values["out_dir"]),
             users=values["demo_users"],
-            workers=values["workers"], sample_interval_s=min(values["sample_interval_s"], 1.0),
-            min_replicas=values["min_replicas"], max_replicas=values["max_replicas"],
+            workers=values["workers"],
+            sample_interval_s=min(values["sample_interval_s"], 1.0),
+            min_replicas=values["min_replicas"],
+            max_replicas=values["max_replicas"],
             cpu_target_pct=values["cpu_target_pct"],
             memory_target_pct=values["memory_target_pct"],
-            cpu_request_m=cpu_request_m, memory_request_bytes=memory_request,
+            cpu_request_m=cpu_request_m,
+            memory_request_bytes=memory_request,
             slos=tuple(values["slos"]),
         )
 
     def hpa_spec(self) -> HpaSpec:
-        return HpaSpec(self.min_replicas, self.max_replicas,
-                       (MetricTarget("cpu", self.cpu_target_pct),
-                        MetricTarget("memory", self.memory_target_pct)),
-                       DEMO_BEHAVIOR)
+        return HpaSpec(
+            self.min_replicas,
+            self.max_replicas,
+            (
+                MetricTarget("cpu", self.cpu_target_pct),
+                MetricTarget("memory", self.memory_target_pct),
+            ),
+            DEMO_BEHAVIOR,
+        )
 
     def load(self) -> LoadConfig:
         return LoadConfig(
-            locustfile=resources.locustfile("step_load.py"), host="", users=self.users,
-            spawn_rate=float(self.users), run_time_s=self.duration_s, workers=self.workers,
-            processes=1, autoquit_s=10.0)
+            locustfile=resources.locustfile("step_load.py"),
+            host="",
+            users=self.users,
+            spawn_rate=float(self.users),
+            run_time_s=self.duration_s,
+            workers=self.workers,
+            processes=1,
+            autoquit_s=10.0,
+        )
 
 
 def start_target(group: ProcessGroup, replicas: int) -> tuple[Child, str]:
     """Gunicorn serving the demo target on a free loopback port; waits until it answers."""
     port = free_port()
-    argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-            "--workers", str(replicas), "--graceful-timeout", "3", "--timeout", "30",
-            "harness.demo_target:app"]
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(replicas),
+        "--graceful-timeout",
+        "3",
+        "--timeout",
+        "30",
+        "harness.demo_target:app",
+    ]
     child = group.start("demo-target", argv, env=os.environ, cwd=Path(__file__).parent.parent)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30.0
@@ -118,7 +148,13 @@ def start_target(group: ProcessGroup, replicas: int) -> tuple[Child, str]:
 def run_demo(config: DemoConfig, out: TextIO) -> RunResult:
     """Runs the demo end to end and writes its report; every process started is stopped."""
     record = asdict(config)
-    store = RunStore.create(config.out_dir, "demo", "demo", record, config.sample_interval_s)
+    store = RunStore.create(
+        config.out_dir,
+        name="demo",
+        mode="demo",
+        config=record,
+        sample_interval_s=config.sample_interval_s,
+    )
     progress = Progress()
     target_group = ProcessGroup(store.directory / "logs")
     status: RunStatus = "failed"
@@ -127,18 +163,33 @@ def run_demo(config: DemoConfig, out: TextIO) -> RunResult:
         target, url = start_target(target_group, config.min_replicas)
         load = LoadConfig(**{**asdict(config.load()), "host": url})
         locust = LocalLocust.start(load, store.directory)
-        store.update(processes=[*target_group.pids, *locust.processes.pids],
-                     locust_web=locust.web_url, watch=[f"pid/{target.pid}"],
-                     hpa_spec=asdict(config.hpa_spec()), slos=list(config.slos))
+        store.update(
+            processes=[*target_group.pids, *locust.processes.pids],
+            locust_web=locust.web_url,
+            watch=[f"pid/{target.pid}"],
+            hpa_spec=asdict(config.hpa_spec()),
+            slos=list(config.slos),
+        )
         print(f"run directory: {store.directory}", file=out)
-        print(f"demo target:   {url} (gunicorn, {config.min_replicas} worker(s) to start)", file=out)
+        print(
+            f"demo target:   {url} (gunicorn, {config.min_replicas} worker(s) to start)", file=out
+        )
         print(f"Locust web UI: {locust.web_url}", file=out, flush=True)
         locust.wait_ready()
-        sampler = ProcessSampler(WatchTarget("pid", str(target.pid)), _pod_resources(config),
-                                 namespace=TARGET.namespace, workload_name=TARGET.workload)
+        sampler = ProcessSampler(
+            WatchTarget("pid", str(target.pid)),
+            _pod_resources(config),
+            namespace=TARGET.namespace,
+            workload_name=TARGET.workload,
+        )
         autoscaler = _autoscaler(config, target.pid, progress)
-        status = drive(locust, store, config.sample_interval_s, progress,
-                       [_demo_tick(sampler, autoscaler, store)])
+        status = drive(
+            locust,
+            store,
+            config.sample_interval_s,
+            progress,
+            [_demo_tick(sampler, autoscaler, store)],
+        )
     except KeyboardInterrupt:
         status = "interrupted"
     finally:
@@ -154,8 +205,9 @@ def run_demo(config: DemoConfig, out: TextIO) -> RunResult:
 
 
 def _pod_resources(config: DemoConfig) -> PodResources:
-    return PodResources(cpu_request_m=config.cpu_request_m,
-                        memory_request_bytes=config.memory_request_bytes)
+    return PodResources(
+        cpu_request_m=config.cpu_request_m, memory_request_bytes=config.memory_request_bytes
+    )
 
 
 def _autoscaler(config: DemoConfig, master_pid: int, progress: Progress) -> LocalAutoscaler:
@@ -163,14 +215,21 @@ def _autoscaler(config: DemoConfig, master_pid: int, progress: Progress) -> Loca
         why = decision.driving_metric or "limits"
         progress.event(f"scale {current} -> {desired} ({why})")
 
-    scaler = LocalAutoscaler(config.hpa_spec(), TARGET, _pod_resources(config),
-                             GunicornScaler(master_pid), SYNC_PERIOD_S, config.min_replicas)
+    scaler = LocalAutoscaler(
+        config.hpa_spec(),
+        TARGET,
+        _pod_resources(config),
+        GunicornScaler(master_pid),
+        SYNC_PERIOD_S,
+        config.min_replicas,
+    )
     scaler.on_scale = announce
     return scaler
 
 
-def _demo_tick(sampler: ProcessSampler, autoscaler: LocalAutoscaler,
-               store: RunStore) -> Callable[[float], str]:
+def _demo_tick(
+    sampler: ProcessSampler, autoscaler: LocalAutoscaler, store: RunStore
+) -> Callable[[float], str]:
     def tick(now: float) -> str:
         pods = sampler.tick(now, store)
         autoscaler.tick(now, pods, store)

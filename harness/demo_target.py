@@ -67,6 +67,7 @@ def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byte
     _burn_cpu(CPU_MS)
     _retain(KIB_PER_REQUEST, now)
     body = json.dumps({"worker": os.getpid(), "cached": len(_cache)}).encode()
-    start_response("200 OK", [("Content-Type", "application/json"),
-                              ("Content-Length", str(len(body)))])
+    start_response(
+        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
     return [body]

@@ -1,13 +1,14 @@
 """The local backend: one Locust master and W workers as processes on 127.0.0.1.
 
 They get the same flags the in-cluster Jobs get (``--master --autostart --autoquit``,
-``--expect-workers``, ``--worker --processes``), so a locustfile that works here works in the cluster.
+``--expect-workers``, ``--worker --processes``), so a locustfile that works here works in a cluster.
 The master's web UI stays up while the test runs; results are fetched from its web routes during the
 ``--autoquit`` window, as in the cluster, with the master's own ``--csv`` files as a fallback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -39,23 +40,55 @@ STARTUP_TIMEOUT_S = 60.0
 def master_args(load: LoadConfig, master_port: int, web_port: int, csv_prefix: Path) -> list[str]:
     """The master's command line: the same flags as the master Job's, plus local bind addresses."""
     return [
-        sys.executable, "-m", "locust", "-f", str(load.locustfile),
-        "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
-        "--web-host", "127.0.0.1", "--web-port", str(web_port),
-        "--autostart", "--autoquit", str(int(load.autoquit_s)),
-        "--expect-workers", str(load.workers * load.processes),
-        "--expect-workers-max-wait", str(int(STARTUP_TIMEOUT_S)),
-        "-H", load.host, "-u", str(load.users), "-r", f"{load.spawn_rate:g}",
-        "-t", f"{int(round(load.run_time_s))}s",
-        "--csv", str(csv_prefix), "--csv-full-history",
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(load.locustfile),
+        "--master",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        str(master_port),
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        str(web_port),
+        "--autostart",
+        "--autoquit",
+        str(int(load.autoquit_s)),
+        "--expect-workers",
+        str(load.workers * load.processes),
+        "--expect-workers-max-wait",
+        str(int(STARTUP_TIMEOUT_S)),
+        "-H",
+        load.host,
+        "-u",
+        str(load.users),
+        "-r",
+        f"{load.spawn_rate:g}",
+        "-t",
+        f"{round(load.run_time_s)}s",
+        "--csv",
+        str(csv_prefix),
+        "--csv-full-history",
     ]
 
 
 def worker_args(load: LoadConfig, master_port: int) -> list[str]:
     return [
-        sys.executable, "-m", "locust", "-f", str(load.locustfile),
-        "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port),
-        "--processes", str(load.processes),
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(load.locustfile),
+        "--worker",
+        "--master-host",
+        "127.0.0.1",
+        "--master-port",
+        str(master_port),
+        "--processes",
+        str(load.processes),
     ]
 
 
@@ -80,14 +113,16 @@ class LocalLocust:
         master_port, web_port = free_port(), free_port()
         csv_dir = Path(tempfile.mkdtemp(prefix="kubeswarm-locust-"))
         group = ProcessGroup(run_dir / "logs")
-        master = group.start("locust-master",
-                             master_args(load, master_port, web_port, csv_dir / "kubeswarm"))
+        master = group.start(
+            "locust-master", master_args(load, master_port, web_port, csv_dir / "kubeswarm")
+        )
         for index in range(load.workers):
             group.start(f"locust-worker-{index}", worker_args(load, master_port))
         web_url = f"http://127.0.0.1:{web_port}"
         transport = DirectTransport(web_url)
-        return cls(load, group, master, LocustApi(transport), web_url, csv_dir,
-                   _transport=transport)
+        return cls(
+            load, group, master, LocustApi(transport), web_url, csv_dir, _transport=transport
+        )
 
     def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
         """Until the master answers on its web port; fails with the master's log if it exits."""
@@ -96,7 +131,8 @@ class LocalLocust:
             if self.master.exited():
                 raise LoadGeneratorError(
                     f"the Locust master exited at start (code {self.master.process.returncode}):\n"
-                    + self.master.log_tail())
+                    + self.master.log_tail()
+                )
             try:
                 self.last = self.api.sample()
                 return
@@ -104,11 +140,12 @@ class LocalLocust:
                 if time.monotonic() > deadline:
                     raise LoadGeneratorError(
                         f"the Locust master did not answer on {self.web_url} within "
-                        f"{timeout_s:.0f}s:\n{self.master.log_tail()}") from None
+                        f"{timeout_s:.0f}s:\n{self.master.log_tail()}"
+                    ) from None
                 time.sleep(0.2)
 
     def poll(self, store: RunStore) -> LocustSample | None:
-        """One sample into ``locust.csv`` with marks for state changes; None if the master is gone."""
+        """One sample into ``locust.csv``, marks for state changes; None if the master is gone."""
         try:
             sample = self.api.sample()
         except LoadGeneratorError:
@@ -135,10 +172,13 @@ class LocalLocust:
             store.mark("test_stop", sample.state, sample.ts)
 
     def fetch_results(self, store: RunStore) -> dict[str, str]:
-        """Locust's files into ``locust/`` over HTTP; any that fail are copied from ``--csv`` output."""
+        """Locust's files into ``locust/`` over HTTP; what fails is copied from ``--csv`` output."""
         locust_dir = store.directory / schema.LOCUST_DIR
-        missing = self.api.fetch_results(locust_dir) if not self.master.exited() else {
-            name: "master already exited" for name in schema.LOCUST_FILES}
+        missing = (
+            self.api.fetch_results(locust_dir)
+            if not self.master.exited()
+            else {name: "master already exited" for name in schema.LOCUST_FILES}
+        )
         for name in list(missing):
             fallback = self.csv_dir / f"kubeswarm_{name}"
             if fallback.is_file():
@@ -147,10 +187,8 @@ class LocalLocust:
         return missing
 
     def stop_test(self) -> None:
-        try:
+        with contextlib.suppress(LoadGeneratorError):
             self.api.stop()
-        except LoadGeneratorError:
-            pass
 
     def close(self) -> None:
         self.processes.stop_all()
@@ -164,8 +202,10 @@ def progress_text(sample: LocustSample | None, elapsed_s: float, total_s: float)
     if sample is None:
         return f"{clock} waiting for Locust"
     p95 = "-" if sample.p95_ms is None else f"{sample.p95_ms:.0f}ms"
-    return (f"{clock} {sample.state:<8} users {sample.user_count:>4}  rps {sample.rps:7.1f}  "
-            f"p95 {p95:>6}  fail {sample.fail_ratio:6.2%}")
+    return (
+        f"{clock} {sample.state:<8} users {sample.user_count:>4}  rps {sample.rps:7.1f}  "
+        f"p95 {p95:>6}  fail {sample.fail_ratio:6.2%}"
+    )
 
 
 @dataclass(frozen=True)
@@ -179,8 +219,13 @@ class RunResult:
 Extra = Callable[[float], str]
 
 
-def drive(locust: LocalLocust, store: RunStore, interval_s: float, progress: Progress,
-          extras: Sequence[Extra] = ()) -> RunStatus:
+def drive(
+    locust: LocalLocust,
+    store: RunStore,
+    interval_s: float,
+    progress: Progress,
+    extras: Sequence[Extra] = (),
+) -> RunStatus:
     """Samples until the test has finished (or Ctrl-C); fetches results; returns the run status.
 
     ``extras`` are other samplers ticked on the same schedule; each returns a progress fragment.
@@ -202,8 +247,10 @@ def drive(locust: LocalLocust, store: RunStore, interval_s: float, progress: Pro
     try:
         run_ticks(store, Schedule(interval_s, start), tick)
     except KeyboardInterrupt:
-        progress.event("interrupted: stopping the test and fetching what exists "
-                       "(Ctrl-C again to skip fetching)")
+        progress.event(
+            "interrupted: stopping the test and fetching what exists "
+            "(Ctrl-C again to skip fetching)"
+        )
         status = "interrupted"
         locust.stop_test()
     progress.done()
@@ -217,14 +264,23 @@ def drive(locust: LocalLocust, store: RunStore, interval_s: float, progress: Pro
 
 def run_local(config: RunConfig, out: TextIO) -> RunResult:
     """``kubeswarm run --local``: Locust on this machine, local targets sampled, then the report."""
-    store = RunStore.create(config.out_dir, config.name, "local", _config_record(config),
-                            config.sample_interval_s)
+    store = RunStore.create(
+        config.out_dir,
+        name=config.name,
+        mode="local",
+        config=_config_record(config),
+        sample_interval_s=config.sample_interval_s,
+    )
     samplers = [ProcessSampler(target) for target in config.watch]
     progress = Progress()
     status: RunStatus = "failed"
     locust = LocalLocust.start(config.load, store.directory)
-    store.update(processes=locust.processes.pids, locust_web=locust.web_url,
-                 watch=[str(t) for t in config.watch], slos=list(config.slos))
+    store.update(
+        processes=locust.processes.pids,
+        locust_web=locust.web_url,
+        watch=[str(t) for t in config.watch],
+        slos=list(config.slos),
+    )
     try:
         print(f"run directory: {store.directory}", file=out)
         print(f"Locust web UI: {locust.web_url}", file=out, flush=True)

@@ -55,8 +55,9 @@ class DirectTransport:
     def close(self) -> None:
         self._session.close()
 
-    def _send(self, method: str, path: str, form: Mapping[str, str] | None,
-              timeout_s: float) -> bytes:
+    def _send(
+        self, method: str, path: str, form: Mapping[str, str] | None, timeout_s: float
+    ) -> bytes:
         url = self.base_url + path
         try:
             response = self._session.request(method, url, data=form, timeout=timeout_s)
@@ -86,7 +87,7 @@ class LocustSample:
 
 
 def parse_stats(body: bytes, ts: float) -> LocustSample:
-    """The master's ``/stats/requests`` JSON as a sample; percentiles are empty before any request."""
+    """The master's ``/stats/requests`` JSON as a sample; no percentiles before any request."""
     try:
         data = json.loads(body)
         percentiles = data.get("current_response_time_percentiles") or {}
@@ -102,7 +103,9 @@ def parse_stats(body: bytes, ts: float) -> LocustSample:
             p95_ms=_optional_float(percentiles.get("response_time_percentile_0.95")),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise LoadGeneratorError(f"Locust answered /stats/requests with something unexpected: {e}") from e
+        raise LoadGeneratorError(
+            f"Locust answered /stats/requests with something unexpected: {e}"
+        ) from e
 
 
 def _optional_int(value: Any) -> int | None:

@@ -1,8 +1,8 @@
 """The sampling loop: ticks on a fixed schedule and a live line of progress for the user.
 
-Ticks are due at ``start + k * interval``: a slow tick does not push every later one back (no drift);
-ticks that could not happen at all are recorded as a ``sampler_gap`` mark, so the analysis can tell a
-quiet period from a hole in the data.
+Ticks are due at ``start + k * interval``: a slow tick does not push every later one back (no
+drift); ticks that could not happen at all are recorded as a ``sampler_gap`` mark, so the analysis
+can tell a quiet period from a hole in the data.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def run_ticks(
 ) -> None:
     """Calls ``tick(now)`` on the schedule until it returns False; flushes the store every tick."""
     while True:
-        due, skipped = schedule.wait()
+        _, skipped = schedule.wait()
         if skipped:
             store.mark("sampler_gap", f"{skipped} tick(s) of {schedule.interval_s:g}s missed")
         keep_going = tick(schedule.clock())

@@ -3,20 +3,37 @@
 Each child gets a session (and so a process group) of its own: the terminal's Ctrl-C reaches only
 kubeswarm, which then stops the test in order, and a child that forks (``locust --processes``,
 gunicorn workers) is stopped with its whole group. Children are only ever signalled by the process
-group id kubeswarm got when it started them, never looked up by name.
+group id kubeswarm got when it started them, never looked up by name. Should kubeswarm itself be
+killed outright, the kernel sends each direct child SIGTERM (``PR_SET_PDEATHSIG`` on Linux), and
+the children stop their own forks.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Final
+
+_PR_SET_PDEATHSIG: Final = 1  # <linux/prctl.h>
+
+
+# Loaded here, in the parent: between fork and exec only the prctl call itself may run.
+_LIBC: Final = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if kubeswarm is SIGKILLed, the kernel sends SIGTERM."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -55,15 +72,26 @@ class ProcessGroup:
     children: list[Child] = field(default_factory=list)
     _logs: list[IO[bytes]] = field(default_factory=list)
 
-    def start(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None,
-              cwd: Path | None = None) -> Child:
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> Child:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         log = log_path.open("ab")
         self._logs.append(log)
         process = subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True,
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only async-signal-safe work inside
         )
         child = Child(name, process, log_path)
         self.children.append(child)
@@ -84,10 +112,8 @@ class ProcessGroup:
                 _signal_group(child, signal.SIGTERM)
             deadline = time.monotonic() + grace_s
             for child in self.children:
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    pass
             for child in self.children:
                 _signal_group(child, signal.SIGKILL)
                 child.process.wait()

@@ -65,8 +65,11 @@ class ProcessSampler:
                 return []
             return children or [root]
         if self.target.kind == "cmd":
-            return [p for p in psutil.process_iter(["cmdline"])
-                    if self.target.name in " ".join(p.info["cmdline"] or ())]
+            return [
+                p
+                for p in psutil.process_iter(["cmdline"])
+                if self.target.name in " ".join(p.info["cmdline"] or ())
+            ]
         raise UsageError(f"{self.target} is a cluster target; local runs watch pid/ or cmd/")
 
     def sample(self, now: float) -> list[ProcessPod]:
@@ -81,8 +84,14 @@ class ProcessSampler:
                 continue
             busy = times.user + times.system
             seen[process.pid] = (now, busy)
-            pods.append(ProcessPod(f"{self.workload}-{process.pid}", process.pid,
-                                   self._cpu_m(process.pid, now, busy), rss))
+            pods.append(
+                ProcessPod(
+                    f"{self.workload}-{process.pid}",
+                    process.pid,
+                    self._cpu_m(process.pid, now, busy),
+                    rss,
+                )
+            )
         self._last_cpu = seen
         return pods
 
@@ -95,9 +104,15 @@ class ProcessSampler:
     def rows(self, now: float, pods: list[ProcessPod]) -> list[Mapping[str, object]]:
         return [
             {
-                "ts": now, "namespace": self.namespace, "pod": pod.name,
-                "workload": self.workload, "phase": "Running", "ready": True, "restarts": 0,
-                "last_termination_reason": None, "cpu_m": pod.cpu_m,
+                "ts": now,
+                "namespace": self.namespace,
+                "pod": pod.name,
+                "workload": self.workload,
+                "phase": "Running",
+                "ready": True,
+                "restarts": 0,
+                "last_termination_reason": None,
+                "cpu_m": pod.cpu_m,
                 "memory_bytes": pod.memory_bytes,
                 "cpu_request_m": self.resources.cpu_request_m,
                 "cpu_limit_m": self.resources.cpu_limit_m,

@@ -1,4 +1,4 @@
-"""Where the shipped ``locustfiles/`` and ``k8s-jobs/`` are, installed as a wheel or from a checkout."""
+"""Where the shipped ``locustfiles/`` and ``k8s-jobs/`` are, in a wheel or in a checkout."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ _PACKAGE = Path(__file__).resolve().parent
 
 
 def shipped_dir(name: str) -> Path:
-    """``locustfiles`` or ``k8s-jobs``: inside the wheel (``harness/_data``) or beside the package."""
+    """``locustfiles`` or ``k8s-jobs``: in the wheel (``harness/_data``) or beside the package."""
     for candidate in (_PACKAGE / "_data" / name, _PACKAGE.parent / name):
         if candidate.is_dir():
             return candidate

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -97,6 +96,7 @@ class RunStore:
     def create(
         cls,
         out_dir: Path,
+        *,
         name: str,
         mode: RunMode,
         config: Mapping[str, Any],
@@ -142,8 +142,10 @@ class RunStore:
         self._writers[table.file_name].write(rows)
 
     def mark(self, kind: schema.MarkKind, detail: str = "", ts: float | None = None) -> None:
-        self.append(schema.MARKS, [{"ts": time.time() if ts is None else ts, "kind": kind,
-                                    "detail": detail}])
+        self.append(
+            schema.MARKS,
+            [{"ts": time.time() if ts is None else ts, "kind": kind, "detail": detail}],
+        )
         self.flush()
 
     def flush(self) -> None:
@@ -168,7 +170,7 @@ class RunStore:
         path = self.directory / schema.RUN_JSON
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.metadata, indent=2, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        tmp.replace(path)
 
     def locust_path(self, file_name: str) -> Path:
         return self.directory / schema.LOCUST_DIR / file_name

@@ -23,7 +23,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.rfile.read(length)
         self.do_GET()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base signature
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

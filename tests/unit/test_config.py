@@ -24,8 +24,9 @@ def locustfile(tmp_path: Path) -> Path:
     return path
 
 
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str],
-         environ: dict[str, str] | None = None) -> tuple[int, str]:
+def _run(
+    argv: list[str], capsys: pytest.CaptureFixture[str], environ: dict[str, str] | None = None
+) -> tuple[int, str]:
     code = main(argv, environ=environ or {}, out=io.StringIO())
     return code, capsys.readouterr().err
 
@@ -62,8 +63,9 @@ def test_missing_locustfile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "nope.py does not exist" in err
 
 
-def test_locustfile_that_does_not_compile(tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_locustfile_that_does_not_compile(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     broken = tmp_path / "broken.py"
     broken.write_text("def task(:\n    pass\n", encoding="utf-8")
     code, err = _run(["run", "--local", "-f", str(broken), "-H", "http://x"], capsys)
@@ -76,15 +78,6 @@ def test_unknown_flag_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2
     assert "unrecognized arguments: --userz" in err
     assert len(err.strip().splitlines()) == 1
-
-
-@pytest.mark.parametrize("command", ["render", "ui", "list", "clean", "sample"])
-def test_commands_not_in_this_version_say_so(command: str,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = _run([command], capsys)
-    if code == 2 and "not in this version" in err:
-        return
-    pytest.fail(f"{command}: exit {code}, {err!r} (built commands must not land here)")
 
 
 def test_flags_beat_environment_beat_file_beat_defaults(locustfile: Path, tmp_path: Path) -> None:

@@ -25,7 +25,14 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_layout_and_metadata(tmp_path: Path) -> None:
-    store = RunStore.create(tmp_path, "web", "local", {"users": 3}, 2.0, now_s=1_700_000_000.0)
+    store = RunStore.create(
+        tmp_path,
+        name="web",
+        mode="local",
+        config={"users": 3},
+        sample_interval_s=2.0,
+        now_s=1_700_000_000.0,
+    )
     assert store.directory.name == "20231114-221320-web"
     for sub in ("samples", "locust", "report"):
         assert (store.directory / sub).is_dir()
@@ -41,17 +48,32 @@ def test_layout_and_metadata(tmp_path: Path) -> None:
 
 
 def test_same_second_runs_get_distinct_directories(tmp_path: Path) -> None:
-    first = RunStore.create(tmp_path, "web", "local", {}, 1.0, now_s=1_700_000_000.0)
-    second = RunStore.create(tmp_path, "web", "local", {}, 1.0, now_s=1_700_000_000.0)
+    first = RunStore.create(
+        tmp_path, name="web", mode="local", config={}, sample_interval_s=1.0, now_s=1_700_000_000.0
+    )
+    second = RunStore.create(
+        tmp_path, name="web", mode="local", config={}, sample_interval_s=1.0, now_s=1_700_000_000.0
+    )
     first.close()
     second.close()
     assert first.directory != second.directory
 
 
 def test_header_once_empty_means_not_measured(tmp_path: Path) -> None:
-    store = RunStore.create(tmp_path, "x", "local", {}, 1.0)
-    store.append(schema.PODS, [{"ts": 1.5, "namespace": "ns", "pod": "p", "ready": True,
-                                "cpu_m": None, "memory_bytes": 1024.0}])
+    store = RunStore.create(tmp_path, name="x", mode="local", config={}, sample_interval_s=1.0)
+    store.append(
+        schema.PODS,
+        [
+            {
+                "ts": 1.5,
+                "namespace": "ns",
+                "pod": "p",
+                "ready": True,
+                "cpu_m": None,
+                "memory_bytes": 1024.0,
+            }
+        ],
+    )
     store.finish("completed")
     reopened = RunStore(store.directory, store.metadata)
     reopened.append(schema.PODS, [{"ts": 2.0, "pod": "p", "ready": False}])
@@ -66,7 +88,7 @@ def test_header_once_empty_means_not_measured(tmp_path: Path) -> None:
 
 
 def test_unknown_column_is_refused(tmp_path: Path) -> None:
-    store = RunStore.create(tmp_path, "x", "local", {}, 1.0)
+    store = RunStore.create(tmp_path, name="x", mode="local", config={}, sample_interval_s=1.0)
     with pytest.raises(ValueError, match="unknown columns \\['cpu'\\]"):
         store.append(schema.PODS, [{"ts": 1.0, "cpu": 3}])
     store.close()
@@ -82,7 +104,8 @@ def test_sigkilled_writer_leaves_every_flushed_tick(tmp_path: Path) -> None:
         from pathlib import Path
         from analysis import schema
         from harness.runstore import RunStore
-        store = RunStore.create(Path({str(tmp_path)!r}), "k", "local", {{}}, 0.01)
+        store = RunStore.create(Path({str(tmp_path)!r}), name="k", mode="local", config={{}},
+                                sample_interval_s=0.01)
         print(store.directory, flush=True)
         tick = 0
         while True:
@@ -94,8 +117,12 @@ def test_sigkilled_writer_leaves_every_flushed_tick(tmp_path: Path) -> None:
             print(tick, flush=True)
             time.sleep(0.01)
     """)
-    process = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True,
-                               cwd=Path(__file__).parents[2])
+    process = subprocess.Popen(
+        [sys.executable, "-c", writer],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
     assert process.stdout is not None
     directory = Path(process.stdout.readline().strip())
     last = 0

@@ -9,8 +9,14 @@ pytestmark = pytest.mark.unit
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("768Mi", 768 * 2**20), ("1Gi", 2**30), ("250m", 0.25), ("2", 2.0), ("1.5G", 1.5e9),
-     ("52428800500m", 52428800.5)],
+    [
+        ("768Mi", 768 * 2**20),
+        ("1Gi", 2**30),
+        ("250m", 0.25),
+        ("2", 2.0),
+        ("1.5G", 1.5e9),
+        ("52428800500m", 52428800.5),
+    ],
 )
 def test_quantities(text: str, value: float) -> None:
     assert parse_quantity(text) == pytest.approx(value)
@@ -28,8 +34,15 @@ def test_bad_quantities(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("90", 90.0), ("90s", 90.0), ("1m30s", 90.0), ("2h", 7200.0),
-                          ("500ms", 0.5), ("1h30m", 5400.0)],
+    ("text", "seconds"),
+    [
+        ("90", 90.0),
+        ("90s", 90.0),
+        ("1m30s", 90.0),
+        ("2h", 7200.0),
+        ("500ms", 0.5),
+        ("1h30m", 5400.0),
+    ],
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds

@@ -1,0 +1,63 @@
+"""``kubeswarm demo``, bounded: the demo target scales under the step load and the report exists."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.local.helpers import (
+    REPO,
+    clean_env,
+    csv_rows,
+    descendants_alive,
+    kubeswarm_argv,
+    run_json,
+)
+from tests.local.helpers import run_dir as only_run_dir
+
+pytestmark = pytest.mark.local
+
+
+def test_demo_scales_reports_and_leaves_nothing_running(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        kubeswarm_argv("demo", "--duration", "40s", "--out", str(tmp_path)),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=clean_env(),
+        cwd=REPO,
+    )
+    assert completed.returncode == 0, completed.stderr
+    directory = only_run_dir(tmp_path)
+    meta = run_json(directory)
+    assert meta["mode"] == "demo"
+    assert meta["status"] == "completed"
+    assert descendants_alive(meta["processes"], timeout_s=5) == []
+
+    hpa = csv_rows(directory / "samples" / "hpa.csv")
+    desired = [int(row["desired_replicas"]) for row in hpa]
+    assert desired[0] == 1
+    assert max(desired) >= 2, "the step load never made the autoscaler add a worker"
+    assert all(int(r["min_replicas"]) == 1 and int(r["max_replicas"]) == 6 for r in hpa)
+    pods = csv_rows(directory / "samples" / "pods.csv")
+    assert len({row["pod"] for row in pods}) >= max(desired)  # each worker recorded as a pod
+    assert all(row["workload"] == "demo-target" for row in pods)
+    assert {r["metric"] for r in csv_rows(directory / "samples" / "hpa_metrics.csv")} == {
+        "cpu",
+        "memory",
+    }
+
+    summary = json.loads((directory / "report" / "summary.json").read_text(encoding="utf-8"))
+    (hpa_summary,) = summary["hpas"]
+    assert hpa_summary["start_replicas"] == 1
+    assert hpa_summary["peak_replicas"] == max(int(r["current_replicas"]) for r in hpa)
+    assert summary["load"]["peak_users"] == 16
+    html = (directory / "report" / "report.html").read_text(encoding="utf-8")
+    assert "data:image/png;base64," in html
+    assert list((directory / "report").glob("*.png"))
+    assert str(directory) in completed.stdout
+    assert "verdict:" in completed.stdout

@@ -1,0 +1,179 @@
+"""``kubeswarm run --local``: real Locust master and workers against a real local server."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from analysis import schema
+from tests.local.helpers import (
+    REPO,
+    clean_env,
+    csv_rows,
+    descendants_alive,
+    kubeswarm_argv,
+    run_dir,
+    run_json,
+)
+
+pytestmark = pytest.mark.local
+
+
+def test_local_run_writes_locust_files_and_samples(http_target: str, tmp_path: Path) -> None:
+    completed = subprocess.run(
+        kubeswarm_argv(
+            "run",
+            "--local",
+            "-f",
+            str(REPO / "locustfiles" / "health.py"),
+            "-H",
+            http_target,
+            "-u",
+            "10",
+            "-r",
+            "10",
+            "-t",
+            "8s",
+            "--workers",
+            "2",
+            "--interval",
+            "1s",
+            "--autoquit",
+            "5",
+            "--out",
+            str(tmp_path),
+        ),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=clean_env(),
+        cwd=REPO,
+    )
+    assert completed.returncode == 0, completed.stderr
+    directory = run_dir(tmp_path)
+    assert f"run directory: {directory}" in completed.stdout
+    assert "Locust web UI: http://127.0.0.1:" in completed.stdout
+    history = (directory / "locust" / "stats_history.csv").read_text(encoding="utf-8")
+    assert history.splitlines()[0].split(",") == list(schema.LOCUST_STATS_HISTORY_COLUMNS)
+    for name in schema.LOCUST_FILES:
+        assert (directory / "locust" / name).stat().st_size > 0, name
+    samples = csv_rows(directory / "samples" / "locust.csv")
+    running = [r for r in samples if r["state"] == "running"]
+    assert running, samples
+    assert max(int(r["user_count"]) for r in running) == 10
+    assert max(int(r["worker_count"]) for r in running) == 2
+    assert max(float(r["rps"]) for r in running) > 3  # ten users at one request per second
+    marks = [r["kind"] for r in csv_rows(directory / "samples" / "marks.csv")]
+    assert marks[0] == "test_start"
+    assert "test_stop" in marks
+    meta = run_json(directory)
+    assert meta["status"] == "completed"
+    assert descendants_alive(meta["processes"], timeout_s=2) == []
+    assert (directory / "report" / "summary.json").is_file()
+
+
+def test_ctrl_c_stops_everything_and_keeps_what_was_measured(
+    http_target: str, tmp_path: Path
+) -> None:
+    process = subprocess.Popen(
+        kubeswarm_argv(
+            "run",
+            "--local",
+            "-f",
+            str(REPO / "locustfiles" / "health.py"),
+            "-H",
+            http_target,
+            "-u",
+            "5",
+            "-r",
+            "5",
+            "-t",
+            "120s",
+            "--workers",
+            "2",
+            "--interval",
+            "1s",
+            "--out",
+            str(tmp_path),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+        cwd=REPO,
+    )
+    try:
+        directory = _wait_for_running(tmp_path, process)
+        pids = run_json(directory)["processes"]
+        children = [c.pid for p in pids for c in psutil.Process(p).children(recursive=True)]
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, stderr  # the shell's code for "ended by SIGINT"
+    assert "interrupted" in stderr
+    meta = run_json(directory)
+    assert meta["status"] == "interrupted"
+    assert descendants_alive([*pids, *children], timeout_s=5) == []
+    assert (directory / "locust" / "stats.csv").stat().st_size > 0
+    assert (directory / "report" / "summary.json").is_file()
+    assert "run directory" in stdout
+
+
+def test_sigkilled_harness_leaves_no_locust_processes(http_target: str, tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        kubeswarm_argv(
+            "run",
+            "--local",
+            "-f",
+            str(REPO / "locustfiles" / "health.py"),
+            "-H",
+            http_target,
+            "-u",
+            "2",
+            "-r",
+            "2",
+            "-t",
+            "120s",
+            "--workers",
+            "1",
+            "--interval",
+            "1s",
+            "--out",
+            str(tmp_path),
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=clean_env(),
+        cwd=REPO,
+    )
+    try:
+        directory = _wait_for_running(tmp_path, process)
+        pids = run_json(directory)["processes"]
+    finally:
+        process.kill()
+        process.wait()
+    assert descendants_alive(pids, timeout_s=20) == []
+
+
+def _wait_for_running(
+    out: Path, process: subprocess.Popen[str] | subprocess.Popen[bytes], timeout_s: float = 90.0
+) -> Path:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "kubeswarm exited before the test was running"
+        runs = list(out.iterdir()) if out.exists() else []
+        if runs:
+            samples = runs[0] / "samples" / "locust.csv"
+            if samples.exists() and any(r["state"] == "running" for r in csv_rows(samples)):
+                return runs[0]
+        time.sleep(0.3)
+    raise AssertionError("the local test never reached the running state")
