@@ -42,6 +42,15 @@ _RUN_OPTIONS = (
     "requirements",
     "autoquit_s",
     "open_browser",
+    "node_selector",
+    "tolerations",
+    "affinity",
+    "worker_cpu",
+    "worker_memory",
+    "master_cpu",
+    "master_memory",
+    "deadline_s",
+    "ttl_s",
 )
 _CLUSTER_OPTIONS = ("kubeconfig", "context", "namespace")
 
@@ -94,7 +103,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "render",
         "print the manifests a run would apply (same flags as run)",
-        tuple(o for o in _RUN_OPTIONS if o not in ("local", "out_dir", "open_browser")),
+        (*(o for o in _RUN_OPTIONS if o not in ("local", "out_dir", "open_browser")), "rbac"),
     ),
     Command("list", "list kubeswarm runs in the cluster", _CLUSTER_OPTIONS),
     Command(

@@ -16,7 +16,7 @@ from typing import Any, Final, Literal
 
 import yaml
 
-from analysis.units import parse_duration
+from analysis.units import parse_duration, parse_quantity
 from harness.errors import UsageError
 
 WatchKind = Literal["hpa", "deployment", "statefulset", "pid", "cmd"]
@@ -120,6 +120,97 @@ def _bool(text: str) -> bool:
     if lowered in ("0", "false", "no", "off", ""):
         return False
     raise ValueError(f"not a boolean: {text!r}")
+
+
+# Pods of an in-cluster run need time before the load starts: scheduling, pulling the Locust image
+# on a cold node, pip installing --requirement, workers connecting. Five minutes covers a slow
+# pull; it is also how long the master waits for its workers before giving up.
+STARTUP_MARGIN_S: Final = 300.0
+# Locust runs one process per core; 512 MiB per process holds a busy worker's users, connections
+# and response buffers with room to spare (an idle process is ~60-100 MiB).
+WORKER_MEMORY_MI_PER_PROCESS: Final = 512
+
+_LABEL_NAME: Final = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_TAINT_EFFECTS: Final = {e.lower(): e for e in ("NoSchedule", "PreferNoSchedule", "NoExecute")}
+_AFFINITY_KEYS: Final = ("nodeAffinity", "podAffinity", "podAntiAffinity")
+
+
+@dataclass(frozen=True)
+class Toleration:
+    """``key=value:Effect`` or ``key:Effect``: no value tolerates any value of the taint's key."""
+
+    key: str
+    value: str | None = None
+    effect: str | None = None
+
+
+def _label_key(key: str) -> str:
+    prefix, _, name = key.rpartition("/")
+    if (
+        prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix))
+    ) or not _LABEL_NAME.match(name):
+        raise ValueError(f"{key!r} is not a valid label key (example: topology.kubernetes.io/zone)")
+    return key
+
+
+def _label_value(value: str) -> str:
+    if value and not _LABEL_NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid label value (63 letters, digits, '-_.' at most)"
+        )
+    return value
+
+
+def _node_selector(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise ValueError(f"{text!r} is not key=value (example: kubernetes.io/arch=amd64)")
+    return _label_key(key), _label_value(value)
+
+
+def _toleration(text: str) -> Toleration:
+    rest, colon, effect_text = text.rpartition(":")
+    if not colon:
+        raise ValueError(
+            f"{text!r} is not key=value:Effect or key:Effect (example: load=true:NoSchedule)"
+        )
+    effect = _TAINT_EFFECTS.get(effect_text.lower())
+    if effect is None:
+        raise ValueError(f"{text!r}: effect must be NoSchedule, PreferNoSchedule or NoExecute")
+    key, equals, value = rest.partition("=")
+    return Toleration(_label_key(key), _label_value(value) if equals else None, effect)
+
+
+def _quantity(text: str) -> str:
+    if text != text.strip() or parse_quantity(text) <= 0:
+        raise ValueError(
+            f"must be a Kubernetes quantity above 0 such as 500m, 2, 512Mi, got {text!r}"
+        )
+    return text
+
+
+def _non_negative_duration(text: str) -> float:
+    return parse_duration(text)
+
+
+def _affinity_file(text: str) -> Mapping[str, Any]:
+    """A pod ``affinity`` from a YAML file: the mapping itself or one under ``affinity:``."""
+    try:
+        loaded = yaml.safe_load(Path(text).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ValueError(f"cannot read {text}: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise ValueError(f"{text} is not valid YAML: {str(e).splitlines()[0]}") from e
+    if isinstance(loaded, dict) and list(loaded) == ["affinity"]:
+        loaded = loaded["affinity"]
+    if not isinstance(loaded, dict) or not loaded:
+        raise ValueError(f"{text} must hold a mapping of {', '.join(_AFFINITY_KEYS)}")
+    unknown = sorted(str(k) for k in loaded if k not in _AFFINITY_KEYS)
+    if unknown:
+        raise ValueError(
+            f"{text}: unknown affinity key(s) {', '.join(unknown)}; use {', '.join(_AFFINITY_KEYS)}"
+        )
+    return loaded
 
 
 @dataclass(frozen=True)
@@ -298,6 +389,99 @@ OPTIONS: Final[dict[str, Option]] = {
             multiple=True,
             metavar="REQ",
         ),
+        # Scheduling of the load pods: empty by default, so they go wherever the cluster puts them.
+        Option(
+            "node_selector",
+            ("--node-selector",),
+            _node_selector,
+            (),
+            "cluster: run the load pods only on nodes with this label, key=value (repeatable)",
+            multiple=True,
+            metavar="KEY=VALUE",
+        ),
+        Option(
+            "tolerations",
+            ("--toleration",),
+            _toleration,
+            (),
+            "cluster: let the load pods onto nodes with this taint, key=value:Effect or "
+            "key:Effect (repeatable)",
+            multiple=True,
+            metavar="TAINT",
+        ),
+        Option(
+            "affinity",
+            ("--affinity",),
+            _affinity_file,
+            None,
+            "cluster: YAML file with the load pods' affinity (nodeAffinity, podAffinity, "
+            "podAntiAffinity)",
+            metavar="FILE",
+        ),
+        # Requests equal limits (Guaranteed QoS). A worker gets one core per Locust process, as
+        # Locust recommends; more CPU than that is wasted, less makes its latencies untrustworthy.
+        Option(
+            "worker_cpu",
+            ("--worker-cpu",),
+            _quantity,
+            None,
+            "cluster: CPU of each worker pod, Kubernetes quantity (default: --processes cores)",
+            metavar="QUANTITY",
+        ),
+        Option(
+            "worker_memory",
+            ("--worker-memory",),
+            _quantity,
+            None,
+            f"cluster: memory of each worker pod, Kubernetes quantity (default: "
+            f"{WORKER_MEMORY_MI_PER_PROCESS}Mi per process)",
+            metavar="QUANTITY",
+        ),
+        # The master only aggregates stats and serves the UI: one core is ample; its memory grows
+        # with request names x run time (Locust issue #2045), so it gets a full GiB.
+        Option(
+            "master_cpu",
+            ("--master-cpu",),
+            _quantity,
+            "1",
+            "cluster: CPU of the master pod, Kubernetes quantity",
+            metavar="QUANTITY",
+        ),
+        Option(
+            "master_memory",
+            ("--master-memory",),
+            _quantity,
+            "1Gi",
+            "cluster: memory of the master pod, Kubernetes quantity",
+            metavar="QUANTITY",
+        ),
+        Option(
+            "deadline_s",
+            ("--deadline",),
+            _positive_duration,
+            None,
+            "cluster: the Jobs' activeDeadlineSeconds, so nothing outlives a dead harness "
+            f"(default: run time + autoquit + {STARTUP_MARGIN_S:g}s to start)",
+            metavar="DURATION",
+        ),
+        # An hour to read a failed run's pods and logs, after which finished Jobs (and with them
+        # every object of the run) are deleted even if kubeswarm never came back to clean up.
+        Option(
+            "ttl_s",
+            ("--ttl",),
+            _non_negative_duration,
+            3600.0,
+            "cluster: seconds finished Jobs stay (ttlSecondsAfterFinished)",
+            metavar="DURATION",
+        ),
+        Option(
+            "rbac",
+            ("--rbac",),
+            _bool,
+            False,
+            "print the ServiceAccount, Role and RoleBinding kubeswarm needs in -n NAMESPACE",
+            switch=True,
+        ),
         # The last seconds of a run are when results are fetched; 30 s leaves room for retries.
         Option(
             "autoquit_s",
@@ -423,6 +607,15 @@ class RunConfig:
     keep: bool = False
     extra_files: tuple[Path, ...] = ()
     requirements: tuple[str, ...] = ()
+    node_selector: tuple[tuple[str, str], ...] = ()
+    tolerations: tuple[Toleration, ...] = ()
+    affinity: Mapping[str, Any] | None = None
+    worker_cpu: str | None = None  # None: one core per Locust process
+    worker_memory: str | None = None  # None: WORKER_MEMORY_MI_PER_PROCESS MiB per process
+    master_cpu: str = "1"
+    master_memory: str = "1Gi"
+    deadline_s: float | None = None  # None: run time + autoquit + STARTUP_MARGIN_S
+    ttl_s: float = 3600.0
     extras: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -544,7 +737,7 @@ def build_run_config(values: Mapping[str, Any]) -> RunConfig:
         load=load,
         watch=tuple(values.get("watch", ())),
         slos=tuple(values.get("slos", ())),
-        out_dir=Path(values["out_dir"]),
+        out_dir=Path(values.get("out_dir") or OPTIONS["out_dir"].default),
         name=name,
         sample_interval_s=values["sample_interval_s"],
         local=bool(values.get("local", False)),
@@ -554,8 +747,43 @@ def build_run_config(values: Mapping[str, Any]) -> RunConfig:
         image=values.get("image", OPTIONS["image"].default),
         keep=bool(values.get("keep", False)),
         extra_files=tuple(values.get("extra_files", ())),
-        requirements=tuple(values.get("requirements", ())),
+        requirements=_requirements(values.get("requirements", ())),
+        node_selector=_unique_node_selector(values.get("node_selector", ())),
+        tolerations=tuple(values.get("tolerations", ())),
+        affinity=values.get("affinity"),
+        worker_cpu=values.get("worker_cpu"),
+        worker_memory=values.get("worker_memory"),
+        master_cpu=values.get("master_cpu") or OPTIONS["master_cpu"].default,
+        master_memory=values.get("master_memory") or OPTIONS["master_memory"].default,
+        deadline_s=_deadline(values.get("deadline_s"), load),
+        ttl_s=values.get("ttl_s", OPTIONS["ttl_s"].default),
     )
+
+
+def _requirements(requirements: tuple[str, ...]) -> tuple[str, ...]:
+    for requirement in requirements:
+        if not requirement.strip() or "\n" in requirement:
+            raise UsageError(f"--requirement {requirement!r}: give one pip requirement per flag")
+    return tuple(requirements)
+
+
+def _unique_node_selector(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    seen: dict[str, str] = {}
+    for key, value in pairs:
+        if key in seen and seen[key] != value:
+            raise UsageError(f"--node-selector: {key} given twice ({seen[key]!r} and {value!r})")
+        seen[key] = value
+    return tuple(seen.items())
+
+
+def _deadline(deadline_s: float | None, load: LoadConfig) -> float | None:
+    busy_s = load.run_time_s + load.autoquit_s
+    if deadline_s is not None and deadline_s <= busy_s:
+        raise UsageError(
+            f"--deadline {deadline_s:g}s would stop the Jobs before the test ends: it must be "
+            f"longer than --run-time + --autoquit ({busy_s:g}s), plus time for pods to start"
+        )
+    return deadline_s
 
 
 def _name_from_file(path: Path) -> str:
