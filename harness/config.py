@@ -616,6 +616,7 @@ class RunConfig:
     master_memory: str = "1Gi"
     deadline_s: float | None = None  # None: run time + autoquit + STARTUP_MARGIN_S
     ttl_s: float = 3600.0
+    open_browser: bool = False
     extras: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -757,6 +758,7 @@ def build_run_config(values: Mapping[str, Any]) -> RunConfig:
         master_memory=values.get("master_memory") or OPTIONS["master_memory"].default,
         deadline_s=_deadline(values.get("deadline_s"), load),
         ttl_s=values.get("ttl_s", OPTIONS["ttl_s"].default),
+        open_browser=bool(values.get("open_browser", False)),
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import webbrowser
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -59,6 +60,7 @@ class DemoConfig:
     cpu_request_m: float
     memory_request_bytes: float
     slos: tuple[str, ...]
+    open_browser: bool = False
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> DemoConfig:
@@ -87,6 +89,7 @@ class DemoConfig:
             cpu_request_m=cpu_request_m,
             memory_request_bytes=memory_request,
             slos=tuple(values["slos"]),
+            open_browser=bool(values["open_browser"]),
         )
 
     def hpa_spec(self) -> HpaSpec:
@@ -176,6 +179,8 @@ def run_demo(config: DemoConfig, out: TextIO) -> RunResult:
         )
         print(f"Locust web UI: {locust.web_url}", file=out, flush=True)
         locust.wait_ready()
+        if config.open_browser:
+            webbrowser.open(locust.web_url)
         sampler = ProcessSampler(
             WatchTarget("pid", str(target.pid)),
             _pod_resources(config),

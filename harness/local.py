@@ -13,6 +13,7 @@ import shutil
 import sys
 import tempfile
 import time
+import webbrowser
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -285,6 +286,8 @@ def run_local(config: RunConfig, out: TextIO) -> RunResult:
         print(f"run directory: {store.directory}", file=out)
         print(f"Locust web UI: {locust.web_url}", file=out, flush=True)
         locust.wait_ready()
+        if config.open_browser:
+            webbrowser.open(locust.web_url)
         extras = [_sampler_extra(sampler, store) for sampler in samplers]
         status = drive(locust, store, config.sample_interval_s, progress, extras)
     except KeyboardInterrupt:
