@@ -171,6 +171,7 @@ def run_demo(config: DemoConfig, out: TextIO) -> RunResult:
             locust_web=locust.web_url,
             watch=[f"pid/{target.pid}"],
             hpa_spec=asdict(config.hpa_spec()),
+            hpa_sync_period_s=SYNC_PERIOD_S,
             slos=list(config.slos),
         )
         print(f"run directory: {store.directory}", file=out)

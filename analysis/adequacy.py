@@ -1,0 +1,199 @@
+"""How much load the test applied, and whether it was enough to judge autoscaling at all.
+
+A test that never loads the target ends with every HPA "healthy" at min, which reads like a pass;
+this module says when that is because the load was too low, and puts RPS and p95 next to replicas.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from analysis.load import RunData
+from analysis.scaling import HpaResult
+from analysis.timeline import Window, resample, time_weights
+
+# A user that makes fewer than one request every 10 s is waiting, not loading.
+MIN_RPS_PER_USER = 0.1
+# Peak CPU under half its target at full users: the HPA had no reason to scale.
+LOW_CPU_SHARE_OF_TARGET = 0.5
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    peak_users: float | None
+    peak_rps: float | None
+    total_requests: float | None
+    total_failures: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    source: str  # where the totals and percentiles came from
+
+    @property
+    def error_rate(self) -> float | None:
+        if self.total_requests is None or self.total_failures is None or self.total_requests <= 0:
+            return None
+        return self.total_failures / self.total_requests
+
+
+@dataclass(frozen=True)
+class ReplicaLoad:
+    """RPS per ready replica and p95 by replica count for one HPA's target."""
+
+    rps_per_ready_replica_mean: float | None
+    rps_per_ready_replica_peak: float | None
+    p95_ms_by_replicas: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Adequacy:
+    too_low: bool
+    nothing_sent: bool
+    reasons: tuple[str, ...]
+    rps_per_user: float | None
+    per_hpa: dict[str, ReplicaLoad]
+
+
+def _opt(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def summarize_load(
+    data: RunData, load: pd.DataFrame, window: Window, interval_s: float
+) -> LoadSummary:
+    """Totals and percentiles from Locust's stats.csv; else its history; else the sampler."""
+    peak_users = _opt(load["users"].max()) if not load.empty else None
+    peak_rps = _opt(load["rps"].max()) if not load.empty else None
+    aggregated = data.stats[data.stats["Name"] == "Aggregated"]
+    if not aggregated.empty:
+        row = aggregated.iloc[-1]
+        return LoadSummary(
+            peak_users,
+            peak_rps,
+            _opt(row["Request Count"]),
+            _opt(row["Failure Count"]),
+            _opt(row["50%"]),
+            _opt(row["95%"]),
+            _opt(row["99%"]),
+            "locust/stats.csv",
+        )
+    lo, hi = window.loaded
+    loaded = load[(load["ts"] >= lo) & (load["ts"] <= hi)]
+
+    def median(column: str) -> float | None:
+        return _opt(loaded[column].median()) if not loaded.empty else None
+
+    history = data.stats_history[data.stats_history["Name"] == "Aggregated"]
+    if not history.empty:
+        last = history.iloc[-1]
+        return LoadSummary(
+            peak_users,
+            peak_rps,
+            _opt(last["Total Request Count"]),
+            _opt(last["Total Failure Count"]),
+            median("p50_ms"),
+            median("p95_ms"),
+            median("p99_ms"),
+            "locust/stats_history.csv (percentiles: median of the per-window values)",
+        )
+    if load.empty:
+        return LoadSummary(None, None, None, None, None, None, None, "none")
+    weights = time_weights(load["ts"].to_numpy(float), interval_s)
+    total = float((load["rps"].fillna(0.0).to_numpy(float) * weights).sum())
+    failures = float((load["fail_per_s"].fillna(0.0).to_numpy(float) * weights).sum())
+    return LoadSummary(
+        peak_users,
+        peak_rps,
+        round(total),
+        round(failures),
+        median("p50_ms"),
+        median("p95_ms"),
+        median("p99_ms"),
+        "samples/locust.csv (totals integrated from RPS; percentiles: median)",
+    )
+
+
+def _replica_load(
+    load: pd.DataFrame, hpa: HpaResult, window: Window, interval_s: float
+) -> ReplicaLoad:
+    lo, hi = window.loaded
+    series = hpa.series[(hpa.series["ts"] >= lo) & (hpa.series["ts"] <= hi)]
+    loaded = load[(load["ts"] >= lo) & (load["ts"] <= hi)]
+    if series.empty or loaded.empty:
+        return ReplicaLoad(None, None)
+    replicas = series.assign(
+        replicas=series["ready"].where(series["ready"].notna(), series["current"])
+    )
+    per_tick = resample(replicas, window.start_s, interval_s, replicas=("replicas", "last"))
+    traffic = resample(
+        loaded, window.start_s, interval_s, rps=("rps", "mean"), p95=("p95_ms", "mean")
+    )
+    joined = per_tick.join(traffic, how="inner").dropna(subset=["replicas"])
+    joined = joined[joined["replicas"] > 0]
+    if joined.empty:
+        return ReplicaLoad(None, None)
+    per_replica = (joined["rps"] / joined["replicas"]).dropna()
+    by_replicas = joined.dropna(subset=["p95"]).groupby("replicas")["p95"].median()
+    return ReplicaLoad(
+        _opt(per_replica.mean()) if not per_replica.empty else None,
+        _opt(per_replica.max()) if not per_replica.empty else None,
+        {
+            round(k): float(v)
+            for k, v in zip(
+                by_replicas.index.to_numpy(float), by_replicas.to_numpy(float), strict=True
+            )
+        },
+    )
+
+
+def _low_cpu_note(hpas: list[HpaResult]) -> str | None:
+    """Every HPA scales on CPU, none scaled up, and each one's CPU stayed under half its target."""
+    notes = []
+    for hpa in hpas:
+        peak, target = hpa.peak_utilization.get("cpu"), hpa.target_utilization.get("cpu")
+        scaled_up = any(e.up for e in hpa.events)
+        if peak is None or target is None or scaled_up or peak >= LOW_CPU_SHARE_OF_TARGET * target:
+            return None
+        notes.append(
+            f"{hpa.key} CPU peaked at {peak:.0f}% of request against a {target:.0f}% target"
+        )
+    return "; ".join(notes) + " and no HPA scaled up" if notes else None
+
+
+def judge_adequacy(
+    load: pd.DataFrame,
+    summary: LoadSummary,
+    hpas: list[HpaResult],
+    window: Window,
+    interval_s: float,
+) -> Adequacy:
+    """Was the load enough to make the HPAs act? (see the constants for the thresholds)"""
+    per_hpa = {h.key: _replica_load(load, h, window, interval_s) for h in hpas}
+    reasons: list[str] = []
+    nothing_sent = (summary.total_requests is not None and summary.total_requests <= 0) or (
+        summary.peak_rps is not None and summary.peak_rps <= 0 and not summary.total_requests
+    )
+    if nothing_sent:
+        reasons.append("no request was made during the run")
+    start = window.full_users_s if window.full_users_s is not None else window.loaded[0]
+    full = load[(load["ts"] >= start) & (load["ts"] <= window.loaded[1]) & (load["users"] > 0)]
+    rps_per_user = None
+    if not full.empty and full["rps"].notna().any():
+        rps_per_user = _opt(full["rps"].mean() / full["users"].mean())
+    if rps_per_user is not None and not nothing_sent and rps_per_user < MIN_RPS_PER_USER:
+        reasons.append(
+            f"at full users each user made {rps_per_user:.3f} requests/s (under "
+            f"{MIN_RPS_PER_USER}): users mostly waited (long wait_time, blocked calls or an "
+            "overloaded load generator)"
+        )
+    cpu_note = _low_cpu_note(hpas)
+    if cpu_note is not None:
+        reasons.append(cpu_note)
+    return Adequacy(bool(reasons), bool(nothing_sent), tuple(reasons), rps_per_user, per_hpa)

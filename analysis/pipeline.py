@@ -1,0 +1,153 @@
+"""From a run directory to every result the report shows: one pure function, ``analyse``.
+
+Verdict: ``fail`` if any SLO failed; ``warn`` if any finding is high severity (the run shows a
+problem that will hurt in production, such as an HPA pinned at max or an OOM kill); else ``pass``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.adequacy import Adequacy, LoadSummary, judge_adequacy, summarize_load
+from analysis.findings import (
+    Finding,
+    load_findings,
+    ordered,
+    problem_findings,
+    run_status_finding,
+    slo_findings,
+)
+from analysis.load import RunData, load_run
+from analysis.resources import WorkloadResult, analyse_workloads
+from analysis.scaling import HpaResult, analyse_hpas
+from analysis.slo import SloResult, evaluate, parse_slos
+from analysis.target_findings import hpa_findings, workload_findings
+from analysis.timeline import LoadStep, Window, find_window, load_series, load_steps
+from analysis.whatif import (
+    WhatIfResult,
+    find_hpa,
+    parse_whatif,
+    recorded_behavior,
+    recorded_sync_period_s,
+    run_whatifs,
+)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    data: RunData
+    load: pd.DataFrame  # see timeline.LOAD_COLUMNS
+    window: Window
+    steps: tuple[LoadStep, ...]
+    load_summary: LoadSummary
+    hpas: tuple[HpaResult, ...]
+    workloads: tuple[WorkloadResult, ...]
+    adequacy: Adequacy
+    whatifs: tuple[WhatIfResult, ...]
+    slos: tuple[SloResult, ...]
+    findings: tuple[Finding, ...]  # ordered by severity
+    verdict: str
+
+
+def _max(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
+def observed_values(
+    load: LoadSummary,
+    hpas: Sequence[HpaResult],
+    workloads: Sequence[WorkloadResult],
+    pods_sampled: bool,
+) -> dict[str, float | None]:
+    """Every name an ``--slo`` can use (``analysis.slo.METRICS``) with its value in this run."""
+    first_ups = [e for h in hpas for e in h.events if e.up and e.first_after_step]
+    return {
+        "p50_ms": load.p50_ms,
+        "p95_ms": load.p95_ms,
+        "p99_ms": load.p99_ms,
+        "error_rate": load.error_rate,
+        "peak_rps": load.peak_rps,
+        "total_requests": load.total_requests,
+        "peak_users": load.peak_users,
+        "scale_up_lag_s": _max([e.lag_s for e in first_ups]),
+        "ready_lag_s": _max([e.ready_lag_s for e in first_ups]),
+        "max_memory_pct_of_limit": _max([w.peak_memory_pct_of_limit for w in workloads]),
+        "max_memory_pct_of_request": _max([w.peak_memory_pct_of_request for w in workloads]),
+        "oom_kills": float(sum(w.oom_kills for w in workloads)) if pods_sampled else None,
+        "restarts": float(sum(w.restarts for w in workloads)) if pods_sampled else None,
+        "time_at_max_s": _max([h.time_at_max_s for h in hpas]),
+        "peak_replicas": _max(
+            [float(h.peak_replicas) for h in hpas if h.peak_replicas is not None]
+        ),
+    }
+
+
+def verdict_of(slos: Sequence[SloResult], findings: Sequence[Finding]) -> str:
+    if any(not s.passed for s in slos):
+        return "fail"
+    if any(f.severity == "high" for f in findings):
+        return "warn"
+    return "pass"
+
+
+def _memory_targets(hpas: Sequence[HpaResult]) -> dict[tuple[str, str], float]:
+    return {
+        (h.namespace, h.target_name): h.target_utilization["memory"]
+        for h in hpas
+        if "memory" in h.target_utilization
+    }
+
+
+def analyse(run_dir: Path, slos: Sequence[str] = (), whatifs: Sequence[str] = ()) -> Analysis:
+    """Loads and judges a run directory. ValueError (one line) for a malformed --slo/--whatif or
+    a --whatif naming an HPA the run did not record."""
+    parsed_slos = parse_slos(slos)
+    parsed_whatifs = [parse_whatif(text) for text in whatifs]
+    data = load_run(run_dir)
+    load = load_series(data)
+    window = find_window(data, load)
+    steps = load_steps(load)
+    hpas = analyse_hpas(data, window, steps)
+    for whatif in parsed_whatifs:
+        find_hpa(whatif.hpa, hpas)
+    workloads = analyse_workloads(data, load, window, _memory_targets(hpas))
+    load_summary = summarize_load(data, load, window, data.sample_interval_s)
+    adequacy = judge_adequacy(load, load_summary, hpas, window, data.sample_interval_s)
+    whatif_results = run_whatifs(
+        parsed_whatifs,
+        hpas,
+        workloads,
+        data.pods,
+        recorded_behavior(data.meta),
+        sync_period_s=recorded_sync_period_s(data.meta),
+    )
+    slo_results = evaluate(
+        parsed_slos, observed_values(load_summary, hpas, workloads, bool(data.pods["ts"].size))
+    )
+    found: list[Finding] = [*problem_findings(data, window), *run_status_finding(data)]
+    for hpa in hpas:
+        found.extend(hpa_findings(hpa, load_summary))
+    for workload in workloads:
+        found.extend(workload_findings(workload))
+    found.extend(load_findings(load_summary, adequacy))
+    found.extend(slo_findings(slo_results))
+    in_order = ordered(found)
+    return Analysis(
+        data,
+        load,
+        window,
+        tuple(steps),
+        load_summary,
+        tuple(hpas),
+        tuple(workloads),
+        adequacy,
+        tuple(whatif_results),
+        tuple(slo_results),
+        tuple(in_order),
+        verdict_of(slo_results, in_order),
+    )

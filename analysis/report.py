@@ -1,0 +1,105 @@
+"""``kubeswarm report``: analyse a run directory and write ``report/`` (summary.json, report.html,
+charts), plus the short terminal summary the CLI prints.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from analysis import schema
+from analysis.charts import render_charts
+from analysis.html import render_page
+from analysis.pipeline import analyse
+from analysis.summary import build_summary
+from analysis.units import format_bytes
+
+_TOP_FINDINGS = 3
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_report(
+    run_dir: Path, slos: Sequence[str] = (), whatifs: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Loads the run directory, computes everything, writes report/summary.json, report/report.html
+    and report/*.png, returns the summary dict (DESIGN.md's summary.json). Raises ValueError with a
+    one-line user-facing message for a malformed --slo or --whatif expression."""
+    analysis = analyse(run_dir, slos, whatifs)
+    out_dir = run_dir / schema.REPORT_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = build_summary(analysis)
+    charts, chart_errors = render_charts(analysis, out_dir)
+    problems = [(p.file, p.kind, p.detail) for p in analysis.data.problems]
+    page = render_page(
+        summary,
+        charts,
+        chart_errors,
+        problems,
+        (run_dir / schema.LOCUST_DIR / "report.html").is_file(),
+    )
+    _write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    _write_atomic(out_dir / "report.html", page)
+    return summary
+
+
+def _num(value: Any, digits: int = 0, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    return f"{float(value):,.{digits}f}{unit}"
+
+
+def _shorten(text: str, width: int = 140) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def format_summary(summary: Mapping[str, Any], run_dir: Path) -> str:
+    """A short terminal summary (a dozen lines): verdict, load, per HPA start->peak->final replicas
+    and status, memory per workload, top findings, SLO results, where report.html is."""
+    load = summary["load"]
+    error_rate = load.get("error_rate")
+    lines = [
+        f"verdict: {str(summary['verdict']).upper()}  (run {summary['run_id']}, "
+        f"{summary.get('mode', 'unknown')})",
+        f"load: peak {_num(load.get('peak_users'))} users, {_num(load.get('peak_rps'), 1)} req/s, "
+        f"{_num(load.get('total_requests'))} requests, "
+        f"{'n/a' if error_rate is None else f'{100 * error_rate:.2f}%'} errors, "
+        f"p50/p95/p99 {_num(load.get('p50_ms'))}/{_num(load.get('p95_ms'))}/"
+        f"{_num(load.get('p99_ms'))} ms",
+    ]
+    for h in summary["hpas"]:
+        lines.append(
+            f"hpa {h['namespace']}/{h['name']}: {_num(h['start_replicas'])} -> "
+            f"{_num(h['peak_replicas'])} -> {_num(h['final_replicas'])} replicas "
+            f"(min {_num(h['min_replicas'])}, max {_num(h['max_replicas'])}), {h['status']}, "
+            f"driven by {h['driving_metric'] or 'n/a'}"
+        )
+    for w in summary["workloads"]:
+        peak = w["peak_memory_bytes"]
+        lines.append(
+            f"memory {w['namespace']}/{w['name']}: peak {format_bytes(peak) if peak else 'n/a'} "
+            f"= {_num(w['peak_memory_pct_of_request'], 0, '%')} of request, "
+            f"{_num(w['peak_memory_pct_of_limit'], 0, '%')} of limit; "
+            f"{w['oom_kills']} OOM kills, {w['restarts']} restarts"
+        )
+    findings = summary["findings"]
+    counts = {s: sum(1 for f in findings if f["severity"] == s) for s in ("high", "medium", "info")}
+    lines.append("findings: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    for f in findings[:_TOP_FINDINGS]:
+        lines.append(_shorten(f"  [{f['severity']}] {f['code']} {f['subject']}: {f['seen']}"))
+    for s in summary["slos"]:
+        observed = "not measured" if s["observed"] is None else f"{s['observed']:g}"
+        lines.append(f"slo {s['expr']}: {'passed' if s['passed'] else 'FAILED'} ({observed})")
+    for w in summary["whatif"]:
+        lines.append(
+            f"whatif {w['hpa']} {w['changes']}: peak {_num(w['recorded_peak_replicas'])}"
+            f" recorded -> {_num(w['predicted_peak_replicas'])} predicted"
+        )
+    lines.append(f"report: {run_dir / schema.REPORT_DIR / 'report.html'}")
+    return "\n".join(lines) + "\n"

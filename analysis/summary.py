@@ -1,0 +1,171 @@
+"""``report/summary.json``: the machine-readable verdict, exactly DESIGN.md's fields plus additions.
+
+Additions (DESIGN.md allows fields to be added, never removed): ``mode``, ``status``, ``window``
+(epoch s: start, end, load_start, load_end); ``load.rps_per_user`` and ``load.source`` (which file
+the totals came from); per HPA ``target``, ``rps_per_ready_replica`` {mean, peak} and
+``p95_ms_by_replicas``; per scale event ``ready_lag_s``, ``metric`` and ``step_users``; per
+workload ``pods_seen``, ``baseline_memory_bytes``, ``memory_follows_load``, ``peak_cpu_m``,
+``p95_cpu_m``, ``cpu_request_m``, ``recommended_cpu_request_m`` and the ``formulas`` of the
+recommendations; per what-if ``unchanged_peak_replicas``, ``changes_decisions`` and ``notes``; per
+finding ``seen``, ``why``, ``change`` (``message`` is the three joined) and ``data`` (its numbers).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from analysis.pipeline import Analysis
+from analysis.resources import WorkloadResult
+from analysis.scaling import HpaResult
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe: NaN and infinities become null, numbers are rounded for people to read."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return round(value, 6)
+    return str(value)
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(value, digits)
+
+
+def _hpa(h: HpaResult, analysis: Analysis) -> dict[str, Any]:
+    per_replica = analysis.adequacy.per_hpa.get(h.key)
+    return {
+        "namespace": h.namespace,
+        "name": h.name,
+        "target": f"{h.target_kind}/{h.target_name}",
+        "min_replicas": h.min_replicas,
+        "max_replicas": h.max_replicas,
+        "start_replicas": h.start_replicas,
+        "peak_replicas": h.peak_replicas,
+        "final_replicas": h.final_replicas,
+        "time_at_max_s": h.time_at_max_s,
+        "status": h.status,
+        "driving_metric": h.driving_metric,
+        "peak_utilization": {k: _round(v) for k, v in h.peak_utilization.items()},
+        "target_utilization": {k: _round(v) for k, v in h.target_utilization.items()},
+        "scale_events": [
+            {
+                "ts": e.ts,
+                "from": e.from_replicas,
+                "to": e.to_replicas,
+                "lag_s": _round(e.lag_s),
+                "ready_lag_s": _round(e.ready_lag_s),
+                "metric": e.metric,
+                "step_users": None if e.step is None else [e.step.users_from, e.step.users_to],
+            }
+            for e in h.events
+        ],
+        "rps_per_ready_replica": None
+        if per_replica is None
+        else {
+            "mean": _round(per_replica.rps_per_ready_replica_mean, 2),
+            "peak": _round(per_replica.rps_per_ready_replica_peak, 2),
+        },
+        "p95_ms_by_replicas": {}
+        if per_replica is None
+        else {str(k): round(v, 1) for k, v in sorted(per_replica.p95_ms_by_replicas.items())},
+    }
+
+
+def _workload(w: WorkloadResult) -> dict[str, Any]:
+    rec = w.recommendation
+    return {
+        "namespace": w.namespace,
+        "name": w.name,
+        "pods_seen": w.pods_seen,
+        "peak_memory_bytes": w.peak_memory_bytes,
+        "baseline_memory_bytes": w.baseline_memory_bytes,
+        "memory_request_bytes": w.memory_request_bytes,
+        "memory_limit_bytes": w.memory_limit_bytes,
+        "peak_memory_pct_of_request": _round(w.peak_memory_pct_of_request),
+        "peak_memory_pct_of_limit": _round(w.peak_memory_pct_of_limit),
+        "oom_kills": w.oom_kills,
+        "restarts": w.restarts,
+        "memory_follows_load": w.memory_follows_load,
+        "peak_cpu_m": _round(w.peak_cpu_m),
+        "p95_cpu_m": _round(w.p95_cpu_m),
+        "cpu_request_m": w.cpu_request_m,
+        "recommended_memory_request_bytes": rec.memory_request_bytes,
+        "recommended_memory_limit_bytes": rec.memory_limit_bytes,
+        "recommended_cpu_request_m": rec.cpu_request_m,
+        "formulas": {
+            "memory_request": rec.memory_request_formula,
+            "memory_limit": rec.memory_limit_formula,
+            "cpu_request": rec.cpu_request_formula,
+        },
+    }
+
+
+def build_summary(analysis: Analysis) -> dict[str, Any]:
+    """The summary.json dict (DESIGN.md)."""
+    load = analysis.load_summary
+    window = analysis.window
+    summary = {
+        "run_id": analysis.data.run_id,
+        "verdict": analysis.verdict,
+        "mode": analysis.data.mode,
+        "status": analysis.data.meta.get("status"),
+        "window": {
+            "start": window.start_s,
+            "end": window.end_s,
+            "load_start": window.load_start_s,
+            "load_end": window.load_end_s,
+        },
+        "load": {
+            "peak_users": load.peak_users,
+            "peak_rps": _round(load.peak_rps, 2),
+            "total_requests": load.total_requests,
+            "error_rate": _round(load.error_rate, 6),
+            "p50_ms": load.p50_ms,
+            "p95_ms": load.p95_ms,
+            "p99_ms": load.p99_ms,
+            "rps_per_user": _round(analysis.adequacy.rps_per_user, 3),
+            "source": load.source,
+        },
+        "slos": [
+            {"expr": s.expr, "observed": s.observed, "passed": s.passed} for s in analysis.slos
+        ],
+        "hpas": [_hpa(h, analysis) for h in analysis.hpas],
+        "workloads": [_workload(w) for w in analysis.workloads],
+        "whatif": [
+            {
+                "hpa": r.hpa,
+                "changes": r.changes,
+                "recorded_peak_replicas": r.recorded_peak_replicas,
+                "predicted_peak_replicas": r.predicted_peak_replicas,
+                "predicted_final_replicas": r.predicted_final_replicas,
+                "unchanged_peak_replicas": r.unchanged_peak_replicas,
+                "changes_decisions": r.changes_decisions,
+                "notes": list(r.notes),
+                "assumption": r.assumption,
+            }
+            for r in analysis.whatifs
+        ],
+        "findings": [
+            {
+                "code": f.code,
+                "severity": f.severity,
+                "subject": f.subject,
+                "message": f.message,
+                "seen": f.seen,
+                "why": f.why,
+                "change": f.change,
+                "data": f.data,
+            }
+            for f in analysis.findings
+        ],
+    }
+    cleaned: dict[str, Any] = clean(summary)
+    return cleaned

@@ -1,0 +1,366 @@
+"""``--whatif``: replay the recorded per-pod usage through the HPA model with changed settings.
+
+Each what-if is replayed twice, with the change and without it, so the report can say whether the
+change alters the HPA's decisions at all (a higher memory limit never does: the HPA divides usage by
+requests, never by limits) separately from how closely the model follows the recorded run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+
+from analysis.hpa_model import (
+    DEFAULT_BEHAVIOR,
+    Behavior,
+    HpaController,
+    HpaSpec,
+    MetricTarget,
+    PodUsage,
+    ScalingPolicy,
+    ScalingRules,
+)
+from analysis.resources import WorkloadResult
+from analysis.scaling import HpaResult
+from analysis.timeline import merge_nearest
+from analysis.units import format_bytes, parse_cpu_millicores, parse_duration, parse_quantity
+
+SYNC_S: Final = 15.0  # kube-controller-manager's --horizontal-pod-autoscaler-sync-period default
+BASELINE_QUANTILE: Final = 0.10
+KEYS: Final = (
+    "memory_request",
+    "memory_limit",
+    "cpu_request",
+    "memory_target",
+    "cpu_target",
+    "min",
+    "max",
+    "scale_up_window",
+    "scale_down_window",
+)
+ASSUMPTION: Final = (
+    "recorded load redistributed over the replayed replicas: for CPU and memory each pod keeps the "
+    "workload's baseline (10th percentile of per-pod usage) and the rest of the recorded total "
+    "usage of ready pods is split evenly; replayed pods are ready at the next sync (every 15 s); "
+    "the HPA's behavior is the one run.json records (demo runs) or else the controller's default "
+    "(the samples do not record spec.behavior)"
+)
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    hpa: str  # as the user wrote it: name or namespace/name
+    changes: dict[str, str]  # key -> value as written
+
+
+@dataclass(frozen=True)
+class WhatIfResult:
+    hpa: str
+    changes: dict[str, str]
+    recorded_peak_replicas: int | None
+    predicted_peak_replicas: int | None
+    predicted_final_replicas: int | None
+    unchanged_peak_replicas: int | None  # the model replaying the recorded settings
+    changes_decisions: bool | None  # None when nothing could be replayed
+    notes: tuple[str, ...]
+    assumption: str = ASSUMPTION
+    series: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
+
+
+def _percent(key: str, text: str) -> float:
+    value = float(text.strip().rstrip("%"))
+    if not 0 < value <= 1000:
+        raise ValueError(f"{key} must be a percentage above 0")
+    return value
+
+
+def _check_value(key: str, text: str) -> None:
+    if key in ("memory_request", "memory_limit"):
+        if parse_quantity(text) <= 0:
+            raise ValueError(f"{key} must be above 0")
+    elif key == "cpu_request":
+        if parse_cpu_millicores(text) <= 0:
+            raise ValueError(f"{key} must be above 0")
+    elif key in ("memory_target", "cpu_target"):
+        _percent(key, text)
+    elif key in ("min", "max"):
+        if not text.strip().isdigit() or int(text) < 1:
+            raise ValueError(f"{key} must be a whole number of replicas, 1 or more")
+    else:
+        parse_duration(text)
+
+
+def parse_whatif(text: str) -> WhatIf:
+    """``"web:memory_request=768Mi,max=10"`` -> WhatIf; ValueError with one line otherwise."""
+    hpa, sep, rest = text.partition(":")
+    if not sep or not hpa.strip() or not rest.strip():
+        raise ValueError(
+            f"--whatif {text!r}: expected HPA:key=value,... such as web:memory_request=768Mi,max=10"
+        )
+    changes: dict[str, str] = {}
+    for part in rest.split(","):
+        key, eq, value = (s.strip() for s in part.partition("="))
+        if not eq or not value:
+            raise ValueError(f"--whatif {text!r}: {part!r} is not key=value")
+        if key not in KEYS:
+            raise ValueError(f"--whatif {text!r}: unknown key {key!r}; known: {', '.join(KEYS)}")
+        try:
+            _check_value(key, value)
+        except ValueError as e:
+            raise ValueError(f"--whatif {text!r}: {key}={value}: {e}") from None
+        changes[key] = value
+    if "min" in changes and "max" in changes and int(changes["min"]) > int(changes["max"]):
+        raise ValueError(f"--whatif {text!r}: min is above max")
+    return WhatIf(hpa.strip(), changes)
+
+
+def find_hpa(name: str, hpas: Sequence[HpaResult]) -> HpaResult:
+    """By ``namespace/name`` or by a name that is unique in the run; ValueError otherwise."""
+    matches = [h for h in hpas if name in (h.key, h.name)]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(h.key for h in hpas) or "none recorded"
+    if not matches:
+        raise ValueError(f"--whatif: unknown HPA {name!r}; this run has: {known}")
+    raise ValueError(f"--whatif: HPA name {name!r} is ambiguous; use namespace/name ({known})")
+
+
+def recorded_sync_period_s(meta: Mapping[str, Any]) -> float:
+    """``run.json``'s ``hpa_sync_period_s`` (the demo's autoscaler syncs faster), else 15 s."""
+    value = meta.get("hpa_sync_period_s")
+    return float(value) if isinstance(value, int | float) and value > 0 else SYNC_S
+
+
+def recorded_behavior(meta: Mapping[str, Any]) -> Behavior | None:
+    """``run.json``'s ``hpa_spec.behavior`` (the demo's autoscaler writes it), else None."""
+    spec = meta.get("hpa_spec")
+    behavior = spec.get("behavior") if isinstance(spec, dict) else None
+    if not isinstance(behavior, dict):
+        return None
+
+    def rules(raw: Mapping[str, Any]) -> ScalingRules:
+        return ScalingRules(
+            float(raw["stabilization_window_s"]),
+            tuple(
+                ScalingPolicy(p["kind"], int(p["value"]), float(p["period_s"]))
+                for p in raw["policies"]
+            ),
+            raw.get("select_policy", "Max"),
+            float(raw.get("tolerance", 0.1)),
+        )
+
+    try:
+        return Behavior(rules(behavior["scale_up"]), rules(behavior["scale_down"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _spec(
+    hpa: HpaResult, changes: Mapping[str, str], base: Behavior | None
+) -> tuple[HpaSpec, list[str]]:
+    notes: list[str] = []
+    targets = {m: t for m, t in hpa.target_utilization.items() if m in ("cpu", "memory")}
+    skipped = sorted(set(hpa.target_utilization) - set(targets))
+    if skipped:
+        notes.append("metrics not replayed (only cpu and memory are): " + ", ".join(skipped))
+    for resource in ("cpu", "memory"):
+        if f"{resource}_target" in changes:
+            targets[resource] = _percent(resource, changes[f"{resource}_target"])
+    metrics = tuple(
+        MetricTarget("cpu" if m == "cpu" else "memory", round(t))
+        for m, t in sorted(targets.items())
+    )
+    behavior = base
+    if "scale_up_window" in changes or "scale_down_window" in changes:
+        up, down = (base or DEFAULT_BEHAVIOR).scale_up, (base or DEFAULT_BEHAVIOR).scale_down
+        if "scale_up_window" in changes:
+            up = replace(up, stabilization_window_s=parse_duration(changes["scale_up_window"]))
+        if "scale_down_window" in changes:
+            down = replace(
+                down, stabilization_window_s=parse_duration(changes["scale_down_window"])
+            )
+        behavior = Behavior(up, down)
+    low = int(changes.get("min", hpa.min_replicas or 1))
+    high = int(changes.get("max", hpa.max_replicas or low))
+    return HpaSpec(low, max(low, high), metrics, behavior), notes
+
+
+def _snapshots(pods: pd.DataFrame, ticks: np.ndarray) -> list[pd.DataFrame]:
+    """The last pods sample at or before each tick."""
+    times = np.sort(pods["ts"].unique())
+    groups = pods.groupby("ts").indices
+    out = []
+    for tick in ticks:
+        i = int(np.searchsorted(times, tick, side="right")) - 1
+        out.append(pods.iloc[groups[times[max(i, 0)]]])
+    return out
+
+
+def _usage(total: float, recorded_n: int, baseline: float, replicas: int) -> float:
+    return baseline + max(0.0, total - recorded_n * baseline) / replicas
+
+
+def _replay(
+    spec: HpaSpec,
+    snapshots: list[pd.DataFrame],
+    ticks: np.ndarray,
+    *,
+    start: int,
+    baselines: tuple[float, float],
+    requests: tuple[float | None, float | None],
+) -> list[int]:
+    controller = HpaController(spec)
+    current = min(max(start, spec.min_replicas), spec.max_replicas)
+    replicas = []
+    for tick, snap in zip(ticks, snapshots, strict=True):
+        ready = snap[snap["ready"].fillna(False).astype(bool)]
+        n = len(ready)
+        cpu_total, memory_total = float(ready["cpu_m"].sum()), float(ready["memory_bytes"].sum())
+        cpu = _usage(cpu_total, n, baselines[0], current) if ready["cpu_m"].notna().any() else None
+        memory = (
+            _usage(memory_total, n, baselines[1], current)
+            if ready["memory_bytes"].notna().any()
+            else None
+        )
+        cpu_request = requests[0] if requests[0] is not None else _median(snap["cpu_request_m"])
+        memory_request = (
+            requests[1] if requests[1] is not None else _median(snap["memory_request_bytes"])
+        )
+        pods = (
+            [
+                PodUsage(f"replay-{i}", True, cpu, memory, cpu_request, memory_request)
+                for i in range(current)
+            ]
+            if n
+            else []
+        )
+        current = controller.reconcile(float(tick), current, pods).desired_replicas
+        replicas.append(current)
+    return replicas
+
+
+def _median(values: pd.Series[float]) -> float | None:
+    valid = values.dropna()
+    return float(valid.median()) if not valid.empty else None
+
+
+def _notes(
+    changes: Mapping[str, str], hpa: HpaResult, workload: WorkloadResult | None
+) -> list[str]:
+    notes = []
+    if "memory_limit" in changes:
+        limit = parse_quantity(changes["memory_limit"])
+        notes.append(
+            "memory_limit cannot change what the HPA does: it computes utilization from "
+            "requests, never limits; the limit only decides when the OOM killer acts"
+        )
+        if workload is not None and workload.peak_memory_bytes is not None:
+            peak = workload.peak_memory_bytes
+            verdict = "would have been OOM-killed" if peak >= limit else "stays under it"
+            notes.append(
+                f"with a {changes['memory_limit']} limit the recorded peak working set "
+                f"{format_bytes(peak)} ({100 * peak / limit:.0f}% of it) {verdict}"
+            )
+    for resource in ("memory", "cpu"):
+        if (
+            f"{resource}_request" in changes
+            and resource not in hpa.target_utilization
+            and (f"{resource}_target" not in changes)
+        ):
+            notes.append(
+                f"{resource}_request cannot change what {hpa.key} does: it does not "
+                f"scale on {resource}"
+            )
+    return notes
+
+
+def _baseline(usage: pd.Series[float]) -> float:
+    valid = usage.dropna()
+    return float(valid.quantile(BASELINE_QUANTILE)) if not valid.empty else 0.0
+
+
+def run_whatif(
+    whatif: WhatIf,
+    hpas: Sequence[HpaResult],
+    workloads: Sequence[WorkloadResult],
+    pods: pd.DataFrame,
+    behavior: Behavior | None = None,
+    *,
+    sync_period_s: float = SYNC_S,
+) -> WhatIfResult:
+    """Replays one what-if (see ``ASSUMPTION``); the HPA must exist (``find_hpa``).
+    ``behavior`` is the recorded HPA's spec.behavior when known (``recorded_behavior``);
+    ``sync_period_s`` how often the autoscaler decided (``recorded_sync_period_s``)."""
+    hpa = find_hpa(whatif.hpa, hpas)
+    workload = next(
+        (w for w in workloads if (w.namespace, w.name) == (hpa.namespace, hpa.target_name)), None
+    )
+    notes = _notes(whatif.changes, hpa, workload)
+    mine = pods[(pods["namespace"] == hpa.namespace) & (pods["workload"] == hpa.target_name)]
+    recorded_peak = hpa.peak_replicas
+    spec, spec_notes = _spec(hpa, whatif.changes, behavior)
+    unchanged_spec, _ = _spec(hpa, {}, behavior)
+    notes.extend(spec_notes)
+    if mine.empty or hpa.series.empty or not spec.metrics:
+        notes.append("nothing to replay: no per-pod usage or no cpu/memory metric was recorded")
+        return WhatIfResult(
+            whatif.hpa, dict(whatif.changes), recorded_peak, None, None, None, None, tuple(notes)
+        )
+    start_s, end_s = float(hpa.series["ts"].min()), float(hpa.series["ts"].max())
+    ticks = np.arange(start_s, end_s + 1e-9, sync_period_s)
+    snapshots = _snapshots(mine, ticks)
+    baselines = (_baseline(mine["cpu_m"]), _baseline(mine["memory_bytes"]))
+    changes = whatif.changes
+    changed = (
+        parse_cpu_millicores(changes["cpu_request"]) if "cpu_request" in changes else None,
+        parse_quantity(changes["memory_request"]) if "memory_request" in changes else None,
+    )
+    first = hpa.series["current"].dropna()
+    start = round(float(first.iloc[0])) if not first.empty else spec.min_replicas
+    predicted = _replay(spec, snapshots, ticks, start=start, baselines=baselines, requests=changed)
+    unchanged = _replay(
+        unchanged_spec, snapshots, ticks, start=start, baselines=baselines, requests=(None, None)
+    )
+    recorded = merge_nearest(
+        pd.DataFrame({"ts": ticks}), hpa.series[["ts", "current"]].dropna(), None, "backward"
+    )["current"]
+    series = pd.DataFrame(
+        {
+            "ts": ticks,
+            "recorded": recorded.to_numpy(float),
+            "predicted": predicted,
+            "unchanged": unchanged,
+        }
+    )
+    differs = predicted != unchanged
+    if not differs:
+        notes.append("the replayed replicas are the same with and without this change")
+    return WhatIfResult(
+        whatif.hpa,
+        dict(whatif.changes),
+        recorded_peak,
+        max(predicted),
+        predicted[-1],
+        max(unchanged),
+        differs,
+        tuple(notes),
+        series=series,
+    )
+
+
+def run_whatifs(
+    whatifs: Sequence[WhatIf],
+    hpas: Sequence[HpaResult],
+    workloads: Sequence[WorkloadResult],
+    pods: pd.DataFrame,
+    behavior: Behavior | None = None,
+    *,
+    sync_period_s: float = SYNC_S,
+) -> list[WhatIfResult]:
+    return [
+        run_whatif(w, hpas, workloads, pods, behavior, sync_period_s=sync_period_s) for w in whatifs
+    ]
