@@ -17,7 +17,6 @@ from harness.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SLO_FAILED,
-    NotBuiltYet,
     UsageError,
 )
 
@@ -44,7 +43,10 @@ def run(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int
 
         result = run_local(config, out)
         return _verdict_exit(result.verdict, result.status)
-    raise NotBuiltYet("in-cluster runs are not in this version yet; use --local")
+    from harness.kube.lifecycle import run_cluster
+
+    result = run_cluster(config, out)
+    return _verdict_exit(result.verdict, result.status)
 
 
 def report(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
@@ -62,20 +64,70 @@ def report(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> 
 
 
 def render(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
-    raise NotBuiltYet("render is not in this version yet")
+    import time
+
+    from harness.manifests import rbac_objects, run_objects, to_yaml
+    from harness.runstore import new_run_id
+
+    namespace = values.get("namespace") or "default"
+    if values.get("rbac"):
+        out.write(to_yaml(rbac_objects(namespace)))
+        return EXIT_OK
+    config = build_run_config(values)
+    run_id = new_run_id(config.name, time.time())
+    out.write(to_yaml(run_objects(config, run_id, namespace)))
+    return EXIT_OK
 
 
 def ui(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
-    raise NotBuiltYet("ui is not in this version yet")
+    from harness.kube.runs import cluster_session
+    from harness.kube.uiproxy import serve_ui
+
+    with cluster_session(values) as (kube, namespace):
+        serve_ui(
+            kube,
+            namespace,
+            args.run,
+            port=values["port"],
+            open_browser=values["open_browser"],
+            out=out,
+        )
+    return EXIT_OK
 
 
 def list_runs(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
-    raise NotBuiltYet("list is not in this version yet")
+    import time
+
+    from harness.kube.runs import cluster_session, format_runs
+    from harness.kube.runs import list_runs as find_runs
+
+    with cluster_session(values) as (kube, namespace):
+        out.write(format_runs(find_runs(kube, namespace), time.time()))
+    return EXIT_OK
 
 
 def clean(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
-    raise NotBuiltYet("clean is not in this version yet")
+    from harness.kube.runs import clean as delete_runs
+    from harness.kube.runs import cluster_session
+
+    with cluster_session(values) as (kube, namespace):
+        deleted = delete_runs(kube, namespace, args.run, values["all_runs"])
+    out.write("".join(f"deleted {name}\n" for name in deleted) or "nothing to delete\n")
+    return EXIT_OK
 
 
 def sample(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
-    raise NotBuiltYet("sample is not in this version yet")
+    from harness.kube.runs import cluster_session, sample_only
+
+    with cluster_session(values) as (kube, namespace):
+        result = sample_only(
+            kube,
+            values["watch"],
+            namespace,
+            duration_s=values["run_time_s"],
+            interval_s=values["sample_interval_s"],
+            out_dir=Path(values["out_dir"]),
+            name=values.get("name") or "sample",
+            out=out,
+        )
+    return _verdict_exit(result.verdict, result.status)

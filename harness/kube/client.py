@@ -1,0 +1,617 @@
+"""The Kubernetes adapter: the only module of kubeswarm that imports the ``kubernetes`` client.
+
+It uses the client for what it does well (reading kubeconfig files and in-cluster credentials,
+TLS and token refresh) and sends every request itself, through the client's own connection pool:
+the generated methods deserialize into model classes we do not need (a 500-pod list costs more to
+deserialize than to fetch), and the generated service-proxy method percent-encodes ``:`` and ``/``
+and returns a repr'd string. Results are the API server's JSON as plain dicts (``Body``); failures
+become the project's exceptions with a message naming what was refused and how to fix it:
+
+    401        ClusterError      the credentials were rejected
+    403        PermissionDenied  names the verb, the resource and the namespace
+    404        NotFound          names the object (or the API that is not served)
+    429, 5xx,  retried with exponential backoff and full jitter (``RetryPolicy``), then
+    timeouts   ClusterError naming the API server and the last failure
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import re
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import urllib3
+from kubernetes import config as kube_config
+from kubernetes.client import ApiClient, Configuration
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.utils.quantity import parse_quantity as _parse_quantity
+
+from harness.errors import ClusterError, NotFound, PermissionDenied, UsageError
+
+Body = dict[str, Any]
+
+IN_CLUSTER_NAMESPACE_FILE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+RETRYABLE_STATUS: Final = frozenset({429, 500, 502, 503, 504})
+
+
+def parse_quantity(text: str | int | float) -> float:
+    """A Kubernetes quantity as a float: ``"250m"`` -> 0.25, ``"12345n"`` -> 1.2345e-05."""
+    return float(_parse_quantity(text))  # type: ignore[no-untyped-call]
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Where a kind lives in the API, and how a user names it (``jobs.batch``)."""
+
+    kind: str
+    group: str
+    version: str
+    plural: str
+    namespaced: bool = True
+
+    @property
+    def described(self) -> str:
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        prefix = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            prefix += f"/namespaces/{namespace}"
+        path = f"{prefix}/{self.plural}"
+        return f"{path}/{name}" if name else path
+
+
+RESOURCES: Final[dict[str, Resource]] = {
+    r.kind: r
+    for r in (
+        Resource("Namespace", "", "v1", "namespaces", namespaced=False),
+        Resource("ConfigMap", "", "v1", "configmaps"),
+        Resource("Service", "", "v1", "services"),
+        Resource("Pod", "", "v1", "pods"),
+        Resource("Event", "", "v1", "events"),
+        Resource("ServiceAccount", "", "v1", "serviceaccounts"),
+        Resource("Job", "batch", "v1", "jobs"),
+        Resource("Deployment", "apps", "v1", "deployments"),
+        Resource("StatefulSet", "apps", "v1", "statefulsets"),
+        Resource("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers"),
+        Resource("Role", "rbac.authorization.k8s.io", "v1", "roles"),
+        Resource("RoleBinding", "rbac.authorization.k8s.io", "v1", "rolebindings"),
+        Resource("PodMetrics", "metrics.k8s.io", "v1beta1", "pods"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a failed request is repeated.
+
+    Five attempts with delays drawn from [0, 0.5 s * 2**n] capped at 8 s ride out an API server
+    restart or a burst of 429s (about 15 s in the worst case) without hiding a cluster that is down.
+    Full jitter keeps many clients from retrying in step.
+    """
+
+    attempts: int = 5
+    base_delay_s: float = 0.5
+    max_delay_s: float = 8.0
+    # A read that takes longer than this is treated as failed and retried (seconds).
+    timeout_s: float = 30.0
+
+    def delay_s(self, attempt: int, rng: random.Random, retry_after_s: float | None) -> float:
+        ceiling = min(self.max_delay_s, self.base_delay_s * 2**attempt)
+        delay = rng.uniform(0.0, ceiling)
+        if retry_after_s is not None:
+            delay = max(delay, min(retry_after_s, self.max_delay_s))
+        return delay
+
+
+# The service proxy is polled in a loop by its callers: one quick retry, then let them decide.
+PROXY_RETRY: Final = RetryPolicy(attempts=2, base_delay_s=0.2, max_delay_s=1.0, timeout_s=15.0)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What a request does, in the user's words, for error messages."""
+
+    verb: str
+    resource: str
+    namespace: str | None = None
+    name: str | None = None
+
+    def subject(self) -> str:
+        where = f" in namespace {self.namespace}" if self.namespace else ""
+        named = f" {self.name}" if self.name else ""
+        return f"{self.resource}{named}{where}"
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    data: bytes
+
+    def json(self) -> Body:
+        loaded = json.loads(self.data) if self.data else {}
+        return loaded if isinstance(loaded, dict) else {"items": loaded}
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the client talks to, as the user configured it."""
+
+    host: str
+    context: str | None
+    namespace: str
+    user: str | None
+    in_cluster: bool = False
+    insecure: bool = False
+
+
+def _status_message(data: bytes) -> str:
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return data.decode("utf-8", "replace").strip()[:300]
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return data.decode("utf-8", "replace").strip()[:300]
+
+
+def error_for(status: int, data: bytes, op: Operation, conn: Connection) -> ClusterError:
+    """The project's exception for an API error answer, with a message a user can act on."""
+    message = _status_message(data)
+    if status == 403:
+        who = f"user {conn.user}" if conn.user else "the current user"
+        if "cannot" in message or not message:  # RBAC, as opposed to admission, said no
+            return PermissionDenied(
+                f"{who} may not {op.verb} {op.subject()} (403 Forbidden); grant it with the Role "
+                "in kubeswarm's k8s-jobs/ (kubectl apply -k k8s-jobs/) or ask a cluster admin"
+            )
+        return PermissionDenied(f"{op.verb} {op.subject()} was refused: {message}")
+    if status == 404:
+        if op.name is None and op.verb == "list":
+            return NotFound(f"the API for {op.resource} is not served by {conn.host} ({message})")
+        return NotFound(f"{op.subject()} does not exist ({message})")
+    texts = {
+        401: f"the API server {conn.host} rejected the credentials of context "
+        f"{conn.context or '(in-cluster)'} (401 Unauthorized): log in again or refresh the "
+        "kubeconfig",
+        409: f"{op.subject()} already exists: {message}; remove leftovers with "
+        "`kubeswarm clean --all`",
+        400: f"the API server refused to {op.verb} {op.subject()}: {message}",
+        422: f"the API server refused to {op.verb} {op.subject()}: {message}",
+    }
+    default = f"{op.verb} {op.subject()} failed on {conn.host} ({status}): {message}"
+    return ClusterError(texts.get(status, default))
+
+
+def _retry_after_s(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+@dataclass
+class KubeClient:
+    """One cluster connection; safe to share between threads (urllib3's pool is)."""
+
+    api_client: Any  # kubernetes.client.ApiClient: untyped, kept behind this class
+    connection: Connection
+    retry: RetryPolicy = RetryPolicy()
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+    warn: Callable[[str], None] = lambda _text: None
+    # Requests sent, retries included: the sampler benchmark reads it.
+    calls: int = 0
+    _metrics_warned: bool = False
+
+    @property
+    def namespace(self) -> str:
+        return self.connection.namespace
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    # -------------------------------------------------------------- sending
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        op: Operation,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: Body | None = None,
+        raw_body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry: RetryPolicy | None = None,
+        accept_status: Sequence[int] = (),
+    ) -> Response:
+        """One API request with retries; raises the mapped exception unless the status is 2xx/3xx
+        or listed in ``accept_status``."""
+        policy = retry or self.retry
+        payload = raw_body if body is None else json.dumps(body).encode()
+        last_failure = ""
+        retry_after: float | None = None
+        for attempt in range(policy.attempts):
+            if attempt:
+                self.sleep(policy.delay_s(attempt - 1, self.rng, retry_after))
+            retry_after = None
+            try:
+                response = self._send(
+                    method,
+                    path,
+                    query=query,
+                    payload=payload,
+                    headers=headers,
+                    timeout_s=policy.timeout_s,
+                    json_body=body is not None,
+                )
+            except urllib3.exceptions.SSLError as e:
+                raise ClusterError(
+                    f"TLS to {self.connection.host} failed: {e}; check the "
+                    "kubeconfig's certificate-authority"
+                ) from e
+            except (urllib3.exceptions.HTTPError, OSError) as e:
+                last_failure = f"{type(e).__name__}: {e}"
+                continue
+            if response.status < 400 or response.status in accept_status:
+                return response
+            if response.status not in RETRYABLE_STATUS:
+                raise error_for(response.status, response.data, op, self.connection)
+            retry_after = _retry_after_s(response.headers)
+            last_failure = f"{response.status}: {_status_message(response.data)}"
+        raise ClusterError(
+            f"{op.verb} {op.subject()} failed {policy.attempts} times on "
+            f"{self.connection.host}; last: {last_failure}"
+        )
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]],
+        payload: bytes | None,
+        headers: Mapping[str, str] | None,
+        timeout_s: float,
+        json_body: bool,
+    ) -> Response:
+        header_params = {"Accept": "application/json"}
+        if json_body:
+            header_params["Content-Type"] = "application/json"
+        header_params.update(headers or {})
+        _, url, header_params, _, _ = self.api_client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list(query) or None,
+            header_params=header_params,
+            auth_settings=["BearerToken"],
+        )
+        self.calls += 1
+        raw = self.api_client.rest_client.pool_manager.request(
+            method,
+            url,
+            body=payload,
+            headers=header_params,
+            retries=False,
+            redirect=False,
+            preload_content=True,
+            timeout=urllib3.Timeout(connect=min(10.0, timeout_s), read=timeout_s),
+        )
+        return Response(int(raw.status), dict(raw.headers), bytes(raw.data))
+
+    # -------------------------------------------------------------- objects
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> Body:
+        resource = RESOURCES[kind]
+        ns = namespace or self.namespace
+        op = Operation("get", resource.described, ns if resource.namespaced else None, name)
+        return self.request("GET", resource.path(ns, name), op).json()
+
+    def list_objects(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[Body]:
+        """Items of one list call (the API server's JSON objects, camelCase keys)."""
+        resource = RESOURCES[kind]
+        ns = namespace or self.namespace
+        query = [("labelSelector", label_selector)] if label_selector else []
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
+        op = Operation("list", resource.described, ns if resource.namespaced else None)
+        items = self.request("GET", resource.path(ns), op, query=query).json().get("items")
+        return list(items or [])
+
+    def list_pod_metrics(self, namespace: str, label_selector: str | None) -> list[Body] | None:
+        """PodMetrics of matching pods; None (and one warning) if metrics.k8s.io is not served."""
+        try:
+            return self.list_objects("PodMetrics", namespace, label_selector)
+        except NotFound:
+            if not self._metrics_warned:
+                self._metrics_warned = True
+                self.warn(
+                    "warning: the metrics API (metrics.k8s.io) is not served by this "
+                    "cluster: recording replicas only, no pod CPU/memory usage (install "
+                    "metrics-server to get them)"
+                )
+            return None
+
+    def metrics_api_available(self) -> bool:
+        response = self.request(
+            "GET",
+            "/apis/metrics.k8s.io/v1beta1",
+            Operation("get", "the metrics API"),
+            accept_status=(404, 503),
+        )
+        return response.status < 400
+
+    def create(self, body: Body, namespace: str | None = None) -> Body:
+        """Creates an object; a create that was retried and finds its object already there (the
+        first attempt did land) returns that object."""
+        resource = RESOURCES[str(body["kind"])]
+        ns = namespace or body.get("metadata", {}).get("namespace") or self.namespace
+        name = str(body.get("metadata", {}).get("name", ""))
+        op = Operation("create", resource.described, ns, name or None)
+        response = self.request("POST", resource.path(ns), op, body=body, accept_status=(409,))
+        if response.status == 409:
+            existing = self.get(resource.kind, name, ns)
+            labels = existing.get("metadata", {}).get("labels") or {}
+            wanted = body.get("metadata", {}).get("labels") or {}
+            if all(labels.get(k) == v for k, v in wanted.items()):
+                return existing
+            raise error_for(409, response.data, op, self.connection)
+        return response.json()
+
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> bool:
+        """Deletes with propagation Background (a Job's pods go too); False if already gone."""
+        resource = RESOURCES[kind]
+        ns = namespace or self.namespace
+        op = Operation("delete", resource.described, ns, name)
+        response = self.request(
+            "DELETE",
+            resource.path(ns, name),
+            op,
+            body={"propagationPolicy": "Background"},
+            accept_status=(404,),
+        )
+        return response.status != 404
+
+    def can_i(
+        self,
+        verb: str,
+        resource: str,
+        namespace: str | None,
+        group: str = "",
+        subresource: str = "",
+    ) -> bool:
+        """SelfSubjectAccessReview: may the current user do this?"""
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {
+                "resourceAttributes": {
+                    "verb": verb,
+                    "resource": resource,
+                    "group": group,
+                    "subresource": subresource,
+                    "namespace": namespace or "",
+                }
+            },
+        }
+        op = Operation("create", "selfsubjectaccessreviews.authorization.k8s.io")
+        answer = self.request(
+            "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", op, body=review
+        ).json()
+        return bool(answer.get("status", {}).get("allowed"))
+
+    def server_version(self) -> str:
+        answer = self.request("GET", "/version", Operation("get", "the server version")).json()
+        return str(answer.get("gitVersion", "unknown"))
+
+    # -------------------------------------------------------------- service proxy
+
+    def proxy(
+        self,
+        method: str,
+        namespace: str,
+        service: str,
+        port: int,
+        path: str,
+        *,
+        form: Mapping[str, str] | None = None,
+        retry: RetryPolicy = PROXY_RETRY,
+    ) -> bytes:
+        """GET or POST (form) to a Service's port through the API server's service proxy."""
+        from urllib.parse import urlencode
+
+        body = urlencode(dict(form or {})).encode() if method == "POST" else None
+        headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
+        response = self.proxy_raw(
+            method, namespace, service, port, path, body=body, headers=headers, retry=retry
+        )
+        if response.status >= 400:
+            raise ClusterError(
+                f"{method} {path} on {service}:{port} through the API server "
+                f"answered {response.status}: {_status_message(response.data)}"
+            )
+        return response.data
+
+    def proxy_raw(
+        self,
+        method: str,
+        namespace: str,
+        service: str,
+        port: int,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry: RetryPolicy = PROXY_RETRY,
+    ) -> Response:
+        """Any request through the service proxy; every answer of the backend is returned as is
+        (a 404 of Locust is the browser's business), but a refused proxy raises."""
+        op = Operation(
+            "get" if method in ("GET", "HEAD") else "create",
+            "services/proxy",
+            namespace,
+            f"{service}:{port}",
+        )
+        path_part, _, query_text = path.partition("?")
+        url_path = proxy_path(namespace, service, port, path_part)
+        query = _split_query(query_text)
+        response = self.request(
+            method,
+            url_path,
+            op,
+            query=query,
+            raw_body=body,
+            headers=headers,
+            retry=retry,
+            accept_status=tuple(range(400, 600)),
+        )
+        if response.status in (401, 403) and _is_api_status(response):
+            raise error_for(response.status, response.data, op, self.connection)
+        return response
+
+
+def _is_api_status(response: Response) -> bool:
+    """Whether an error answer came from the API server itself (a ``Status`` object)."""
+    with contextlib.suppress(ValueError):
+        body = json.loads(response.data)
+        return isinstance(body, dict) and body.get("kind") == "Status"
+    return False
+
+
+def _split_query(text: str) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl
+
+    return parse_qsl(text, keep_blank_values=True) if text else []
+
+
+_PROXY_NAME: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def proxy_path(namespace: str, service: str, port: int | str, path: str = "/") -> str:
+    """``/api/v1/namespaces/NS/services/NAME:PORT/proxy/PATH``, ``:`` and ``/`` left as they are."""
+    if not _PROXY_NAME.match(namespace) or not _PROXY_NAME.match(service):
+        raise UsageError(f"not a valid namespace/service: {namespace}/{service}")
+    tail = path if path.startswith("/") else f"/{path}"
+    return f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{tail}"
+
+
+# ------------------------------------------------------------------ connecting
+
+
+def connect(
+    kubeconfig: Path | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    retry: RetryPolicy = RetryPolicy(),
+    warn: Callable[[str], None] = lambda _text: None,
+) -> KubeClient:
+    """A client for ``--kubeconfig``/``$KUBECONFIG``/``~/.kube/config`` (with ``--context``), or
+    the pod's service account when running inside a cluster. The namespace is ``-n``, else the
+    context's, else the pod's, else ``default``."""
+    env = os.environ if environ is None else environ
+    configuration = Configuration()
+    source = _kubeconfig_source(kubeconfig, env)
+    if source is None:
+        if not env.get("KUBERNETES_SERVICE_HOST"):
+            raise UsageError(
+                "no kubeconfig: pass --kubeconfig FILE, set KUBECONFIG, or create ~/.kube/config "
+                "(e.g. `kind export kubeconfig`)"
+            )
+        try:
+            kube_config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
+        except ConfigException as e:
+            raise UsageError(f"in-cluster configuration failed: {e}") from e
+        ns = namespace or _in_cluster_namespace()
+        conn = Connection(configuration.host, None, ns, None, in_cluster=True)
+    else:
+        conn = _load_kubeconfig(source, context, namespace, configuration)
+    insecure = not configuration.verify_ssl
+    if insecure:
+        _accept_insecure(conn.host, warn)
+    conn = Connection(conn.host, conn.context, conn.namespace, conn.user, conn.in_cluster, insecure)
+    return KubeClient(ApiClient(configuration), conn, retry=retry, warn=warn)
+
+
+def _accept_insecure(host: str, warn: Callable[[str], None]) -> None:
+    """The user chose insecure-skip-tls-verify: say so once, instead of urllib3's warning on
+    every request. Only that warning, and only for this API server, is filtered (a filter, not a
+    ``catch_warnings`` block, because the UI proxy sends from several threads)."""
+    from urllib.parse import urlsplit
+
+    hostname = urlsplit(host).hostname or host
+    warn(f"warning: TLS verification of {host} is off (insecure-skip-tls-verify in the kubeconfig)")
+    warnings.filterwarnings(
+        "ignore",
+        category=urllib3.exceptions.InsecureRequestWarning,
+        message=re.escape(f"Unverified HTTPS request is being made to host '{hostname}'"),
+    )
+
+
+def _kubeconfig_source(kubeconfig: Path | None, env: Mapping[str, str]) -> str | None:
+    if kubeconfig is not None:
+        if not kubeconfig.is_file():
+            raise UsageError(f"kubeconfig {kubeconfig} does not exist")
+        return str(kubeconfig)
+    if env.get("KUBECONFIG"):
+        return env["KUBECONFIG"]
+    default = Path(env.get("HOME", "~")).expanduser() / ".kube" / "config"
+    return str(default) if default.is_file() else None
+
+
+def _load_kubeconfig(
+    source: str, context: str | None, namespace: str | None, configuration: Any
+) -> Connection:
+    try:
+        contexts, current = kube_config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+            config_file=source
+        )
+    except (ConfigException, OSError) as e:
+        raise UsageError(f"cannot read kubeconfig {source}: {e}") from e
+    by_name = {c["name"]: c for c in contexts or []}
+    chosen_name = context or (current or {}).get("name")
+    if chosen_name not in by_name:
+        known = ", ".join(sorted(by_name)) or "none"
+        what = f"context {context!r} is not" if context else "no current context is set"
+        raise UsageError(f"{what} in kubeconfig {source}; contexts: {known} (pass --context)")
+    details = by_name[chosen_name].get("context") or {}
+    try:
+        kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=source,
+            context=chosen_name,
+            client_configuration=configuration,
+            persist_config=False,
+        )
+    except (ConfigException, OSError, ValueError) as e:
+        raise UsageError(f"kubeconfig {source}, context {chosen_name}: {e}") from e
+    ns = namespace or details.get("namespace") or "default"
+    return Connection(configuration.host, chosen_name, ns, details.get("user"))
+
+
+def _in_cluster_namespace() -> str:
+    try:
+        return IN_CLUSTER_NAMESPACE_FILE.read_text(encoding="utf-8").strip() or "default"
+    except OSError:
+        return "default"

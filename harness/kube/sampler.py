@@ -1,0 +1,286 @@
+"""The Kubernetes sampler: what the target's autoscaling did, one pass per tick.
+
+Per watched namespace and tick it makes a fixed number of list calls, whatever the pod count: the
+HPAs, each workload kind in use (Deployments, StatefulSets), then per workload its pods and their
+PodMetrics by the workload's label selector, then the namespace's events (kept if newer than the
+run's start and about a watched object). 500 pods cost the same number of calls as 5; only the
+bytes grow. Every row goes to ``samples/`` through the ``RunStore``; the lifecycle ticks this on
+the fixed schedule of ``harness.monitor``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from analysis import schema
+from harness.config import WatchTarget
+from harness.errors import ClusterError, UsageError
+from harness.kube import rows
+from harness.kube.client import Body, KubeClient
+from harness.runstore import RunStore
+
+WORKLOAD_KINDS = {"deployment": "Deployment", "statefulset": "StatefulSet"}
+
+
+@dataclass(frozen=True)
+class WorkloadRef:
+    namespace: str
+    kind: str  # Deployment or StatefulSet
+    name: str
+
+
+@dataclass
+class TickResult:
+    """What one tick saw: lines worth printing (scale events, restarts, OOM kills) and a status."""
+
+    notices: list[str] = field(default_factory=list)
+    status: str = ""
+    pods: int = 0
+
+
+@dataclass
+class _PodState:
+    restarts: int
+    reason: str | None
+
+
+def resolve_targets(targets: Sequence[WatchTarget], default_namespace: str) -> list[WatchTarget]:
+    """Cluster targets with their namespace filled in; local-only kinds are refused."""
+    resolved = []
+    for target in targets:
+        if target.kind not in ("hpa", *WORKLOAD_KINDS):
+            raise UsageError(
+                f"--watch {target}: pid/ and cmd/ are local targets; in a cluster "
+                "watch hpa/NAME, deployment/NAME or statefulset/NAME"
+            )
+        resolved.append(
+            WatchTarget(target.kind, target.name, target.namespace or default_namespace)
+        )
+    return resolved
+
+
+class KubeSampler:
+    """Samples HPAs, workloads, pods, PodMetrics and events of the watched targets."""
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        targets: Sequence[WatchTarget],
+        default_namespace: str,
+        since_s: float,
+    ) -> None:
+        self.kube = kube
+        self.targets = resolve_targets(targets, default_namespace)
+        self.namespaces = sorted({str(t.namespace) for t in self.targets})
+        self.since_s = since_s
+        self.metrics_available = True
+        self._hpa_state: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._pod_state: dict[tuple[str, str], _PodState] = {}
+        self._seen_events: set[tuple[str, str]] = set()
+        self._reported: set[str] = set()
+
+    def tick(self, now: float, store: RunStore) -> TickResult:
+        """One pass over every watched namespace; a namespace that fails is a ``sampler_gap``."""
+        result = TickResult()
+        for namespace in self.namespaces:
+            try:
+                self._sample_namespace(now, namespace, store, result)
+            except ClusterError as e:
+                store.mark("sampler_gap", f"namespace {namespace}: {e}", now)
+                self._once(result, f"sampler: namespace {namespace}: {e}")
+        return result
+
+    def _once(self, result: TickResult, text: str) -> None:
+        if text not in self._reported:
+            self._reported.add(text)
+            result.notices.append(text)
+
+    # -------------------------------------------------------------- one namespace
+
+    def _sample_namespace(
+        self, now: float, namespace: str, store: RunStore, result: TickResult
+    ) -> None:
+        mine = [t for t in self.targets if t.namespace == namespace]
+        workloads: list[WorkloadRef] = [
+            WorkloadRef(namespace, WORKLOAD_KINDS[t.kind], t.name)
+            for t in mine
+            if t.kind in WORKLOAD_KINDS
+        ]
+        hpas = self._sample_hpas(
+            now, namespace, [t.name for t in mine if t.kind == "hpa"], store, result
+        )
+        for hpa in hpas:
+            ref = rows.dig(hpa, "spec", "scaleTargetRef") or {}
+            if ref.get("kind") in WORKLOAD_KINDS.values():
+                workloads.append(WorkloadRef(namespace, str(ref["kind"]), str(ref.get("name"))))
+            else:
+                self._once(
+                    result,
+                    f"hpa {namespace}/{rows.dig(hpa, 'metadata', 'name')} scales "
+                    f"a {ref.get('kind')}: its pods are not sampled",
+                )
+        workloads = list(dict.fromkeys(workloads))
+        found = self._sample_workloads(now, namespace, workloads, store, result)
+        memory_pcts: list[tuple[float | None, float | None]] = []
+        for workload in found:
+            memory_pcts += self._sample_pods(now, workload, store, result)
+        self._sample_events(
+            namespace, [t.name for t in mine if t.kind == "hpa"], [w.name for w in workloads], store
+        )
+        result.status = " ".join(p for p in (result.status, _memory_text(memory_pcts)) if p)
+
+    def _sample_hpas(
+        self, now: float, namespace: str, names: list[str], store: RunStore, result: TickResult
+    ) -> list[Body]:
+        if not names:
+            return []
+        by_name = {
+            rows.dig(h, "metadata", "name"): h
+            for h in self.kube.list_objects("HorizontalPodAutoscaler", namespace)
+        }
+        found = []
+        for name in names:
+            hpa = by_name.get(name)
+            if hpa is None:
+                self._once(result, f"hpa {namespace}/{name} is gone")
+                continue
+            found.append(hpa)
+            row = rows.hpa_row(now, hpa)
+            store.append(schema.HPA, [row])
+            metrics = rows.hpa_metric_rows(now, hpa)
+            store.append(schema.HPA_METRICS, metrics)
+            self._note_scale(namespace, name, row, metrics, result)
+        return found
+
+    def _note_scale(
+        self, namespace: str, name: str, row: rows.Row, metrics: list[rows.Row], result: TickResult
+    ) -> None:
+        key = (namespace, name)
+        now_state = (row["current_replicas"], row["desired_replicas"])
+        before = self._hpa_state.get(key)
+        self._hpa_state[key] = now_state
+        status = f"{name} {now_state[0]}/{now_state[1]}/{row['max_replicas']}"
+        result.status = " ".join(p for p in (result.status, status) if p)
+        if before is None or before[0] == now_state[0] or before[0] is None:
+            return
+        reading = ", ".join(
+            f"{m['metric']} {m['current_utilization']:.0f}%/{m['target_utilization']:.0f}%"
+            for m in metrics
+            if m["current_utilization"] is not None and m["target_utilization"] is not None
+        )
+        limited = " (at max)" if now_state[0] == row["max_replicas"] else ""
+        result.notices.append(
+            f"scale: hpa {namespace}/{name} {before[0]} -> {now_state[0]} "
+            f"replicas{limited}" + (f"; {reading}" if reading else "")
+        )
+
+    def _sample_workloads(
+        self,
+        now: float,
+        namespace: str,
+        wanted: list[WorkloadRef],
+        store: RunStore,
+        result: TickResult,
+    ) -> list[tuple[WorkloadRef, Body]]:
+        found: list[tuple[WorkloadRef, Body]] = []
+        for kind in sorted({w.kind for w in wanted}):
+            by_name = {
+                rows.dig(o, "metadata", "name"): o for o in self.kube.list_objects(kind, namespace)
+            }
+            for ref in (w for w in wanted if w.kind == kind):
+                workload = by_name.get(ref.name)
+                if workload is None:
+                    self._once(result, f"{kind.lower()} {namespace}/{ref.name} is gone")
+                    continue
+                found.append((ref, workload))
+                store.append(schema.WORKLOADS, [{**rows.workload_row(now, workload), "kind": kind}])
+        return found
+
+    def _sample_pods(
+        self, now: float, workload: tuple[WorkloadRef, Body], store: RunStore, result: TickResult
+    ) -> list[tuple[float | None, float | None]]:
+        ref, body = workload
+        selector = rows.selector_query(rows.dig(body, "spec", "selector"))
+        if selector is None:
+            self._once(result, f"{ref.kind.lower()} {ref.namespace}/{ref.name} has no selector")
+            return []
+        pods = self.kube.list_objects("Pod", ref.namespace, label_selector=selector)
+        metrics: dict[str, Body] = {}
+        if self.metrics_available:
+            listed = self.kube.list_pod_metrics(ref.namespace, selector)
+            if listed is None:
+                self.metrics_available = False
+            else:
+                metrics = {str(rows.dig(m, "metadata", "name")): m for m in listed}
+        pod_rows = [
+            rows.pod_row(now, pod, ref.name, metrics.get(str(rows.dig(pod, "metadata", "name"))))
+            for pod in pods
+        ]
+        store.append(schema.PODS, pod_rows)
+        result.pods += len(pod_rows)
+        for row in pod_rows:
+            self._note_restart(row, result)
+        return [
+            (
+                _pct(r["memory_bytes"], r["memory_request_bytes"]),
+                _pct(r["memory_bytes"], r["memory_limit_bytes"]),
+            )
+            for r in pod_rows
+        ]
+
+    def _note_restart(self, row: rows.Row, result: TickResult) -> None:
+        key = (str(row["namespace"]), str(row["pod"]))
+        before = self._pod_state.get(key)
+        self._pod_state[key] = _PodState(int(row["restarts"]), row["last_termination_reason"])
+        if before is None or row["restarts"] <= before.restarts:
+            return
+        reason = row["last_termination_reason"]
+        if reason == "OOMKilled":
+            limit = row["memory_limit_bytes"]
+            limit_text = f" (limit {limit / 2**20:.0f}Mi)" if limit else ""
+            result.notices.append(
+                f"OOM kill: pod {key[0]}/{key[1]}{limit_text}, {row['restarts']} restart(s)"
+            )
+        else:
+            result.notices.append(
+                f"restart: pod {key[0]}/{key[1]} restarted "
+                f"({row['restarts']} restart(s), last: {reason or 'unknown'})"
+            )
+
+    def _sample_events(
+        self, namespace: str, hpas: list[str], workloads: list[str], store: RunStore
+    ) -> None:
+        names = set(hpas) | set(workloads)
+        prefixes = tuple(f"{w}-" for w in workloads)
+        fresh = []
+        for event in self.kube.list_objects("Event", namespace):
+            involved = str(rows.dig(event, "involvedObject", "name") or "")
+            if involved not in names and not involved.startswith(prefixes):
+                continue
+            key = (
+                str(rows.dig(event, "metadata", "uid")),
+                str(rows.dig(event, "metadata", "resourceVersion")),
+            )
+            when = rows.event_time(event)
+            if key in self._seen_events or when is None or when < self.since_s:
+                continue
+            self._seen_events.add(key)
+            fresh.append(rows.event_row(event))
+        store.append(schema.EVENTS, sorted(fresh, key=lambda r: r["ts"]))
+
+
+def _pct(value: float | None, of: float | None) -> float | None:
+    return None if value is None or not of else value * 100.0 / of
+
+
+def _memory_text(pcts: list[tuple[float | None, float | None]]) -> str:
+    of_request = [r for r, _ in pcts if r is not None]
+    of_limit = [lim for _, lim in pcts if lim is not None]
+    parts = []
+    if of_request:
+        parts.append(f"mem {max(of_request):.0f}%req")
+    if of_limit:
+        parts.append(f"{max(of_limit):.0f}%lim")
+    return " ".join(parts)

@@ -1,0 +1,229 @@
+"""A tiny Kubernetes API server on 127.0.0.1 for the adapter's unit tests: real HTTP, no cluster.
+
+It stores objects in memory by collection path (create, get, list with simple label selectors,
+delete), answers SelfSubjectAccessReviews from a set of denied ``verb resource`` pairs, serves
+``/version``, and lets a test script answers (status, body, headers, delay) for any path, e.g.
+two 503s then the real answer. Service-proxy paths go to a handler the test supplies.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+
+
+@dataclass
+class Scripted:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+
+ProxyHandler = Callable[[Seen], tuple[int, dict[str, str], bytes]]
+
+
+@dataclass
+class FakeApiServer:
+    objects: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
+    scripted: dict[str, deque[Scripted]] = field(default_factory=lambda: defaultdict(deque))
+    denied: set[str] = field(default_factory=set)  # "create jobs.batch", "get services/proxy"
+    requests: list[Seen] = field(default_factory=list)
+    proxy: ProxyHandler | None = None
+    metrics_api: bool = True
+    url: str = ""
+
+    def add(self, collection: str, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj.setdefault("metadata", {})
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("resourceVersion", str(len(self.requests) + 1))
+        self.objects[collection][meta["name"]] = obj
+        return obj
+
+    def script(self, path: str, *answers: Scripted) -> None:
+        self.scripted[path].extend(answers)
+
+    def seen(self, method: str, prefix: str) -> list[Seen]:
+        return [r for r in self.requests if r.method == method and r.path.startswith(prefix)]
+
+    # ------------------------------------------------------------------ answering
+
+    def answer(self, seen: Seen) -> tuple[int, dict[str, str], bytes]:
+        self.requests.append(seen)
+        queue = self.scripted.get(seen.path)
+        if queue:
+            scripted = queue.popleft()
+            time.sleep(scripted.delay_s)
+            return scripted.status, scripted.headers, _json(scripted.body)
+        if "/proxy" in seen.path and self.proxy is not None:
+            return self.proxy(seen)
+        if seen.path == "/version":
+            return 200, {}, _json({"gitVersion": "v1.35.0-fake"})
+        if seen.path == "/apis/metrics.k8s.io/v1beta1":
+            return (
+                (200, {}, _json({"kind": "APIResourceList"}))
+                if self.metrics_api
+                else (404, {}, _status(404, "the server could not find the requested resource"))
+            )
+        if seen.path.endswith("/selfsubjectaccessreviews"):
+            return self._review(seen)
+        return self._crud(seen)
+
+    def _review(self, seen: Seen) -> tuple[int, dict[str, str], bytes]:
+        review = json.loads(seen.body)
+        attrs = review["spec"]["resourceAttributes"]
+        resource = f"{attrs['resource']}.{attrs['group']}" if attrs["group"] else attrs["resource"]
+        if attrs.get("subresource"):
+            resource += f"/{attrs['subresource']}"
+        review["status"] = {"allowed": f"{attrs['verb']} {resource}" not in self.denied}
+        return 201, {}, _json(review)
+
+    def _crud(self, seen: Seen) -> tuple[int, dict[str, str], bytes]:
+        parts = seen.path.rstrip("/").split("/")
+        # /api/v1/namespaces/NS/KIND[/NAME] or /apis/G/V/namespaces/NS/KIND[/NAME]
+        base = 3 if parts[1] == "api" else 4
+        collection = "/".join(parts[: base + 3])
+        name = parts[base + 3] if len(parts) > base + 3 else None
+        if len(parts) == base + 2:  # a cluster-scoped object, e.g. /api/v1/namespaces/NS
+            collection, name = "/".join(parts[: base + 1]), parts[base + 1]
+        store = self.objects[collection]
+        if seen.method == "POST":
+            obj = json.loads(seen.body)
+            if obj["metadata"]["name"] in store:
+                return 409, {}, _status(409, "already exists")
+            return 201, {}, _json(self.add(collection, obj))
+        if seen.method == "GET" and name is None:
+            selector = (seen.query.get("labelSelector") or [""])[0]
+            items = [o for o in store.values() if _matches(selector, o)]
+            return 200, {}, _json({"kind": "List", "items": items})
+        if name is None or name not in store:
+            return 404, {}, _status(404, f"{parts[-1]} not found")
+        if seen.method == "DELETE":
+            return 200, {}, _json(store.pop(name))
+        return 200, {}, _json(store[name])
+
+
+def _matches(selector: str, obj: dict[str, Any]) -> bool:
+    labels = obj.get("metadata", {}).get("labels") or {}
+    for term in filter(None, selector.split(",")):
+        key, eq, value = term.partition("=")
+        if eq and labels.get(key) != value:
+            return False
+        if not eq and key not in labels:
+            return False
+    return True
+
+
+def _json(body: Any) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, bytes):
+        return body
+    return json.dumps(body).encode()
+
+
+def _status(code: int, message: str) -> bytes:
+    return _json({"kind": "Status", "status": "Failure", "code": code, "message": message})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def _handle(self) -> None:
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        seen = Seen(
+            self.command,
+            split.path,
+            parse_qs(split.query, keep_blank_values=True),
+            {k.lower(): v for k, v in self.headers.items()},
+            self.rfile.read(length) if length else b"",
+        )
+        status, headers, body = self.server.fake.answer(seen)
+        self.send_response(status)
+        headers = {"Content-Type": "application/json", **headers}
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, fake: FakeApiServer) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fake = fake
+
+
+@contextmanager
+def running(fake: FakeApiServer) -> Iterator[FakeApiServer]:
+    server = _Server(fake)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def write_kubeconfig(
+    path: Path,
+    server: str,
+    namespace: str = "team",
+    bearer: str = "test-token",
+    extra_context: str | None = None,
+) -> Path:
+    contexts = [
+        {"name": "fake", "context": {"cluster": "fake", "user": "tester", "namespace": namespace}}
+    ]
+    if extra_context:
+        contexts.append({"name": extra_context, "context": {"cluster": "fake", "user": "tester"}})
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "fake",
+        "clusters": [{"name": "fake", "cluster": {"server": server}}],
+        "users": [{"name": "tester", "user": {"token": bearer}}],
+        "contexts": contexts,
+    }
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path

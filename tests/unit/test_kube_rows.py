@@ -1,0 +1,226 @@
+"""Rows of samples/*.csv from API objects written as the API server returns them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from analysis import schema
+from harness.kube import rows
+
+pytestmark = pytest.mark.unit
+
+TS = 1_700_000_000.0
+
+HPA: dict[str, Any] = {
+    "metadata": {"name": "web", "namespace": "shop"},
+    "spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+        "maxReplicas": 10,
+        "metrics": [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 70},
+                },
+            },
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "memory",
+                    "target": {"type": "AverageValue", "averageValue": "512Mi"},
+                },
+            },
+        ],
+    },
+    "status": {
+        "currentReplicas": 3,
+        "desiredReplicas": 5,
+        "currentMetrics": [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "current": {"averageUtilization": 91, "averageValue": "182m"},
+                },
+            },
+            {
+                "type": "Resource",
+                "resource": {"name": "memory", "current": {"averageValue": "52428800500m"}},
+            },
+        ],
+        "conditions": [
+            {"type": "AbleToScale", "status": "True", "reason": "SucceededRescale"},
+            {"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound"},
+            {"type": "ScalingLimited", "status": "False", "reason": "DesiredWithinRange"},
+        ],
+    },
+}
+
+
+def test_hpa_row_with_conditions_and_default_min() -> None:
+    row = rows.hpa_row(TS, HPA)
+    assert set(row) == set(schema.HPA.names)
+    assert row == {
+        "ts": TS,
+        "namespace": "shop",
+        "hpa": "web",
+        "target_kind": "Deployment",
+        "target_name": "web",
+        "min_replicas": 1,
+        "max_replicas": 10,
+        "current_replicas": 3,
+        "desired_replicas": 5,
+        "able_to_scale": True,
+        "scaling_active": True,
+        "scaling_limited": False,
+    }
+
+
+def test_hpa_without_status_yet_leaves_cells_empty() -> None:
+    row = rows.hpa_row(
+        TS,
+        {"metadata": {"name": "x", "namespace": "n"}, "spec": {"minReplicas": 2, "maxReplicas": 4}},
+    )
+    assert row["current_replicas"] is None and row["able_to_scale"] is None
+    assert row["min_replicas"] == 2
+
+
+def test_hpa_metrics_in_millicores_and_bytes() -> None:
+    cpu, memory = rows.hpa_metric_rows(TS, HPA)
+    assert set(cpu) == set(schema.HPA_METRICS.names)
+    assert cpu["metric"] == "cpu"
+    assert (cpu["current_utilization"], cpu["target_utilization"]) == (91.0, 70.0)
+    assert cpu["current_value"] == pytest.approx(182.0)
+    assert cpu["target_value"] is None
+    assert memory["metric"] == "memory"
+    assert memory["current_utilization"] is None
+    assert memory["current_value"] == pytest.approx(52428800.5)
+    assert memory["target_value"] == 512 * 2**20
+
+
+def test_a_metric_without_a_reading_yet() -> None:
+    hpa = {**HPA, "status": {"currentReplicas": 1}}
+    assert [r["current_value"] for r in rows.hpa_metric_rows(TS, hpa)] == [None, None]
+
+
+POD: dict[str, Any] = {
+    "metadata": {"name": "web-7d9-abc", "namespace": "shop"},
+    "spec": {
+        "containers": [
+            {
+                "name": "app",
+                "resources": {
+                    "requests": {"cpu": "250m", "memory": "256Mi"},
+                    "limits": {"memory": "512Mi"},
+                },
+            },
+            {"name": "sidecar", "resources": {"requests": {"cpu": "50m"}}},
+        ]
+    },
+    "status": {
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "containerStatuses": [
+            {
+                "name": "app",
+                "restartCount": 2,
+                "state": {"running": {}},
+                "lastState": {
+                    "terminated": {
+                        "reason": "OOMKilled",
+                        "exitCode": 137,
+                        "finishedAt": "2024-05-01T12:00:05Z",
+                    }
+                },
+            },
+            {
+                "name": "sidecar",
+                "restartCount": 1,
+                "lastState": {
+                    "terminated": {
+                        "reason": "Error",
+                        "exitCode": 1,
+                        "finishedAt": "2024-05-01T11:00:00Z",
+                    }
+                },
+            },
+        ],
+    },
+}
+POD_METRICS = {
+    "metadata": {"name": "web-7d9-abc"},
+    "containers": [
+        {"name": "app", "usage": {"cpu": "120500000n", "memory": "300Mi"}},
+        {"name": "sidecar", "usage": {"cpu": "2m", "memory": "10Mi"}},
+    ],
+}
+
+
+def test_pod_row_sums_containers_and_names_the_oom_kill() -> None:
+    row = rows.pod_row(TS, POD, "web", POD_METRICS)
+    assert set(row) == set(schema.PODS.names)
+    assert row["workload"] == "web" and row["phase"] == "Running" and row["ready"] is True
+    assert row["restarts"] == 3
+    assert row["last_termination_reason"] == "OOMKilled"  # the newer of the two
+    assert row["cpu_m"] == pytest.approx(122.5)
+    assert row["memory_bytes"] == 310 * 2**20
+    assert row["cpu_request_m"] == pytest.approx(300.0)
+    assert row["cpu_limit_m"] is None  # no container sets it: not measured, not zero
+    assert row["memory_request_bytes"] == 256 * 2**20
+    assert row["memory_limit_bytes"] == 512 * 2**20
+
+
+def test_pod_without_metrics_has_empty_usage() -> None:
+    row = rows.pod_row(TS, POD, "web", None)
+    assert row["cpu_m"] is None and row["memory_bytes"] is None
+
+
+def test_pending_pod() -> None:
+    pod = {
+        "metadata": {"name": "p", "namespace": "n"},
+        "spec": {"containers": [{}]},
+        "status": {"phase": "Pending"},
+    }
+    row = rows.pod_row(TS, pod, "w", None)
+    assert (row["phase"], row["ready"], row["restarts"], row["last_termination_reason"]) == (
+        "Pending",
+        False,
+        0,
+        None,
+    )
+
+
+def test_event_row_takes_the_newest_time_and_flattens_the_message() -> None:
+    event = {
+        "metadata": {"namespace": "shop", "creationTimestamp": "2024-05-01T12:00:00Z"},
+        "involvedObject": {"kind": "HorizontalPodAutoscaler", "name": "web"},
+        "reason": "SuccessfulRescale",
+        "type": "Normal",
+        "message": "New size: 4; reason: cpu resource utilization\n(percentage of request) above "
+        "target",
+        "firstTimestamp": "2024-05-01T12:00:00Z",
+        "lastTimestamp": "2024-05-01T12:00:30Z",
+    }
+    row = rows.event_row(event)
+    assert set(row) == set(schema.EVENTS.names)
+    assert row["ts"] == rows.timestamp("2024-05-01T12:00:30Z")
+    assert "\n" not in row["message"]
+    micro = {"eventTime": "2024-05-01T12:01:00.123456Z"}
+    whole = rows.timestamp("2024-05-01T12:01:00Z")
+    assert whole is not None
+    assert rows.event_time(micro) == pytest.approx(whole + 0.123456)
+
+
+def test_selector_query() -> None:
+    selector = {
+        "matchLabels": {"app": "web", "tier": "fe"},
+        "matchExpressions": [
+            {"key": "track", "operator": "In", "values": ["a", "b"]},
+            {"key": "canary", "operator": "DoesNotExist"},
+        ],
+    }
+    assert rows.selector_query(selector) == "app=web,tier=fe,track in (a,b),!canary"
+    assert rows.selector_query({}) is None
