@@ -16,9 +16,19 @@ pytestmark = pytest.mark.local
 
 def test_wheel_ships_locustfiles_and_manifests(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path),
-         str(REPO)],
-        check=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        check=True,
+        timeout=300,
     )
     (wheel,) = tmp_path.glob("kubeswarm-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
