@@ -22,13 +22,7 @@ from typing import Any, TextIO
 from analysis import schema
 from harness.config import LoadConfig, RunConfig
 from harness.errors import LoadGeneratorError
-from harness.locust_api import (
-    FINISHED_STATES,
-    RUNNING_STATES,
-    DirectTransport,
-    LocustApi,
-    LocustSample,
-)
+from harness.locust_api import DirectTransport, LocustApi, LocustSample, LocustWatch
 from harness.monitor import Progress, Schedule, run_ticks
 from harness.processes import Child, ProcessGroup, free_port
 from harness.procsampler import ProcessSampler
@@ -103,11 +97,8 @@ class LocalLocust:
     api: LocustApi
     web_url: str
     csv_dir: Path
-    last: LocustSample | None = None
-    seen_running: bool = False
-    spawned: bool = False
-    finished: bool = False
-    _transport: DirectTransport | None = None
+    watch: LocustWatch
+    transport: DirectTransport
 
     @classmethod
     def start(cls, load: LoadConfig, run_dir: Path) -> LocalLocust:
@@ -121,9 +112,8 @@ class LocalLocust:
             group.start(f"locust-worker-{index}", worker_args(load, master_port))
         web_url = f"http://127.0.0.1:{web_port}"
         transport = DirectTransport(web_url)
-        return cls(
-            load, group, master, LocustApi(transport), web_url, csv_dir, _transport=transport
-        )
+        api = LocustApi(transport)
+        return cls(load, group, master, api, web_url, csv_dir, LocustWatch(api), transport)
 
     def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
         """Until the master answers on its web port; fails with the master's log if it exits."""
@@ -135,7 +125,7 @@ class LocalLocust:
                     + self.master.log_tail()
                 )
             try:
-                self.last = self.api.sample()
+                self.watch.last = self.api.sample()
                 return
             except LoadGeneratorError:
                 if time.monotonic() > deadline:
@@ -147,30 +137,10 @@ class LocalLocust:
 
     def poll(self, store: RunStore) -> LocustSample | None:
         """One sample into ``locust.csv``, marks for state changes; None if the master is gone."""
-        try:
-            sample = self.api.sample()
-        except LoadGeneratorError:
-            if self.master.exited():
-                self.finished = True
-            return None
-        self._mark_changes(store, sample)
-        self.seen_running |= sample.state in RUNNING_STATES
-        self.finished |= self.seen_running and sample.state in FINISHED_STATES
-        store.append(schema.LOCUST, [sample.as_row()])
-        self.last = sample
+        sample = self.watch.poll(store)
+        if sample is None and self.master.exited():
+            self.watch.finished = True
         return sample
-
-    def _mark_changes(self, store: RunStore, sample: LocustSample) -> None:
-        running = sample.state in RUNNING_STATES
-        if running and not self.seen_running:
-            store.mark("test_start", f"{sample.user_count} users", sample.ts)
-        elif running and self.last and sample.user_count != self.last.user_count:
-            store.mark("stage", f"{sample.user_count} users", sample.ts)
-        if sample.state == "running" and not self.spawned:
-            self.spawned = True
-            store.mark("spawn_complete", f"{sample.user_count} users", sample.ts)
-        if sample.state in FINISHED_STATES and self.seen_running and not self.finished:
-            store.mark("test_stop", sample.state, sample.ts)
 
     def fetch_results(self, store: RunStore) -> dict[str, str]:
         """Locust's files into ``locust/`` over HTTP; what fails is copied from ``--csv`` output."""
@@ -193,8 +163,7 @@ class LocalLocust:
 
     def close(self) -> None:
         self.processes.stop_all()
-        if self._transport is not None:
-            self._transport.close()
+        self.transport.close()
         shutil.rmtree(self.csv_dir, ignore_errors=True)
 
 
@@ -237,12 +206,12 @@ def drive(
 
     def tick(now: float) -> bool:
         sample = locust.poll(store)
-        fragments = [progress_text(sample or locust.last, now - start, total_s)]
+        fragments = [progress_text(sample or locust.watch.last, now - start, total_s)]
         fragments += [extra(now) for extra in extras]
         progress.update("  ".join(f for f in fragments if f))
         if now > deadline:
             raise LoadGeneratorError(f"the test did not finish within {deadline - start:.0f}s")
-        return not locust.finished
+        return not locust.watch.finished
 
     status: RunStatus = "completed"
     try:
@@ -258,7 +227,7 @@ def drive(
     missing = locust.fetch_results(store)
     for name, why in missing.items():
         progress.event(f"warning: could not fetch Locust's {name}: {why}")
-    if status == "completed" and not locust.seen_running:
+    if status == "completed" and not locust.watch.seen_running:
         status = "failed"
     return status
 

@@ -16,7 +16,9 @@ from typing import Any, Final, Protocol
 
 import requests
 
+from analysis import schema
 from harness.errors import LoadGeneratorError
+from harness.runstore import RunStore
 
 # Locust's web routes for its own result files, and the names they get in ``locust/``.
 RESULT_ROUTES: Final = (
@@ -144,3 +146,37 @@ class LocustApi:
                 continue
             (locust_dir / file_name).write_bytes(body)
         return missing
+
+
+@dataclass
+class LocustWatch:
+    """What the harness has seen of the master: samples into ``locust.csv``, state-change marks."""
+
+    api: LocustApi
+    last: LocustSample | None = None
+    seen_running: bool = False
+    spawned: bool = False
+    finished: bool = False
+    last_answer_s: float | None = None
+
+    def poll(self, store: RunStore) -> LocustSample | None:
+        try:
+            sample = self.api.sample()
+        except LoadGeneratorError:
+            return None
+        self.last_answer_s = sample.ts
+        running = sample.state in RUNNING_STATES
+        if running and not self.seen_running:
+            store.mark("test_start", f"{sample.user_count} users", sample.ts)
+        elif running and self.last and sample.user_count != self.last.user_count:
+            store.mark("stage", f"{sample.user_count} users", sample.ts)
+        if sample.state == "running" and not self.spawned:
+            self.spawned = True
+            store.mark("spawn_complete", f"{sample.user_count} users", sample.ts)
+        if sample.state in FINISHED_STATES and self.seen_running and not self.finished:
+            store.mark("test_stop", sample.state, sample.ts)
+            self.finished = True
+        self.seen_running |= running
+        store.append(schema.LOCUST, [sample.as_row()])
+        self.last = sample
+        return sample

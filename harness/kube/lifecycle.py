@@ -37,7 +37,7 @@ from harness.kube.preflight import preflight
 from harness.kube.runs import delete_run
 from harness.kube.sampler import KubeSampler
 from harness.local import RunResult, progress_text
-from harness.locust_api import FINISHED_STATES, RUNNING_STATES, LocustApi, LocustSample, Transport
+from harness.locust_api import LocustApi, LocustSample, LocustWatch, Transport
 from harness.manifests import (
     WEB_PORT,
     job_deadline_s,
@@ -86,40 +86,6 @@ class ServiceProxyTransport:
             raise LoadGeneratorError(
                 f"the Locust master ({self.service}) through the API server: {e}"
             ) from e
-
-
-@dataclass
-class LocustWatch:
-    """What the harness has seen of the master: samples into ``locust.csv``, state-change marks."""
-
-    api: LocustApi
-    last: LocustSample | None = None
-    seen_running: bool = False
-    spawned: bool = False
-    finished: bool = False
-    last_answer_s: float | None = None
-
-    def poll(self, store: RunStore) -> LocustSample | None:
-        try:
-            sample = self.api.sample()
-        except LoadGeneratorError:
-            return None
-        self.last_answer_s = sample.ts
-        running = sample.state in RUNNING_STATES
-        if running and not self.seen_running:
-            store.mark("test_start", f"{sample.user_count} users", sample.ts)
-        elif running and self.last and sample.user_count != self.last.user_count:
-            store.mark("stage", f"{sample.user_count} users", sample.ts)
-        if sample.state == "running" and not self.spawned:
-            self.spawned = True
-            store.mark("spawn_complete", f"{sample.user_count} users", sample.ts)
-        if sample.state in FINISHED_STATES and self.seen_running and not self.finished:
-            store.mark("test_stop", sample.state, sample.ts)
-            self.finished = True
-        self.seen_running |= running
-        store.append(schema.LOCUST, [sample.as_row()])
-        self.last = sample
-        return sample
 
 
 @dataclass(frozen=True)
