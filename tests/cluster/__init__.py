@@ -1,0 +1,1 @@
+"""Cluster test tier: a real control plane (or a real cluster) and its checks."""

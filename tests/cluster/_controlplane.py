@@ -1,0 +1,1018 @@
+"""A real Kubernetes control plane on 127.0.0.1 for the cluster test tier.
+
+`ControlPlane` runs upstream binaries built from Go modules by `controlplane/build.sh` (cached,
+built once): etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (fake nodes that
+run pods and report simulated usage) and metrics-server (the real one, behind the aggregation
+layer). Each runs as a child process with its own log file; `stop()` ends each by its PID.
+
+What differs from a production cluster, on purpose:
+- no kubelet and no container runtime: kwok plays the kubelets of the fake nodes, so pods go
+  Running and Ready at once, pods owned by a Job succeed after a delay, and per-container usage
+  comes from pod annotations (see `controlplane/kwok.yaml` and `USAGE_*` below);
+- pod IPs come from a loopback range (`POD_CIDR`), so nothing ever connects off this machine; the
+  endpoints controllers refuse such addresses, so Services get no endpoints;
+- kube-controller-manager runs with `--horizontal-pod-autoscaler-sync-period=5s` (the default is
+  15 s) to keep HPA tests short; every other HPA default is kept.
+
+Everything listens on 127.0.0.1 only; nothing here contacts any other address.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ctypes
+import datetime as dt
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+HERE = Path(__file__).resolve().parent
+BUILD_SCRIPT = HERE / "controlplane" / "build.sh"
+KWOK_CONFIG = HERE / "controlplane" / "kwok.yaml"
+
+#: Use binaries from this directory instead of running build.sh.
+BIN_DIR_ENV = "KUBESWARM_CONTROLPLANE_BIN"
+#: Set to 1 to keep the working directory (certificates, kubeconfigs, logs) after stop().
+KEEP_ENV = "KUBESWARM_CONTROLPLANE_KEEP"
+
+BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "metrics-server",
+)
+
+SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
+#: kwok hands out pod IPs from here; loopback, so a stray connection can only stay on this host.
+POD_CIDR = "127.16.0.1/16"
+NODE_ANNOTATION_SELECTOR = "kwok.x-k8s.io/node=fake"
+HPA_SYNC_PERIOD = "5s"
+METRIC_RESOLUTION = "10s"
+
+#: Pod annotations read by the kwok usage configuration (quantities, e.g. "250m", "300Mi").
+USAGE_CPU_ANNOTATION = "kwok.x-k8s.io/usage-cpu"
+USAGE_MEMORY_ANNOTATION = "kwok.x-k8s.io/usage-memory"
+#: Pod annotation (Go duration) for how long a Job's pod runs before it succeeds; default 2 s.
+COMPLETE_DELAY_ANNOTATION = "pod-complete.stage.kwok.x-k8s.io/delay"
+
+_PROBE_POD = "kubeswarm-controlplane-probe"
+_PROBE_MEMORY = "64Mi"
+_PROBE_MEMORY_BYTES = 64 * 1024 * 1024
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane could not be built or started."""
+
+
+# --------------------------------------------------------------------------------------------
+# Building / finding the binaries
+
+
+def find_binaries(progress: Callable[[str], None] | None = None, timeout_s: float = 3600) -> Path:
+    """Return the directory holding the control-plane binaries, building them if needed.
+
+    `KUBESWARM_CONTROLPLANE_BIN` names a directory to use as is. Otherwise `build.sh` runs (it
+    returns at once when the cache has the binaries); each line it prints goes to `progress`.
+    """
+    given = os.environ.get(BIN_DIR_ENV)
+    if given:
+        bin_dir = Path(given)
+    else:
+        if shutil.which("go") is None:
+            raise ControlPlaneError(
+                "the Go toolchain (go) is not on PATH: it is needed once to build the control "
+                f"plane ({BUILD_SCRIPT}); install Go >= 1.25, or set {BIN_DIR_ENV}"
+            )
+        lines: list[str] = []
+        with subprocess.Popen(
+            ["bash", str(BUILD_SCRIPT)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        ) as proc:
+            assert proc.stdout is not None
+            deadline = time.monotonic() + timeout_s
+            for line in proc.stdout:
+                lines.append(line.rstrip("\n"))
+                if progress is not None:
+                    progress(line.rstrip("\n"))
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    break
+            rc = proc.wait()
+        if rc != 0 or not lines:
+            tail = "\n".join(lines[-30:])
+            raise ControlPlaneError(f"{BUILD_SCRIPT} failed (exit {rc}):\n{tail}")
+        bin_dir = Path(lines[-1].strip())
+    missing = [b for b in BINARIES if not os.access(bin_dir / b, os.X_OK)]
+    if missing:
+        raise ControlPlaneError(f"{bin_dir} lacks the binaries {', '.join(missing)}")
+    return bin_dir
+
+
+# --------------------------------------------------------------------------------------------
+# Certificates
+
+
+@dataclass(frozen=True)
+class _KeyPair:
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def key_pem(self) -> bytes:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+
+def _issue(
+    common_name: str,
+    *,
+    issuer: _KeyPair | None = None,
+    organizations: Sequence[str] = (),
+    is_ca: bool = False,
+    client: bool = False,
+    server: bool = False,
+    dns_names: Sequence[str] = (),
+    ips: Sequence[str] = (),
+) -> _KeyPair:
+    key = ec.generate_private_key(ec.SECP256R1())
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    subject = x509.Name(attrs)
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.cert.subject if issuer else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=not is_ca,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=is_ca,
+                crl_sign=is_ca,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    usages = []
+    if client:
+        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+    if server:
+        usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
+    if usages:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+    names += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    signer = issuer.key if issuer else key
+    return _KeyPair(builder.sign(signer, hashes.SHA256()), key)
+
+
+@dataclass(frozen=True)
+class _Pki:
+    """Paths of the files written by `_write_pki`."""
+
+    ca_cert: Path
+    ca_key: Path
+    front_proxy_ca_cert: Path
+    front_proxy_client_cert: Path
+    front_proxy_client_key: Path
+    apiserver_cert: Path
+    apiserver_key: Path
+    serving_cert: Path
+    serving_key: Path
+    sa_key: Path
+    sa_pub: Path
+    clients: dict[str, tuple[Path, Path]]
+
+
+def _write_pki(pki_dir: Path) -> _Pki:
+    pki_dir.mkdir(parents=True, exist_ok=True)
+
+    def write(name: str, data: bytes, private: bool = False) -> Path:
+        path = pki_dir / name
+        path.write_bytes(data)
+        if private:
+            path.chmod(0o600)
+        return path
+
+    ca = _issue("kubeswarm-test-ca", is_ca=True)
+    front_proxy_ca = _issue("kubeswarm-test-front-proxy-ca", is_ca=True)
+    front_proxy_client = _issue("front-proxy-client", issuer=front_proxy_ca, client=True)
+    apiserver = _issue(
+        "kube-apiserver",
+        issuer=ca,
+        server=True,
+        dns_names=[
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ],
+        ips=["127.0.0.1", str(next(ipaddress.ip_network(SERVICE_CLUSTER_IP_RANGE).hosts()))],
+    )
+    # One serving certificate for the other components' HTTPS ports (all on 127.0.0.1). The
+    # aggregator checks metrics-server's certificate against the Service's DNS name.
+    serving = _issue(
+        "kubeswarm-test-components",
+        issuer=ca,
+        server=True,
+        dns_names=[
+            "localhost",
+            "metrics-server.kube-system.svc",
+            "metrics-server.kube-system.svc.cluster.local",
+        ],
+        ips=["127.0.0.1"],
+    )
+    sa_key = ec.generate_private_key(ec.SECP256R1())
+    # Client identities: the bootstrap RBAC policy grants each what it needs.
+    client_subjects = {
+        "admin": ("kubeswarm-admin", ["system:masters"]),
+        "kube-controller-manager": ("system:kube-controller-manager", []),
+        "kube-scheduler": ("system:kube-scheduler", []),
+    }
+    clients: dict[str, tuple[Path, Path]] = {}
+    for name, (cn, orgs) in client_subjects.items():
+        pair = _issue(cn, issuer=ca, organizations=orgs, client=True)
+        clients[name] = (
+            write(f"{name}.crt", pair.cert_pem),
+            write(f"{name}.key", pair.key_pem, private=True),
+        )
+    return _Pki(
+        ca_cert=write("ca.crt", ca.cert_pem),
+        ca_key=write("ca.key", ca.key_pem, private=True),
+        front_proxy_ca_cert=write("front-proxy-ca.crt", front_proxy_ca.cert_pem),
+        front_proxy_client_cert=write("front-proxy-client.crt", front_proxy_client.cert_pem),
+        front_proxy_client_key=write(
+            "front-proxy-client.key", front_proxy_client.key_pem, private=True
+        ),
+        apiserver_cert=write("apiserver.crt", apiserver.cert_pem),
+        apiserver_key=write("apiserver.key", apiserver.key_pem, private=True),
+        serving_cert=write("serving.crt", serving.cert_pem),
+        serving_key=write("serving.key", serving.key_pem, private=True),
+        sa_key=write(
+            "sa.key",
+            sa_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+            private=True,
+        ),
+        sa_pub=write(
+            "sa.pub",
+            sa_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+        ),
+        clients=clients,
+    )
+
+
+def _write_kubeconfig(
+    path: Path, server: str, *, ca: Path, cert: Path, key: Path, user: str
+) -> None:
+    """Write a self-contained kubeconfig (JSON is valid YAML)."""
+
+    def b64(p: Path) -> str:
+        return base64.b64encode(p.read_bytes()).decode()
+
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "kubeswarm-test",
+                "cluster": {"server": server, "certificate-authority-data": b64(ca)},
+            }
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {"client-certificate-data": b64(cert), "client-key-data": b64(key)},
+            }
+        ],
+        "contexts": [
+            {"name": "kubeswarm-test", "context": {"cluster": "kubeswarm-test", "user": user}}
+        ],
+        "current-context": "kubeswarm-test",
+    }
+    path.write_text(json.dumps(config, indent=2))
+    path.chmod(0o600)
+
+
+# --------------------------------------------------------------------------------------------
+# Processes
+
+
+def _free_ports(count: int) -> list[int]:
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: get SIGTERM when the parent dies (Linux)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class _Process:
+    name: str
+    argv: list[str]
+    log_path: Path
+    popen: subprocess.Popen[bytes]
+    log_file: IO[bytes]
+
+    def exited(self) -> int | None:
+        return self.popen.poll()
+
+    def failure(self, what: str) -> ControlPlaneError:
+        rc = self.popen.poll()
+        state = f"exited with code {rc}" if rc is not None else "is running"
+        return ControlPlaneError(
+            f"{self.name} {what} ({state}); last lines of {self.log_path}:\n{_tail(self.log_path)}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# HTTPS to the components
+
+
+class _Https:
+    """Minimal JSON-over-HTTPS client with the admin certificate (standard library only)."""
+
+    def __init__(self, ca: Path, cert: Path, key: Path) -> None:
+        self.ctx = ssl.create_default_context(cafile=str(ca))
+        self.ctx.load_cert_chain(str(cert), str(key))
+
+    def request(
+        self,
+        url: str,
+        method: str = "GET",
+        body: dict[str, Any] | None = None,
+        timeout: float = 5.0,
+    ) -> tuple[int, Any]:
+        """Return (status, parsed JSON or text); status 0 when the server cannot be reached."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - https only
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, context=self.ctx, timeout=timeout) as resp:  # noqa: S310
+                status: int = resp.status
+                raw: bytes = resp.read()
+        except urllib.error.HTTPError as err:
+            status = err.code
+            raw = err.read()
+            err.close()
+        except (OSError, ssl.SSLError):
+            return 0, None
+        text = raw.decode(errors="replace")
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, text
+
+
+# --------------------------------------------------------------------------------------------
+# The control plane
+
+
+@dataclass
+class ControlPlane:
+    """Start with `start()` (or `with ControlPlane() as cp:`), stop with `stop()`.
+
+    After `start()`: `kubeconfig` is an admin kubeconfig file, `server` the API server URL.
+    """
+
+    nodes: int = 3
+    node_cpu: str = "32"
+    node_memory: str = "128Gi"
+    node_pods: str = "110"
+    start_timeout_s: float = 180.0
+    bin_dir: Path | None = None
+    progress: Callable[[str], None] | None = None
+    workdir: Path = field(init=False)
+    kubeconfig: Path = field(init=False)
+    server: str = field(init=False)
+    start_seconds: float = field(init=False, default=0.0)
+    node_names: list[str] = field(init=False, default_factory=list)
+    _procs: list[_Process] = field(init=False, default_factory=list)
+    _https: _Https | None = field(init=False, default=None)
+    _started: bool = field(init=False, default=False)
+    _t0: float = field(init=False, default_factory=time.monotonic)
+
+    def __enter__(self) -> ControlPlane:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- public
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """PID of each component process started (running or not)."""
+        return {p.name: p.popen.pid for p in self._procs}
+
+    def log_path(self, component: str) -> Path:
+        return self.workdir / "logs" / f"{component}.log"
+
+    def start(self) -> None:
+        if self._started:
+            raise ControlPlaneError("this ControlPlane was already started")
+        self._started = True
+        t0 = self._t0 = time.monotonic()
+        bin_dir = self.bin_dir or find_binaries(self.progress)
+        self.workdir = Path(tempfile.mkdtemp(prefix="kubeswarm-controlplane-"))
+        try:
+            self._start(bin_dir, time.monotonic() + self.start_timeout_s)
+        except BaseException:
+            self.stop(keep_workdir=True)
+            raise
+        self.start_seconds = time.monotonic() - t0
+        self._say(f"control plane ready in {self.start_seconds:.1f}s at {self.server}")
+
+    def stop(self, keep_workdir: bool = False) -> None:
+        """Stop every component by PID (SIGTERM, then SIGKILL after a grace period)."""
+        # Clients first, then the API server, then etcd.
+        order = [
+            ["metrics-server", "kwok", "kube-scheduler", "kube-controller-manager"],
+            ["kube-apiserver"],
+            ["etcd"],
+        ]
+        for group in order:
+            procs = [p for p in self._procs if p.name in group and not p.log_file.closed]
+            for p in procs:
+                if p.popen.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        p.popen.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            for p in procs:
+                try:
+                    p.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        p.popen.kill()
+                    p.popen.wait(timeout=10)
+                p.log_file.close()
+        keep = keep_workdir or os.environ.get(KEEP_ENV) == "1"
+        workdir: Path | None = getattr(self, "workdir", None)
+        if workdir is not None and workdir.exists():
+            if keep:
+                self._say(f"control plane files kept in {workdir}")
+            else:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+    def api(
+        self, path: str, method: str = "GET", body: dict[str, Any] | None = None
+    ) -> tuple[int, Any]:
+        """Call the API server as admin: (HTTP status, parsed JSON); status 0 if unreachable."""
+        assert self._https is not None, "not started"
+        return self._https.request(self.server + path, method, body)
+
+    # ---------------------------------------------------------------- internals
+
+    def _say(self, message: str) -> None:
+        if self.progress is not None:
+            elapsed = time.monotonic() - self._t0
+            self.progress(f"[controlplane {elapsed:5.1f}s] {message}")
+
+    def _spawn(self, name: str, argv: list[str]) -> _Process:
+        log_path = self.log_path(name)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_file = log_path.open("ab")
+        env = dict(os.environ)
+        for var in ("KUBECONFIG", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+            env.pop(var, None)
+        env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+        popen = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+        )
+        proc = _Process(name, argv, log_path, popen, log_file)
+        self._procs.append(proc)
+        self._say(f"started {name} (pid {popen.pid}), log {log_path}")
+        return proc
+
+    def _wait(
+        self,
+        what: str,
+        check: Callable[[], bool],
+        deadline: float,
+        watch: Sequence[_Process],
+        *,
+        blame: _Process | None = None,
+        interval: float = 0.25,
+    ) -> None:
+        """Poll `check` until true; fail early if a watched process exits, or at the deadline."""
+        while True:
+            for p in watch:
+                if p.exited() is not None:
+                    raise p.failure(f"exited while waiting for {what}")
+            if check():
+                self._say(f"ready: {what}")
+                return
+            if time.monotonic() > deadline:
+                if blame is not None:
+                    raise blame.failure(f"not ready: timed out waiting for {what}")
+                raise ControlPlaneError(f"timed out waiting for {what}")
+            time.sleep(interval)
+
+    def _start(self, bin_dir: Path, deadline: float) -> None:
+        wd = self.workdir
+        pki = _write_pki(wd / "pki")
+        (
+            etcd_port,
+            etcd_peer_port,
+            api_port,
+            kcm_port,
+            sched_port,
+            kwok_port,
+            ms_port,
+        ) = _free_ports(7)
+        self.server = f"https://127.0.0.1:{api_port}"
+        admin_cert, admin_key = pki.clients["admin"]
+        self._https = _Https(pki.ca_cert, admin_cert, admin_key)
+        self.kubeconfig = wd / "admin.kubeconfig"
+        _write_kubeconfig(
+            self.kubeconfig,
+            self.server,
+            ca=pki.ca_cert,
+            cert=admin_cert,
+            key=admin_key,
+            user="admin",
+        )
+        kubeconfigs: dict[str, Path] = {"admin": self.kubeconfig}
+        for name in ("kube-controller-manager", "kube-scheduler"):
+            cert, key = pki.clients[name]
+            kubeconfigs[name] = wd / f"{name}.kubeconfig"
+            _write_kubeconfig(
+                kubeconfigs[name], self.server, ca=pki.ca_cert, cert=cert, key=key, user=name
+            )
+
+        # etcd ------------------------------------------------------------------------------
+        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        peer_url = f"http://127.0.0.1:{etcd_peer_port}"
+        etcd = self._spawn(
+            "etcd",
+            [
+                str(bin_dir / "etcd"),
+                "--name=default",
+                f"--data-dir={wd / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=default={peer_url}",
+                "--initial-cluster-state=new",
+                "--unsafe-no-fsync=true",  # test data only: no durability needed
+                "--log-level=warn",
+            ],
+        )
+
+        def etcd_healthy() -> bool:
+            try:
+                with urllib.request.urlopen(f"{etcd_url}/health", timeout=2) as resp:  # noqa: S310
+                    body = json.loads(resp.read())
+            except (OSError, ValueError):
+                return False
+            return isinstance(body, dict) and body.get("health") == "true"
+
+        self._wait("etcd /health", etcd_healthy, deadline, [etcd], blame=etcd)
+
+        # kube-apiserver --------------------------------------------------------------------
+        apiserver = self._spawn(
+            "kube-apiserver",
+            [
+                str(bin_dir / "kube-apiserver"),
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                f"--tls-cert-file={pki.apiserver_cert}",
+                f"--tls-private-key-file={pki.apiserver_key}",
+                f"--client-ca-file={pki.ca_cert}",
+                "--authorization-mode=Node,RBAC",
+                # PodSecurity is in the default set; named so that a change of defaults shows.
+                "--enable-admission-plugins=NodeRestriction,PodSecurity",
+                # Privileged containers are allowed by the API server: Pod Security decides.
+                "--allow-privileged=true",
+                f"--service-account-key-file={pki.sa_pub}",
+                f"--service-account-signing-key-file={pki.sa_key}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+                # The aggregation layer (metrics.k8s.io is served by metrics-server).
+                f"--requestheader-client-ca-file={pki.front_proxy_ca_cert}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={pki.front_proxy_client_cert}",
+                f"--proxy-client-key-file={pki.front_proxy_client_key}",
+                # 127.0.0.1 is not a valid endpoint address: do not publish the kubernetes
+                # Service's endpoints (nothing in this cluster uses them).
+                "--endpoint-reconciler-type=none",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
+
+        def readyz() -> bool:
+            status, _ = self.api("/readyz")
+            return status == 200
+
+        self._wait("kube-apiserver /readyz", readyz, deadline, [etcd, apiserver], blame=apiserver)
+
+        # Objects the other components expect ----------------------------------------------
+        self._create_metrics_apiservice(ms_port, pki.ca_cert, deadline)
+        self._create_nodes(deadline)
+        self._create_probe_pod(deadline)
+
+        # Controllers, scheduler, kwok, metrics-server ---------------------------------------
+        kcm = self._spawn(
+            "kube-controller-manager",
+            [
+                str(bin_dir / "kube-controller-manager"),
+                f"--kubeconfig={kubeconfigs['kube-controller-manager']}",
+                f"--authentication-kubeconfig={kubeconfigs['kube-controller-manager']}",
+                f"--authorization-kubeconfig={kubeconfigs['kube-controller-manager']}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={kcm_port}",
+                f"--tls-cert-file={pki.serving_cert}",
+                f"--tls-private-key-file={pki.serving_key}",
+                "--controllers=*",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={pki.sa_key}",
+                f"--root-ca-file={pki.ca_cert}",
+                f"--cluster-signing-cert-file={pki.ca_cert}",
+                f"--cluster-signing-key-file={pki.ca_key}",
+                f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+                "--leader-elect=false",
+                # Faster HPA reaction for tests (default 15s); all other HPA defaults kept.
+                f"--horizontal-pod-autoscaler-sync-period={HPA_SYNC_PERIOD}",
+                "--v=1",
+            ],
+        )
+        scheduler = self._spawn(
+            "kube-scheduler",
+            [
+                str(bin_dir / "kube-scheduler"),
+                f"--kubeconfig={kubeconfigs['kube-scheduler']}",
+                f"--authentication-kubeconfig={kubeconfigs['kube-scheduler']}",
+                f"--authorization-kubeconfig={kubeconfigs['kube-scheduler']}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={sched_port}",
+                f"--tls-cert-file={pki.serving_cert}",
+                f"--tls-private-key-file={pki.serving_key}",
+                "--leader-elect=false",
+                "--v=1",
+            ],
+        )
+        kwok = self._spawn(
+            "kwok",
+            [
+                str(bin_dir / "kwok"),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--config={KWOK_CONFIG}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION_SELECTOR}",
+                "--node-ip=127.0.0.1",
+                f"--node-port={kwok_port}",
+                f"--server-address=127.0.0.1:{kwok_port}",
+                f"--tls-cert-file={pki.serving_cert}",
+                f"--tls-private-key-file={pki.serving_key}",
+                f"--cidr={POD_CIDR}",
+                "--node-lease-duration-seconds=40",
+            ],
+        )
+        metrics_server = self._spawn(
+            "metrics-server",
+            [
+                str(bin_dir / "metrics-server"),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ms_port}",
+                f"--tls-cert-file={pki.serving_cert}",
+                f"--tls-private-key-file={pki.serving_key}",
+                # kwok's kubelet endpoint: the node's InternalIP and daemonEndpoints port.
+                "--kubelet-preferred-address-types=InternalIP",
+                "--kubelet-use-node-status-port",
+                "--kubelet-insecure-tls",
+                f"--metric-resolution={METRIC_RESOLUTION}",
+                "--kubelet-request-timeout=5s",  # must be below the resolution
+            ],
+        )
+        everyone = [etcd, apiserver, kcm, scheduler, kwok, metrics_server]
+        https = self._https
+
+        def healthz(port: int) -> Callable[[], bool]:
+            def check() -> bool:
+                status, _ = https.request(f"https://127.0.0.1:{port}/healthz", timeout=2)
+                return status == 200
+
+            return check
+
+        self._wait(
+            "kube-controller-manager /healthz", healthz(kcm_port), deadline, everyone, blame=kcm
+        )
+        self._wait(
+            "kube-scheduler /healthz", healthz(sched_port), deadline, everyone, blame=scheduler
+        )
+        self._wait("kwok /healthz", healthz(kwok_port), deadline, everyone, blame=kwok)
+        self._wait(
+            "fake nodes Ready and untainted", self._nodes_ready, deadline, everyone, blame=kwok
+        )
+        self._wait(
+            "metrics-server /healthz", healthz(ms_port), deadline, everyone, blame=metrics_server
+        )
+        self._wait(
+            "APIService v1beta1.metrics.k8s.io Available",
+            self._apiservice_available,
+            deadline,
+            everyone,
+            blame=metrics_server,
+        )
+        self._wait_probe_pod_metrics(deadline, everyone, metrics_server)
+
+    def _create(self, path: str, body: dict[str, Any], deadline: float) -> None:
+        while True:
+            status, resp = self.api(path, "POST", body)
+            if status in (200, 201, 409):
+                return
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(f"POST {path} failed: HTTP {status}: {resp}")
+            time.sleep(0.5)
+
+    def _create_metrics_apiservice(self, port: int, ca: Path, deadline: float) -> None:
+        # As kwokctl wires it: an ExternalName Service pointing at localhost, and the
+        # APIService pointing at that Service and the port metrics-server listens on.
+        self._create(
+            "/api/v1/namespaces/kube-system/services",
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "metrics-server", "namespace": "kube-system"},
+                "spec": {"type": "ExternalName", "externalName": "localhost"},
+            },
+            deadline,
+        )
+        self._create(
+            "/apis/apiregistration.k8s.io/v1/apiservices",
+            {
+                "apiVersion": "apiregistration.k8s.io/v1",
+                "kind": "APIService",
+                "metadata": {"name": "v1beta1.metrics.k8s.io"},
+                "spec": {
+                    "group": "metrics.k8s.io",
+                    "version": "v1beta1",
+                    "groupPriorityMinimum": 100,
+                    "versionPriority": 100,
+                    "caBundle": base64.b64encode(ca.read_bytes()).decode(),
+                    "service": {"name": "metrics-server", "namespace": "kube-system", "port": port},
+                },
+            },
+            deadline,
+        )
+
+    def _create_nodes(self, deadline: float) -> None:
+        capacity = {"cpu": self.node_cpu, "memory": self.node_memory, "pods": self.node_pods}
+        self.node_names = [f"kwok-node-{i}" for i in range(self.nodes)]
+        for name in self.node_names:
+            self._create(
+                "/api/v1/nodes",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": name,
+                        "annotations": {
+                            "kwok.x-k8s.io/node": "fake",
+                            "node.alpha.kubernetes.io/ttl": "0",
+                            "metrics.k8s.io/resource-metrics-path": (
+                                f"/metrics/nodes/{name}/metrics/resource"
+                            ),
+                        },
+                        "labels": {
+                            "kubernetes.io/hostname": name,
+                            "kubernetes.io/os": "linux",
+                            "kubernetes.io/arch": "amd64",
+                            "type": "kwok",
+                        },
+                    },
+                    "status": {"capacity": capacity, "allocatable": capacity},
+                },
+                deadline,
+            )
+
+    def _nodes_ready(self) -> bool:
+        """All fake nodes Ready and schedulable (the not-ready taint is gone)."""
+        status, body = self.api("/api/v1/nodes")
+        if status != 200:
+            return False
+        ready = set()
+        for node in body.get("items", []):
+            conditions = node.get("status", {}).get("conditions") or []
+            is_ready = any(
+                c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
+            )
+            taints = node.get("spec", {}).get("taints") or []
+            if is_ready and not any(t.get("effect") == "NoSchedule" for t in taints):
+                ready.add(node["metadata"]["name"])
+        return set(self.node_names) <= ready
+
+    def _apiservice_available(self) -> bool:
+        status, body = self.api(
+            "/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io"
+        )
+        if status != 200:
+            return False
+        return any(
+            c.get("type") == "Available" and c.get("status") == "True"
+            for c in body.get("status", {}).get("conditions") or []
+        )
+
+    def _create_probe_pod(self, deadline: float) -> None:
+        """A pod to follow through scheduler, kwok and metrics-server during start()."""
+        # Pods are refused until the namespace's default ServiceAccount exists; create it now
+        # rather than wait for kube-controller-manager (which then finds it in place).
+        self._create(
+            "/api/v1/namespaces/kube-system/serviceaccounts",
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}},
+            deadline,
+        )
+        self._create(
+            "/api/v1/namespaces/kube-system/pods",
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": _PROBE_POD,
+                    "annotations": {USAGE_MEMORY_ANNOTATION: _PROBE_MEMORY},
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "containers": [
+                        {
+                            "name": "probe",
+                            "image": "registry.k8s.io/pause:3.10",
+                            "resources": {"requests": {"cpu": "1m", "memory": "1Mi"}},
+                        }
+                    ],
+                },
+            },
+            deadline,
+        )
+
+    def _wait_probe_pod_metrics(
+        self, deadline: float, watch: Sequence[_Process], blame: _Process
+    ) -> None:
+        """Wait until metrics.k8s.io reports the probe pod's simulated usage; delete the pod.
+
+        kwok reports a new container's cumulative CPU as 0 at its first scrape, which
+        metrics-server discards, and metrics-server needs two points: three scrapes in all.
+        """
+        path = f"/api/v1/namespaces/kube-system/pods/{_PROBE_POD}"
+
+        def reported() -> bool:
+            status, body = self.api(
+                f"/apis/metrics.k8s.io/v1beta1/namespaces/kube-system/pods/{_PROBE_POD}"
+            )
+            if status != 200:
+                return False
+            containers = body.get("containers") or []
+            return bool(containers) and (
+                parse_quantity(containers[0]["usage"]["memory"]) == _PROBE_MEMORY_BYTES
+            )
+
+        self._wait(
+            f"metrics.k8s.io to report pod kube-system/{_PROBE_POD} at {_PROBE_MEMORY}",
+            reported,
+            deadline,
+            watch,
+            blame=blame,
+            interval=1.0,
+        )
+        self.api(f"{path}?gracePeriodSeconds=0", "DELETE")
+
+
+_QUANTITY_SUFFIXES = {
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+    "n": 1e-9,
+    "u": 1e-6,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+}
+
+
+def parse_quantity(quantity: str) -> float:
+    """A Kubernetes quantity as a number ("65536Ki" -> 67108864.0, "250m" -> 0.25)."""
+    text = quantity.strip()
+    for suffix in sorted(_QUANTITY_SUFFIXES, key=len, reverse=True):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * _QUANTITY_SUFFIXES[suffix]
+    return float(text)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The cluster under test (what the `cluster` fixture yields)."""
+
+    kubeconfig: Path
+    #: True for the local kwok-based control plane: pods run nowhere, Job pods succeed after a
+    #: delay, usage comes from pod annotations (tests that rely on that skip on real clusters).
+    simulated: bool
+    control_plane: ControlPlane | None = None
+
+
+@contextlib.contextmanager
+def running_control_plane(**kwargs: Any) -> Iterator[ControlPlane]:
+    """`with running_control_plane() as cp:` starts a control plane and always stops it."""
+    cp = ControlPlane(**kwargs)
+    cp.start()
+    try:
+        yield cp
+    finally:
+        cp.stop()

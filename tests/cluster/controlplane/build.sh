@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Build the control plane used by the cluster test tier, once, into a cache directory:
+#   kube-apiserver, kube-controller-manager, kube-scheduler  (module ./kube, k8s.io/kubernetes)
+#   etcd                                                      (module ./etcd, go.etcd.io/etcd/server/v3)
+#   kwok, metrics-server                                      (go install of their release tags)
+#
+# The cache directory is ${KUBESWARM_CACHE_DIR:-$HOME/.cache/kubeswarm}:
+#   controlplane/<key>/bin/   the binaries; <key> names every version and a hash of the modules
+#   go/mod, go/build          GOMODCACHE and GOCACHE, reused across keys and runs
+# When the binaries for the key exist this script does nothing but say so. It needs the Go
+# toolchain and the Go module proxy, nothing else. The last line printed is the bin directory.
+set -euo pipefail
+
+KWOK_VERSION=v0.7.0
+METRICS_SERVER_VERSION=v0.8.0
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cache_root="${KUBESWARM_CACHE_DIR:-$HOME/.cache/kubeswarm}"
+start_s=$SECONDS
+
+say() { printf '[controlplane build %4ss] %s\n' "$((SECONDS - start_s))" "$*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+command -v go >/dev/null 2>&1 || die "the Go toolchain (go) is not on PATH; install Go >= 1.25"
+
+module_version() { # module_version GOMOD MODULE -> the version required in GOMOD
+    awk -v m="$2" '($1 == m && $2 ~ /^v/) { print $2; exit } ($1 == "require" && $2 == m) { print $3; exit }' "$1"
+}
+KUBE_VERSION="$(module_version "$here/kube/go.mod" k8s.io/kubernetes)"
+ETCD_VERSION="$(module_version "$here/etcd/go.mod" go.etcd.io/etcd/server/v3)"
+[[ -n "$KUBE_VERSION" ]] || die "cannot read the k8s.io/kubernetes version from kube/go.mod"
+[[ -n "$ETCD_VERSION" ]] || die "cannot read the go.etcd.io/etcd/server/v3 version from etcd/go.mod"
+[[ "$KUBE_VERSION" =~ ^v([0-9]+)\.([0-9]+)\. ]] || die "unexpected kubernetes version $KUBE_VERSION"
+kube_major="${BASH_REMATCH[1]}"
+kube_minor="${BASH_REMATCH[2]}"
+
+go_version="$(go env GOVERSION)"
+# The key changes with any input of the build: versions, the module files, this script, Go.
+inputs_hash="$(
+    cd "$here" && {
+        printf '%s\n' "$go_version" "$KWOK_VERSION" "$METRICS_SERVER_VERSION"
+        cat build.sh kube/go.mod kube/go.sum kube/*/main.go etcd/go.mod etcd/go.sum etcd/main.go
+    } | sha256sum | cut -c1-12
+)"
+key="k8s-${KUBE_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_ms-${METRICS_SERVER_VERSION}_${inputs_hash}"
+key_dir="$cache_root/controlplane/$key"
+bin_dir="$key_dir/bin"
+binaries=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok metrics-server)
+
+have_all() {
+    local b
+    for b in "${binaries[@]}"; do [[ -x "$bin_dir/$b" ]] || return 1; done
+}
+
+if have_all; then
+    say "binaries for $key are already built; nothing to do"
+    echo "$bin_dir"
+    exit 0
+fi
+
+mkdir -p "$key_dir" "$cache_root/go/mod" "$cache_root/go/build"
+# One builder at a time per key (a second caller waits, then finds the binaries).
+exec 9>"$key_dir/.lock"
+say "waiting for the build lock $key_dir/.lock"
+flock 9
+if have_all; then
+    say "binaries for $key were built by another process meanwhile"
+    echo "$bin_dir"
+    exit 0
+fi
+
+export GOMODCACHE="$cache_root/go/mod"
+export GOCACHE="$cache_root/go/build"
+export CGO_ENABLED=0
+export GOFLAGS="-buildvcs=false"
+export GOWORK=off
+
+tmp_bin="$key_dir/bin.partial"
+rm -rf "$tmp_bin"
+mkdir -p "$tmp_bin"
+
+say "building into $bin_dir with $go_version (GOMODCACHE=$GOMODCACHE GOCACHE=$GOCACHE)"
+
+step() { # step NAME COMMAND... : run a build step with its timing
+    local name="$1" t0=$SECONDS
+    shift
+    say "building $name ..."
+    if ! "$@"; then
+        die "building $name failed (command: $*); see the output above"
+    fi
+    say "built $name in $((SECONDS - t0))s"
+}
+
+version_pkg=k8s.io/component-base/version
+kube_ldflags="-s -w -X $version_pkg.gitVersion=$KUBE_VERSION -X $version_pkg.gitMajor=$kube_major"
+kube_ldflags+=" -X $version_pkg.gitMinor=$kube_minor -X $version_pkg.gitTreeState=clean"
+kube_ldflags+=" -X $version_pkg.buildDate=1970-01-01T00:00:00Z"
+
+# Downloads first, so a build failure and a download failure read differently.
+step "module downloads (kube)" bash -c "cd '$here/kube' && go mod download"
+step "module downloads (etcd)" bash -c "cd '$here/etcd' && go mod download"
+# The three kube mains in one invocation: the packages they share compile once.
+step "kube-apiserver, kube-controller-manager, kube-scheduler ($KUBE_VERSION)" \
+    bash -c "cd '$here/kube' && go build -p 2 -trimpath -ldflags '$kube_ldflags' -o '$tmp_bin/' ./..."
+step "etcd ($ETCD_VERSION)" \
+    bash -c "cd '$here/etcd' && go build -p 2 -trimpath -ldflags '-s -w' -o '$tmp_bin/etcd' ."
+step "kwok ($KWOK_VERSION)" \
+    env GOBIN="$tmp_bin" go install -p 2 -trimpath -ldflags '-s -w' \
+    "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+step "metrics-server ($METRICS_SERVER_VERSION)" \
+    env GOBIN="$tmp_bin" go install -p 2 -trimpath -ldflags '-s -w' \
+    "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+
+for b in "${binaries[@]}"; do
+    [[ -x "$tmp_bin/$b" ]] || die "the build finished but $tmp_bin/$b is missing"
+done
+rm -rf "$bin_dir"
+mv "$tmp_bin" "$bin_dir"
+say "done: $(du -sh "$bin_dir" | cut -f1) of binaries; total $((SECONDS - start_s))s"
+echo "$bin_dir"
