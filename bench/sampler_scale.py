@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.config import WatchTarget
 from harness.kube.client import KubeClient, connect
 from harness.kube.sampler import KubeSampler
 from harness.runstore import RunStore
+from harness.values import WatchTarget
 
 USAGE_CPU = "kwok.x-k8s.io/usage-cpu"
 USAGE_MEMORY = "kwok.x-k8s.io/usage-memory"

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness import __version__
-from harness.config import OPTIONS, merge_sources
 from harness.errors import EXIT_INTERRUPTED, EXIT_USAGE, KubeswarmError, NotBuiltYet, UsageError
+from harness.options import OPTIONS, merge_sources
 
 _RUN_OPTIONS = (
     "locustfile",

@@ -26,13 +26,14 @@ from analysis.hpa_model import Behavior, HpaSpec, MetricTarget, ScalingPolicy, S
 from analysis.units import parse_cpu_millicores, parse_quantity
 from harness import resources
 from harness.autoscaler import GunicornScaler, LocalAutoscaler, ScaledTarget
-from harness.config import LoadConfig, WatchTarget
+from harness.config import LoadConfig
 from harness.errors import LoadGeneratorError, UsageError
 from harness.local import LocalLocust, RunResult, drive
 from harness.monitor import Progress
 from harness.processes import Child, ProcessGroup, free_port
 from harness.procsampler import PodResources, ProcessSampler
 from harness.runstore import RunStatus, RunStore
+from harness.values import WatchTarget
 
 SYNC_PERIOD_S = 5.0
 DEMO_BEHAVIOR = Behavior(

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import psutil
 
 from analysis import schema
-from harness.config import WatchTarget
 from harness.errors import UsageError
 from harness.runstore import RunStore
+from harness.values import WatchTarget
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from harness.config import WatchTarget
 from harness.errors import ClusterError, NotFound, PermissionDenied, UsageError
 from harness.kube import rows
 from harness.kube.client import KubeClient
 from harness.kube.sampler import WORKLOAD_KINDS, resolve_targets
+from harness.values import WatchTarget
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from harness.config import WatchTarget
 from harness.errors import UsageError
 from harness.kube import rows
 from harness.kube.client import KubeClient, connect
@@ -23,6 +22,7 @@ from harness.local import RunResult
 from harness.manifests import RUN_LABEL
 from harness.monitor import Progress, Schedule, run_ticks
 from harness.runstore import RunStatus, RunStore
+from harness.values import WatchTarget
 
 # Deleted in this order: the master Job first (its deletion alone would take the rest through the
 # ownerReferences), then what a half-finished creation may have left without an owner.

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis import schema
-from harness.config import WatchTarget
 from harness.errors import ClusterError, UsageError
 from harness.kube import rows
 from harness.kube.client import Body, KubeClient
 from harness.runstore import RunStore
+from harness.values import WatchTarget
 
 WORKLOAD_KINDS = {"deployment": "Deployment", "statefulset": "StatefulSet"}
 

@@ -27,7 +27,7 @@ import yaml
 from kubernetes import client
 
 from analysis import schema
-from harness.config import OPTIONS, RunConfig, WatchTarget, build_run_config, merge_sources
+from harness.config import RunConfig, build_run_config
 from harness.errors import LoadGeneratorError, UsageError
 from harness.kube.client import KubeClient, connect
 from harness.kube.lifecycle import ServiceProxyTransport, run_cluster
@@ -35,6 +35,8 @@ from harness.kube.runs import delete_run
 from harness.locust_api import Transport
 from harness.manifests import RUN_LABEL, rbac_objects, run_objects
 from harness.monitor import Progress
+from harness.options import OPTIONS, merge_sources
+from harness.values import WatchTarget
 
 from ._controlplane import USAGE_CPU_ANNOTATION, USAGE_MEMORY_ANNOTATION, Cluster
 

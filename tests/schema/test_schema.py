@@ -19,8 +19,8 @@ import yaml
 from kubernetes_validate.utils import all_versions
 
 from harness.cli import COMMANDS, main
-from harness.config import OPTIONS
 from harness.manifests import kustomization_objects, with_owner
+from harness.options import OPTIONS
 
 pytestmark = pytest.mark.schema
 

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.config import OPTIONS, build_run_config, merge_sources, parse_watch
+from harness.config import build_run_config
 from harness.errors import UsageError
+from harness.options import OPTIONS, merge_sources
+from harness.values import parse_watch
 
 pytestmark = pytest.mark.unit
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from analysis import schema
-from harness.config import WatchTarget
 from harness.errors import UsageError
 from harness.kube.client import KubeClient, RetryPolicy, connect
 from harness.kube.sampler import KubeSampler
 from harness.runstore import RunStore
+from harness.values import WatchTarget
 
 from ._fake_apiserver import FakeApiServer, Scripted, running, write_kubeconfig
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from harness.cli import COMMANDS, main
-from harness.config import RunConfig, build_run_config, merge_sources
+from harness.config import RunConfig, build_run_config
 from harness.errors import UsageError
 from harness.manifests import (
     CONFIGMAP_LIMIT_BYTES,
@@ -24,6 +24,7 @@ from harness.manifests import (
     to_yaml,
     with_owner,
 )
+from harness.options import merge_sources
 
 pytestmark = pytest.mark.unit
 

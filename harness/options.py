@@ -1,0 +1,484 @@
+"""Every option of every command, defined once, and where its value comes from.
+
+An option's value comes from, strongest first: the command-line flag, the ``KUBESWARM_<NAME>``
+environment variable, the YAML ``--config`` file, then the default below. Each ``Option`` names its
+unit and why its default is what it is; the CLI builds its flags from the same table, so a flag,
+an environment variable and a config key can never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from harness.errors import UsageError
+from harness.values import (
+    affinity_file,
+    any_text,
+    boolean,
+    node_selector,
+    non_negative_duration,
+    non_negative_int,
+    parse_watch,
+    positive_duration,
+    positive_float,
+    positive_int,
+    quantity,
+    run_name,
+    toleration,
+)
+
+# Pods of an in-cluster run need time before the load starts: scheduling, pulling the Locust image
+# on a cold node, pip installing --requirement, workers connecting. Five minutes covers a slow
+# pull; it is also how long the master waits for its workers before giving up.
+STARTUP_MARGIN_S: Final = 300.0
+# Locust runs one process per core; 512 MiB per process holds a busy worker's users, connections
+# and response buffers with room to spare (an idle process is ~60-100 MiB).
+WORKER_MEMORY_MI_PER_PROCESS: Final = 512
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its flags, how its text becomes a value, its default and its help."""
+
+    name: str
+    flags: tuple[str, ...]
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    multiple: bool = False
+    switch: bool = False
+    metavar: str | None = None
+
+
+OPTIONS: Final[dict[str, Option]] = {
+    o.name: o
+    for o in (
+        Option(
+            "locustfile",
+            ("-f", "--locustfile"),
+            Path,
+            None,
+            "Python locustfile to run (shipped examples: kubeswarm's locustfiles/)",
+            metavar="FILE",
+        ),
+        Option(
+            "host",
+            ("-H", "--host"),
+            any_text,
+            None,
+            "base URL of the target, as the load generators see it",
+            metavar="URL",
+        ),
+        # 10 users with a spawn rate of 10/s is Locust's own quick-try scale: visible, not heavy.
+        Option(
+            "users",
+            ("-u", "--users"),
+            positive_int,
+            10,
+            "peak number of concurrent users",
+            metavar="N",
+        ),
+        Option(
+            "spawn_rate",
+            ("-r", "--spawn-rate"),
+            positive_float,
+            10.0,
+            "users started per second",
+            metavar="R",
+        ),
+        # One minute is long enough for an HPA sync (15 s) plus metrics delay to show a reaction.
+        Option(
+            "run_time_s",
+            ("-t", "--run-time"),
+            positive_duration,
+            60.0,
+            "how long the load runs (90s, 5m, 1h30m)",
+            metavar="DURATION",
+        ),
+        Option(
+            "workers",
+            ("--workers",),
+            positive_int,
+            2,
+            "Locust worker processes (local) or worker pods (cluster)",
+            metavar="W",
+        ),
+        # One Locust process per core; a pod gets one core unless --processes says otherwise.
+        Option(
+            "processes",
+            ("--processes",),
+            positive_int,
+            1,
+            "Locust processes forked inside each worker",
+            metavar="P",
+        ),
+        Option(
+            "watch",
+            ("--watch",),
+            parse_watch,
+            (),
+            "what to sample: hpa/NAME, deployment/NAME, NAMESPACE/hpa/NAME; local: pid/PID, "
+            "cmd/PATTERN (repeatable)",
+            multiple=True,
+            metavar="TARGET",
+        ),
+        Option(
+            "slos",
+            ("--slo",),
+            any_text,
+            (),
+            "pass/fail gate such as p95_ms<500 or oom_kills==0 (repeatable)",
+            multiple=True,
+            metavar="EXPR",
+        ),
+        Option(
+            "out_dir",
+            ("--out",),
+            Path,
+            Path("runs"),
+            "where run directories are written",
+            metavar="DIR",
+        ),
+        Option(
+            "name",
+            ("--name",),
+            run_name,
+            None,
+            "run name used in the run id and object names (default: from the locustfile)",
+        ),
+        # Two seconds resolves Locust's 1 s stats and the HPA's 15 s sync without bloating files.
+        Option(
+            "sample_interval_s",
+            ("--interval",),
+            positive_duration,
+            2.0,
+            "seconds between samples",
+            metavar="DURATION",
+        ),
+        Option(
+            "local",
+            ("--local",),
+            boolean,
+            False,
+            "run master and workers as local processes instead of in the cluster",
+            switch=True,
+        ),
+        Option(
+            "kubeconfig",
+            ("--kubeconfig",),
+            Path,
+            None,
+            "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)",
+            metavar="FILE",
+        ),
+        Option("context", ("--context",), any_text, None, "kubeconfig context to use"),
+        Option(
+            "namespace",
+            ("-n", "--namespace"),
+            run_name,
+            None,
+            "namespace for the load Jobs and default namespace of watch targets",
+        ),
+        Option(
+            "image",
+            ("--image",),
+            any_text,
+            "locustio/locust:2.47.0",
+            "container image of master and workers (must contain locust)",
+        ),
+        Option(
+            "keep",
+            ("--keep",),
+            boolean,
+            False,
+            "leave the Jobs in the cluster after the run",
+            switch=True,
+        ),
+        Option(
+            "extra_files",
+            ("--extra-file",),
+            Path,
+            (),
+            "file shipped next to the locustfile (repeatable)",
+            multiple=True,
+            metavar="FILE",
+        ),
+        Option(
+            "requirements",
+            ("--requirement",),
+            any_text,
+            (),
+            "pip requirement installed in the pods before Locust starts (repeatable)",
+            multiple=True,
+            metavar="REQ",
+        ),
+        # Scheduling of the load pods: empty by default, so they go wherever the cluster puts them.
+        Option(
+            "node_selector",
+            ("--node-selector",),
+            node_selector,
+            (),
+            "cluster: run the load pods only on nodes with this label, key=value (repeatable)",
+            multiple=True,
+            metavar="KEY=VALUE",
+        ),
+        Option(
+            "tolerations",
+            ("--toleration",),
+            toleration,
+            (),
+            "cluster: let the load pods onto nodes with this taint, key=value:Effect or "
+            "key:Effect (repeatable)",
+            multiple=True,
+            metavar="TAINT",
+        ),
+        Option(
+            "affinity",
+            ("--affinity",),
+            affinity_file,
+            None,
+            "cluster: YAML file with the load pods' affinity (nodeAffinity, podAffinity, "
+            "podAntiAffinity)",
+            metavar="FILE",
+        ),
+        # Requests equal limits (Guaranteed QoS). A worker gets one core per Locust process, as
+        # Locust recommends; more CPU than that is wasted, less makes its latencies untrustworthy.
+        Option(
+            "worker_cpu",
+            ("--worker-cpu",),
+            quantity,
+            None,
+            "cluster: CPU of each worker pod, Kubernetes quantity (default: --processes cores)",
+            metavar="QUANTITY",
+        ),
+        Option(
+            "worker_memory",
+            ("--worker-memory",),
+            quantity,
+            None,
+            f"cluster: memory of each worker pod, Kubernetes quantity (default: "
+            f"{WORKER_MEMORY_MI_PER_PROCESS}Mi per process)",
+            metavar="QUANTITY",
+        ),
+        # The master only aggregates stats and serves the UI: one core is ample; its memory grows
+        # with request names x run time (Locust issue #2045), so it gets a full GiB.
+        Option(
+            "master_cpu",
+            ("--master-cpu",),
+            quantity,
+            "1",
+            "cluster: CPU of the master pod, Kubernetes quantity",
+            metavar="QUANTITY",
+        ),
+        Option(
+            "master_memory",
+            ("--master-memory",),
+            quantity,
+            "1Gi",
+            "cluster: memory of the master pod, Kubernetes quantity",
+            metavar="QUANTITY",
+        ),
+        Option(
+            "deadline_s",
+            ("--deadline",),
+            positive_duration,
+            None,
+            "cluster: the Jobs' activeDeadlineSeconds, so nothing outlives a dead harness "
+            f"(default: run time + autoquit + {STARTUP_MARGIN_S:g}s to start)",
+            metavar="DURATION",
+        ),
+        # An hour to read a failed run's pods and logs, after which finished Jobs (and with them
+        # every object of the run) are deleted even if kubeswarm never came back to clean up.
+        Option(
+            "ttl_s",
+            ("--ttl",),
+            non_negative_duration,
+            3600.0,
+            "cluster: seconds finished Jobs stay (ttlSecondsAfterFinished)",
+            metavar="DURATION",
+        ),
+        Option(
+            "rbac",
+            ("--rbac",),
+            boolean,
+            False,
+            "print the ServiceAccount, Role and RoleBinding kubeswarm needs in -n NAMESPACE",
+            switch=True,
+        ),
+        # The last seconds of a run are when results are fetched; 30 s leaves room for retries.
+        Option(
+            "autoquit_s",
+            ("--autoquit",),
+            positive_duration,
+            30.0,
+            "seconds the master stays up after the run so results can be fetched",
+            metavar="DURATION",
+        ),
+        Option(
+            "duration_s",
+            ("--duration",),
+            positive_duration,
+            90.0,
+            "demo length: long enough for two scale-ups and a hold (90s)",
+            metavar="DURATION",
+        ),
+        Option(
+            "open_browser",
+            ("--open",),
+            boolean,
+            False,
+            "open the Locust web UI in a browser",
+            switch=True,
+        ),
+        Option(
+            "whatif",
+            ("--whatif",),
+            any_text,
+            (),
+            "replay the run with changed HPA settings: HPA:key=value,... (repeatable)",
+            multiple=True,
+            metavar="SPEC",
+        ),
+        Option("all_runs", ("--all",), boolean, False, "every kubeswarm run", switch=True),
+        # 0 lets the operating system pick a free port, so two UIs never collide.
+        Option("port", ("--port",), non_negative_int, 0, "local port of the UI proxy (0 = any)"),
+        # The demo's autoscaler mirrors an HPA; these are its spec, with Kubernetes' units.
+        # 16 users at 5 requests/s each peak at 80 requests/s: about five demo workers' worth.
+        Option(
+            "demo_users",
+            ("-u", "--users"),
+            positive_int,
+            16,
+            "demo: peak users of the step load (5 requests/s each)",
+            metavar="N",
+        ),
+        Option(
+            "min_replicas",
+            ("--min-replicas",),
+            positive_int,
+            1,
+            "demo autoscaler: minimum gunicorn workers",
+        ),
+        Option(
+            "max_replicas",
+            ("--max-replicas",),
+            positive_int,
+            6,
+            "demo autoscaler: maximum gunicorn workers (each costs a process on this machine)",
+        ),
+        Option(
+            "cpu_target_pct",
+            ("--cpu-target",),
+            positive_int,
+            70,
+            "demo autoscaler: CPU target, percent of request",
+        ),
+        Option(
+            "memory_target_pct",
+            ("--memory-target",),
+            positive_int,
+            80,
+            "demo autoscaler: memory target, percent of request",
+        ),
+        Option(
+            "cpu_request",
+            ("--cpu-request",),
+            any_text,
+            "100m",
+            "demo target: CPU request per worker (Kubernetes quantity)",
+        ),
+        Option(
+            "memory_request",
+            ("--memory-request",),
+            any_text,
+            "128Mi",
+            "demo target: memory request per worker (Kubernetes quantity)",
+        ),
+    )
+}
+
+
+def merge_sources(
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str],
+    config_file: Path | None,
+    names: tuple[str, ...],
+) -> dict[str, Any]:
+    """Raw values by option name: flags over ``KUBESWARM_*`` over the YAML file over defaults."""
+    from_file = _read_config_file(config_file, names) if config_file else {}
+    values: dict[str, Any] = {}
+    for name in names:
+        option = OPTIONS[name]
+        env_text = environ.get(f"KUBESWARM_{name.upper()}")
+        if flags.get(name) not in (None, [], ()):
+            values[name] = _parse_flag(option, flags[name])
+        elif env_text is not None:
+            values[name] = _parse_env(option, env_text)
+        elif name in from_file:
+            values[name] = _parse_file_value(option, from_file[name])
+        else:
+            values[name] = option.default
+    return values
+
+
+def _parse_flag(option: Option, raw: Any) -> Any:
+    if option.switch:
+        return bool(raw)
+    try:
+        if option.multiple:
+            return tuple(option.parse(str(item)) for item in raw)
+        return option.parse(str(raw))
+    except ValueError as e:
+        raise UsageError(f"{option.flags[-1]}: {e}") from e
+
+
+def _parse_env(option: Option, text: str) -> Any:
+    try:
+        if option.multiple:
+            return tuple(option.parse(part) for part in text.split(",") if part.strip())
+        return option.parse(text)
+    except ValueError as e:
+        raise UsageError(f"KUBESWARM_{option.name.upper()}: {e}") from e
+
+
+def _parse_file_value(option: Option, raw: Any) -> Any:
+    try:
+        if option.multiple:
+            items = raw if isinstance(raw, list) else [raw]
+            return tuple(option.parse(str(item)) for item in items)
+        if option.switch and isinstance(raw, bool):
+            return raw
+        return option.parse(str(raw))
+    except ValueError as e:
+        raise UsageError(f"config file, {option.name}: {e}") from e
+
+
+def _read_config_file(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise UsageError(f"cannot read config file {path}: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise UsageError(f"config file {path} is not valid YAML: {e}") from e
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise UsageError(f"config file {path} must be a mapping of option: value")
+    by_key = {_config_key(n): n for n in names} | {n: n for n in names}
+    unknown = sorted(str(k) for k in loaded if str(k) not in by_key)
+    if unknown:
+        known = ", ".join(sorted(_config_key(n) for n in names))
+        raise UsageError(
+            f"config file {path}: unknown option(s) {', '.join(unknown)}; known: {known}"
+        )
+    return {by_key[str(k)]: v for k, v in loaded.items()}
+
+
+def _config_key(name: str) -> str:
+    """The config-file key of an option is its long flag without dashes: ``spawn-rate``."""
+    return OPTIONS[name].flags[-1].lstrip("-")
