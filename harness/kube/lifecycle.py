@@ -32,7 +32,8 @@ from analysis import schema
 from harness.config import RunConfig
 from harness.errors import ClusterError, KubeswarmError, LoadGeneratorError
 from harness.kube import rows
-from harness.kube.client import Body, KubeClient, RetryPolicy, connect
+from harness.kube.api import Body, RetryPolicy
+from harness.kube.client import KubeClient, connect
 from harness.kube.preflight import preflight
 from harness.kube.runs import delete_run
 from harness.kube.sampler import KubeSampler

@@ -17,7 +17,8 @@ from typing import Any
 from analysis import schema
 from harness.errors import ClusterError, UsageError
 from harness.kube import rows
-from harness.kube.client import Body, KubeClient
+from harness.kube.api import Body
+from harness.kube.client import KubeClient
 from harness.runstore import RunStore
 from harness.values import WatchTarget
 

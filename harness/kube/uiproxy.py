@@ -18,7 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Final, TextIO
 
 from harness.errors import ClusterError, NotFound, UsageError
-from harness.kube.client import KubeClient, RetryPolicy, proxy_path
+from harness.kube.api import RetryPolicy, proxy_path
+from harness.kube.client import KubeClient
 from harness.kube.lifecycle import LOCUST_WEB_PORT
 from harness.kube.runs import list_runs
 from harness.manifests import object_names

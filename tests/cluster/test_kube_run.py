@@ -343,7 +343,7 @@ def service_account_kubeconfig(
         "kind": "TokenRequest",
         "spec": {"expirationSeconds": 600},
     }
-    from harness.kube.client import Operation
+    from harness.kube.api import Operation
 
     token = kube.request(
         "POST",

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ClusterError, NotFound, PermissionDenied, UsageError
-from harness.kube.client import KubeClient, RetryPolicy, connect, proxy_path
+from harness.kube.api import RetryPolicy, proxy_path
+from harness.kube.client import KubeClient, connect
 
 from ._fake_apiserver import FakeApiServer, Scripted, running, write_kubeconfig
 

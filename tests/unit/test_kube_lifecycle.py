@@ -19,7 +19,8 @@ import pytest
 from analysis import schema
 from harness.config import RunConfig, build_run_config
 from harness.errors import LoadGeneratorError, UsageError
-from harness.kube.client import KubeClient, RetryPolicy, connect
+from harness.kube.api import RetryPolicy
+from harness.kube.client import KubeClient, connect
 from harness.kube.lifecycle import Problem, pod_problems, run_cluster
 from harness.locust_api import Transport
 from harness.monitor import Progress

@@ -11,7 +11,8 @@ import pytest
 
 from analysis import schema
 from harness.errors import UsageError
-from harness.kube.client import KubeClient, RetryPolicy, connect
+from harness.kube.api import RetryPolicy
+from harness.kube.client import KubeClient, connect
 from harness.kube.sampler import KubeSampler
 from harness.runstore import RunStore
 from harness.values import WatchTarget

@@ -11,7 +11,8 @@ import pytest
 import requests
 
 from harness.errors import UsageError
-from harness.kube.client import KubeClient, proxy_path
+from harness.kube.api import proxy_path
+from harness.kube.client import KubeClient
 from harness.kube.uiproxy import UiProxy, Upstream, serve_ui
 
 from ._fake_apiserver import FakeApiServer, Seen, running, write_kubeconfig
