@@ -64,10 +64,22 @@ def _important(data: RunData, file: str) -> bool:
     if name == "locust.csv":
         return data.stats_history.empty
     if name in ("stats.csv", "stats_history.csv"):
-        return data.locust.empty
+        return data.locust.empty and data.mode != "sample"  # sample runs have no Locust
     config = data.meta.get("config")
     watched = config.get("watch") if isinstance(config, dict) else None
     return not (data.mode == "local" and not watched)
+
+
+def _missing_file_advice(file: str) -> str:
+    if file.startswith("locust/"):
+        return (
+            "Locust's files are fetched from the master while it waits after the test "
+            "(--autoquit): give it longer, or look at why the master ended early (its log)."
+        )
+    return (
+        "Check the sampler's permissions and the metrics API (metrics-server) for the next run; "
+        "a file that is missing entirely usually means the harness stopped early."
+    )
 
 
 def problem_findings(data: RunData, window: Window) -> list[Finding]:
@@ -87,8 +99,7 @@ def problem_findings(data: RunData, window: Window) -> list[Finding]:
                 "run",
                 f"{file}: {detail}.",
                 "Whatever that file records is left out of this report and of the SLO gates.",
-                "Check the sampler's permissions and the metrics API (metrics-server) for the next "
-                "run; a file that is missing entirely usually means the harness stopped early.",
+                _missing_file_advice(file),
                 {"file": file},
             )
         )

@@ -26,7 +26,14 @@ from analysis.resources import WorkloadResult, analyse_workloads
 from analysis.scaling import HpaResult, analyse_hpas
 from analysis.slo import SloResult, evaluate, parse_slos
 from analysis.target_findings import hpa_findings, workload_findings
-from analysis.timeline import LoadStep, Window, find_window, load_series, load_steps
+from analysis.timeline import (
+    LoadStep,
+    Window,
+    find_window,
+    load_series,
+    load_steps,
+    mark_steps,
+)
 from analysis.whatif import (
     WhatIfResult,
     find_hpa,
@@ -111,7 +118,7 @@ def analyse(run_dir: Path, slos: Sequence[str] = (), whatifs: Sequence[str] = ()
     data = load_run(run_dir)
     load = load_series(data)
     window = find_window(data, load)
-    steps = load_steps(load)
+    steps = load_steps(load) or mark_steps(data.marks)
     hpas = analyse_hpas(data, window, steps)
     for whatif in parsed_whatifs:
         find_hpa(whatif.hpa, hpas)

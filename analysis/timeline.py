@@ -7,8 +7,9 @@ and run.json's start/end.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -157,6 +158,26 @@ def load_steps(load: pd.DataFrame) -> list[LoadStep]:
                 # most one tick, and nothing recorded before the change counts as a reaction to it.
                 steps.append(LoadStep(float(ts), float(ts), previous_users, float(count)))
         previous_ts, previous_users = float(ts), float(count)
+    return steps
+
+
+_USERS_DETAIL: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s+users?\b")
+
+
+def mark_steps(marks: pd.DataFrame) -> list[LoadStep]:
+    """Load steps from marks alone, for runs with no user count (load driven from elsewhere):
+    ``test_start`` is a rise, ``test_stop`` a fall, a ``stage`` whose detail starts with a user
+    count ("40 users") a change to that count; a ``stage`` without one says nothing to go by."""
+    steps: list[LoadStep] = []
+    level = 0.0
+    for ts, kind, detail in marks[["ts", "kind", "detail"]].itertuples(index=False):
+        count = _USERS_DETAIL.match(str(detail)) if kind == "stage" else None
+        target = {"test_start": max(level, 1.0), "test_stop": 0.0}.get(str(kind))
+        if count is not None:
+            target = float(count.group(1))
+        if target is not None and target != level and pd.notna(ts):
+            steps.append(LoadStep(float(ts), float(ts), level, target))
+            level = target
     return steps
 
 

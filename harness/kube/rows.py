@@ -64,6 +64,11 @@ def timestamp(text: str | None) -> float | None:
 def hpa_row(ts: float, hpa: Body) -> Row:
     spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
     conditions = status.get("conditions")
+    desired = status.get("desiredReplicas")
+    if desired == 0 and (status.get("currentReplicas") or 0) > 0:
+        # A new HPA reports 0 until its first successful computation (and while its metrics are
+        # missing); with pods running, 0 is "not computed yet", never a decision to scale to 0.
+        desired = None
     return {
         "ts": ts,
         "namespace": dig(hpa, "metadata", "namespace"),
@@ -73,7 +78,7 @@ def hpa_row(ts: float, hpa: Body) -> Row:
         "min_replicas": spec.get("minReplicas", 1),  # the API's default when unset
         "max_replicas": spec.get("maxReplicas"),
         "current_replicas": status.get("currentReplicas"),
-        "desired_replicas": status.get("desiredReplicas"),
+        "desired_replicas": desired,
         "able_to_scale": _condition(conditions, "AbleToScale"),
         "scaling_active": _condition(conditions, "ScalingActive"),
         "scaling_limited": _condition(conditions, "ScalingLimited"),

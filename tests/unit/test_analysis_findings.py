@@ -364,3 +364,27 @@ def test_healthy_scale_up_passes(tmp_path: Path) -> None:
     assert hpa["scale_events"][0]["lag_s"] == 2 * sc.STEP
     assert not [f for f in summary["findings"] if f["severity"] != "info"]
     assert summary["verdict"] == "pass"
+
+
+def test_sample_run_without_locust_times_lags_from_marks(tmp_path: Path) -> None:
+    # `kubeswarm sample`: no Locust, load driven from elsewhere; the marks say when it started.
+    n = 12
+    samples = steady("api", n, 2)
+    del samples["locust"]
+    samples.update(
+        {
+            "hpa": sc.hpa("api", [2] * 5 + [4] * 7, high=10),
+            "hpa_metrics": sc.metrics("api", "cpu", [20.0] * 3 + [90.0] * 4 + [55.0] * 5, 60.0),
+            "marks": [
+                {"ts": sc.ts(3), "kind": "test_start", "detail": "load from elsewhere"},
+                {"ts": sc.ts(8), "kind": "stage", "detail": "usage lowered"},
+                {"ts": sc.ts(11), "kind": "test_stop", "detail": ""},
+            ],
+        }
+    )
+    summary = report(sc.build(tmp_path / "run", n, samples, meta={"mode": "sample"}))
+    (event,) = summary["hpas"][0]["scale_events"]
+    assert (event["from"], event["to"], event["lag_s"]) == (2, 4, 2 * sc.STEP)
+    missing = [f for f in summary["findings"] if f["code"] == "metrics_missing"]
+    assert all(f["severity"] == "info" for f in missing), missing
+    assert summary["verdict"] == "pass"

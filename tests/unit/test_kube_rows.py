@@ -224,3 +224,18 @@ def test_selector_query() -> None:
     }
     assert rows.selector_query(selector) == "app=web,tier=fe,track in (a,b),!canary"
     assert rows.selector_query({}) is None
+
+
+def test_a_new_hpa_reporting_zero_desired_is_not_a_decision() -> None:
+    # Before its first successful computation an HPA's status says desiredReplicas: 0 while the
+    # Deployment runs its pods; recorded as 0 it would read as a scale event 0 -> 2.
+    row = rows.hpa_row(
+        TS,
+        {
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"minReplicas": 2, "maxReplicas": 6},
+            "status": {"currentReplicas": 2, "desiredReplicas": 0},
+        },
+    )
+    assert row["current_replicas"] == 2
+    assert row["desired_replicas"] is None
