@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,12 @@ class RunConfig:
     ttl_s: float = 3600.0
     open_browser: bool = False
     extras: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_record(self) -> dict[str, Any]:
+        """The config as ``run.json`` keeps it: plain values, watch targets as written."""
+        record = asdict(self)
+        record["watch"] = [str(t) for t in self.watch]
+        return record
 
 
 def check_locustfile(path: Path) -> Path:

@@ -15,7 +15,7 @@ import tempfile
 import time
 import webbrowser
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -238,7 +238,7 @@ def run_local(config: RunConfig, out: TextIO) -> RunResult:
         config.out_dir,
         name=config.name,
         mode="local",
-        config=_config_record(config),
+        config=config.as_record(),
         sample_interval_s=config.sample_interval_s,
     )
     samplers = [ProcessSampler(target) for target in config.watch]
@@ -278,9 +278,3 @@ def _sampler_extra(sampler: ProcessSampler, store: RunStore) -> Extra:
         return f"{sampler.workload}: {len(pods)} proc {memory:.0f}MiB"
 
     return tick
-
-
-def _config_record(config: RunConfig) -> dict[str, Any]:
-    record = asdict(config)
-    record["watch"] = [str(t) for t in config.watch]
-    return record

@@ -24,9 +24,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, Final, TextIO
+from typing import Final, TextIO
 
 from analysis import schema
 from harness.config import RunConfig
@@ -399,7 +399,7 @@ def _run(
         config.out_dir,
         name=config.name,
         mode="cluster",
-        config=_config_record(config),
+        config=config.as_record(),
         sample_interval_s=config.sample_interval_s,
         now_s=now,
     )
@@ -452,9 +452,3 @@ def _run(
     summary = write_report(store.directory, slos=config.slos)
     out.write(format_summary(summary, store.directory))
     return RunResult(store.directory, status, str(summary["verdict"]), summary)
-
-
-def _config_record(config: RunConfig) -> dict[str, Any]:
-    record = asdict(config)
-    record["watch"] = [str(t) for t in config.watch]
-    return record
