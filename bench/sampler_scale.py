@@ -25,9 +25,7 @@ from harness.kube.client import KubeClient, connect
 from harness.kube.sampler import KubeSampler
 from harness.runstore import RunStore
 from harness.values import WatchTarget
-
-USAGE_CPU = "kwok.x-k8s.io/usage-cpu"
-USAGE_MEMORY = "kwok.x-k8s.io/usage-memory"
+from tests.cluster.targets import web_target
 
 
 @dataclass(frozen=True)
@@ -59,59 +57,16 @@ def create_target(kube: KubeClient, namespace: str, pods: int) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"namespace {namespace} has no default ServiceAccount")
         time.sleep(0.2)
-    labels = {"app": "web"}
-    kube.create(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "web", "namespace": namespace},
-            "spec": {
-                "replicas": pods,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {
-                        "labels": labels,
-                        "annotations": {USAGE_CPU: "20m", USAGE_MEMORY: "60Mi"},
-                    },
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "app",
-                                "image": "registry.k8s.io/pause:3.10",
-                                "resources": {
-                                    "requests": {"cpu": "10m", "memory": "64Mi"},
-                                    "limits": {"memory": "128Mi"},
-                                },
-                            }
-                        ]
-                    },
-                },
-            },
-        },
+    objects = web_target(
         namespace,
+        pods,
+        max_replicas=pods,
+        cpu_request="10m",
+        memory_request="64Mi",
+        memory_limit="128Mi",
     )
-    kube.create(
-        {
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": "web", "namespace": namespace},
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
-                "minReplicas": pods,
-                "maxReplicas": pods,
-                "metrics": [
-                    {
-                        "type": "Resource",
-                        "resource": {
-                            "name": "memory",
-                            "target": {"type": "Utilization", "averageUtilization": 80},
-                        },
-                    }
-                ],
-            },
-        },
-        namespace,
-    )
+    for obj in objects:
+        kube.create(obj, namespace)
 
 
 def wait_ready(kube: KubeClient, namespace: str, pods: int, timeout_s: float = 240.0) -> int:

@@ -38,7 +38,8 @@ from harness.monitor import Progress
 from harness.options import OPTIONS, merge_sources
 from harness.values import WatchTarget
 
-from ._controlplane import USAGE_CPU_ANNOTATION, USAGE_MEMORY_ANNOTATION, Cluster
+from ._controlplane import Cluster
+from .targets import web_target
 
 pytestmark = pytest.mark.cluster
 
@@ -139,62 +140,8 @@ def run_objects_left(kube: KubeClient, namespace: str) -> dict[str, list[dict[st
 
 def create_target(kube: KubeClient, namespace: str, replicas: int = 2) -> None:
     """Deployment ``web`` (kwok pods using 60Mi of 128Mi requested) and HPA ``web`` on memory."""
-    labels = {"app": "web"}
-    kube.create(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "web", "namespace": namespace},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {
-                        "labels": labels,
-                        "annotations": {
-                            USAGE_CPU_ANNOTATION: "20m",
-                            USAGE_MEMORY_ANNOTATION: "60Mi",
-                        },
-                    },
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "app",
-                                "image": "registry.k8s.io/pause:3.10",
-                                "resources": {
-                                    "requests": {"cpu": "100m", "memory": "128Mi"},
-                                    "limits": {"memory": "256Mi"},
-                                },
-                            }
-                        ]
-                    },
-                },
-            },
-        },
-        namespace,
-    )
-    kube.create(
-        {
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": "web", "namespace": namespace},
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
-                "minReplicas": replicas,
-                "maxReplicas": 6,
-                "metrics": [
-                    {
-                        "type": "Resource",
-                        "resource": {
-                            "name": "memory",
-                            "target": {"type": "Utilization", "averageUtilization": 80},
-                        },
-                    }
-                ],
-            },
-        },
-        namespace,
-    )
+    for obj in web_target(namespace, replicas):
+        kube.create(obj, namespace)
 
 
 def read_csv(run_dir: Path, table: schema.CsvSchema) -> list[dict[str, str]]:
