@@ -35,6 +35,11 @@ def clean(value: Any) -> Any:
     return str(value)
 
 
+def _count(value: float | None) -> int | None:
+    """Users and requests are counts: 16, not 16.0."""
+    return None if value is None else round(value)
+
+
 def _round(value: float | None, digits: int = 1) -> float | None:
     return None if value is None or not math.isfinite(value) else round(value, digits)
 
@@ -124,9 +129,9 @@ def build_summary(analysis: Analysis) -> dict[str, Any]:
             "load_end": window.load_end_s,
         },
         "load": {
-            "peak_users": load.peak_users,
+            "peak_users": _count(load.peak_users),
             "peak_rps": _round(load.peak_rps, 2),
-            "total_requests": load.total_requests,
+            "total_requests": _count(load.total_requests),
             "error_rate": _round(load.error_rate, 6),
             "p50_ms": load.p50_ms,
             "p95_ms": load.p95_ms,
