@@ -14,10 +14,10 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
+from analysis.hpa_controller import HpaController
 from analysis.hpa_model import (
     DEFAULT_BEHAVIOR,
     Behavior,
-    HpaController,
     HpaSpec,
     MetricTarget,
     PodUsage,

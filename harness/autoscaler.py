@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from analysis import schema
-from analysis.hpa_model import Decision, HpaController, HpaSpec, PodUsage
+from analysis.hpa_controller import HpaController
+from analysis.hpa_model import Decision, HpaSpec, PodUsage
 from harness.procsampler import PodResources, ProcessPod
 from harness.runstore import RunStore
 

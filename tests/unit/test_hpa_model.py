@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 
+from analysis.hpa_controller import HpaController
 from analysis.hpa_model import (
     DEFAULT_BEHAVIOR,
     Behavior,
     Decision,
-    HpaController,
     HpaSpec,
     MetricTarget,
     PodUsage,
