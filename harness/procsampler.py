@@ -3,12 +3,14 @@
 A ``pid/N`` target whose process has children is a pre-fork server (gunicorn, uwsgi, nginx): each
 child is a pod and the parent is not, because the children do the work, as pods behind a Service
 do. A process without children is itself the one pod. A ``cmd/PATTERN`` target is every process
-whose command line contains PATTERN (matched to observe, never to signal). Memory is RSS, the
+whose command line contains PATTERN (matched to observe, never to signal), but for a matching
+parent of matching children, whose children are the pods as above. Memory is RSS, the
 closest local stand-in for a container's working set; CPU is millicores over the last tick.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -65,12 +67,20 @@ class ProcessSampler:
                 return []
             return children or [root]
         if self.target.kind == "cmd":
-            return [
-                p
-                for p in psutil.process_iter(["cmdline"])
-                if self.target.name in " ".join(p.info["cmdline"] or ())
-            ]
+            return self._matching_leaves()
         raise UsageError(f"{self.target} is a cluster target; local runs watch pid/ or cmd/")
+
+    def _matching_leaves(self) -> list[psutil.Process]:
+        """Processes whose command line contains the pattern, except kubeswarm itself (its own
+        command line names the pattern) and a matching parent of matching children (the master
+        of a pre-fork server: its workers are the pods, as with ``pid/``)."""
+        matches = [
+            p
+            for p in psutil.process_iter(["cmdline", "ppid"])
+            if self.target.name in " ".join(p.info["cmdline"] or ()) and p.pid != os.getpid()
+        ]
+        parents = {p.info["ppid"] for p in matches}
+        return [p for p in matches if p.pid not in parents]
 
     def sample(self, now: float) -> list[ProcessPod]:
         pods: list[ProcessPod] = []
