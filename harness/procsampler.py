@@ -71,13 +71,14 @@ class ProcessSampler:
         raise UsageError(f"{self.target} is a cluster target; local runs watch pid/ or cmd/")
 
     def _matching_leaves(self) -> list[psutil.Process]:
-        """Processes whose command line contains the pattern, except kubeswarm itself (its own
-        command line names the pattern) and a matching parent of matching children (the master
-        of a pre-fork server: its workers are the pods, as with ``pid/``)."""
+        """Processes whose command line contains the pattern, except kubeswarm and the commands
+        that started it (their command lines name the pattern) and a matching parent of matching
+        children (the master of a pre-fork server: its workers are the pods, as with ``pid/``)."""
+        ourselves = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
         matches = [
             p
             for p in psutil.process_iter(["cmdline", "ppid"])
-            if self.target.name in " ".join(p.info["cmdline"] or ()) and p.pid != os.getpid()
+            if self.target.name in " ".join(p.info["cmdline"] or ()) and p.pid not in ourselves
         ]
         parents = {p.info["ppid"] for p in matches}
         return [p for p in matches if p.pid not in parents]

@@ -8,6 +8,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -70,6 +71,29 @@ def test_cmd_target_records_the_workers_of_a_prefork_parent(
     rows = sampler.rows(time.time(), second)
     assert {row["workload"] for row in rows} == {marker}
     assert {row["cpu_request_m"] for row in rows} == {100.0}
+
+
+def test_cmd_target_never_counts_kubeswarm_or_what_started_it(tmp_path: Path) -> None:
+    # `timeout 60 kubeswarm run ... --watch cmd/x`: both command lines name the pattern.
+    marker = f"kubeswarm-self-{uuid.uuid4().hex[:8]}"
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import sys, time\n"
+        "from harness.procsampler import ProcessSampler\n"
+        "from harness.values import WatchTarget\n"
+        "print(len(ProcessSampler(WatchTarget('cmd', sys.argv[1])).sample(time.time())))\n",
+        encoding="utf-8",
+    )
+    # The shell stays the parent (its script does more than one thing) and names the marker too.
+    script = f'"{sys.executable}" "{probe}" "$1"; true'
+    wrapper = subprocess.run(
+        ["bash", "-c", script, marker, marker],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert wrapper.stdout.strip() == "0"
 
 
 def test_pid_target_is_the_same_two_pods(prefork: tuple[subprocess.Popen[str], str]) -> None:
