@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kubeswarm",
         description="Distributed Locust load tests inside Kubernetes that record and judge what "
         "your HorizontalPodAutoscalers do. Every flag can also be set in a YAML --config file "
-        "(key = long flag without dashes) or as KUBESWARM_<NAME> in the environment.",
+        "(key = long flag without dashes: spawn-rate) or as KUBESWARM_<FLAG> in the environment "
+        "(KUBESWARM_SPAWN_RATE).",
     )
     parser.add_argument("--version", action="version", version=f"kubeswarm {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

@@ -1,9 +1,10 @@
 """Every option of every command, defined once, and where its value comes from.
 
-An option's value comes from, strongest first: the command-line flag, the ``KUBESWARM_<NAME>``
-environment variable, the YAML ``--config`` file, then the default below. Each ``Option`` names its
-unit and why its default is what it is; the CLI builds its flags from the same table, so a flag,
-an environment variable and a config key can never disagree.
+An option's value comes from, strongest first: the command-line flag, the ``KUBESWARM_<FLAG>``
+environment variable (``--run-time`` -> ``KUBESWARM_RUN_TIME``), the YAML ``--config`` file (key
+``run-time``), then the default below. Each ``Option`` names its unit and why its default is what
+it is; the CLI builds its flags from the same table, so a flag, an environment variable and a
+config key can never disagree.
 """
 
 from __future__ import annotations
@@ -414,7 +415,7 @@ def merge_sources(
     values: dict[str, Any] = {}
     for name in names:
         option = OPTIONS[name]
-        env_text = environ.get(f"KUBESWARM_{name.upper()}")
+        env_text = environ.get(env_name(name))
         if flags.get(name) not in (None, [], ()):
             values[name] = _parse_flag(option, flags[name])
         elif env_text is not None:
@@ -443,7 +444,7 @@ def _parse_env(option: Option, text: str) -> Any:
             return tuple(option.parse(part) for part in text.split(",") if part.strip())
         return option.parse(text)
     except ValueError as e:
-        raise UsageError(f"KUBESWARM_{option.name.upper()}: {e}") from e
+        raise UsageError(f"{env_name(option.name)}: {e}") from e
 
 
 def _parse_file_value(option: Option, raw: Any) -> Any:
@@ -477,6 +478,12 @@ def _read_config_file(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
             f"config file {path}: unknown option(s) {', '.join(unknown)}; known: {known}"
         )
     return {by_key[str(k)]: v for k, v in loaded.items()}
+
+
+def env_name(name: str) -> str:
+    """The environment variable of an option, from its long flag: ``--spawn-rate`` ->
+    ``KUBESWARM_SPAWN_RATE``, ``--run-time`` -> ``KUBESWARM_RUN_TIME``."""
+    return "KUBESWARM_" + _config_key(name).upper().replace("-", "_")
 
 
 def _config_key(name: str) -> str:

@@ -132,3 +132,22 @@ def test_bad_environment_value_names_the_variable() -> None:
 def test_watch_syntax(text: str, kind: str, name: str, namespace: str | None) -> None:
     target = parse_watch(text)
     assert (target.kind, target.name, target.namespace) == (kind, name, namespace)
+
+
+def test_environment_names_follow_the_long_flags(locustfile: Path) -> None:
+    values = merge_sources(
+        {},
+        {
+            "KUBESWARM_LOCUSTFILE": str(locustfile),
+            "KUBESWARM_HOST": "http://env",
+            "KUBESWARM_RUN_TIME": "90s",
+            "KUBESWARM_WATCH": "hpa/web,shop/hpa/api",
+            "KUBESWARM_INTERVAL": "5s",
+        },
+        None,
+        RUN,
+    )
+    config = build_run_config(values)
+    assert config.load.run_time_s == 90.0
+    assert config.sample_interval_s == 5.0
+    assert [str(w) for w in config.watch] == ["hpa/web", "shop/hpa/api"]
