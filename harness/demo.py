@@ -30,7 +30,7 @@ from harness.config import LoadConfig
 from harness.errors import LoadGeneratorError, UsageError
 from harness.local import LocalLocust, RunResult, drive
 from harness.monitor import Progress
-from harness.processes import Child, ProcessGroup, free_port
+from harness.processes import Child, ProcessGroup, free_port, sigterm_as_interrupt
 from harness.procsampler import PodResources, ProcessSampler
 from harness.runstore import RunStatus, RunStore
 from harness.values import WatchTarget
@@ -151,64 +151,66 @@ def start_target(group: ProcessGroup, replicas: int) -> tuple[Child, str]:
 
 def run_demo(config: DemoConfig, out: TextIO) -> RunResult:
     """Runs the demo end to end and writes its report; every process started is stopped."""
-    record = asdict(config)
-    store = RunStore.create(
-        config.out_dir,
-        name="demo",
-        mode="demo",
-        config=record,
-        sample_interval_s=config.sample_interval_s,
-    )
-    progress = Progress()
-    target_group = ProcessGroup(store.directory / "logs")
-    status: RunStatus = "failed"
-    locust: LocalLocust | None = None
-    try:
-        target, url = start_target(target_group, config.min_replicas)
-        load = LoadConfig(**{**asdict(config.load()), "host": url})
-        locust = LocalLocust.start(load, store.directory)
-        store.update(
-            processes=[*target_group.pids, *locust.processes.pids],
-            locust_web=locust.web_url,
-            watch=[f"pid/{target.pid}"],
-            hpa_spec=asdict(config.hpa_spec()),
-            hpa_sync_period_s=SYNC_PERIOD_S,
-            slos=list(config.slos),
+    with sigterm_as_interrupt():  # a cancelled CI job gets the Ctrl-C path
+        record = asdict(config)
+        store = RunStore.create(
+            config.out_dir,
+            name="demo",
+            mode="demo",
+            config=record,
+            sample_interval_s=config.sample_interval_s,
         )
-        print(f"run directory: {store.directory}", file=out)
-        print(
-            f"demo target:   {url} (gunicorn, {config.min_replicas} worker(s) to start)", file=out
-        )
-        print(f"Locust web UI: {locust.web_url}", file=out, flush=True)
-        locust.wait_ready()
-        if config.open_browser:
-            webbrowser.open(locust.web_url)
-        sampler = ProcessSampler(
-            WatchTarget("pid", str(target.pid)),
-            _pod_resources(config),
-            namespace=TARGET.namespace,
-            workload_name=TARGET.workload,
-        )
-        autoscaler = _autoscaler(config, target.pid, progress)
-        status = drive(
-            locust,
-            store,
-            config.sample_interval_s,
-            progress,
-            [_demo_tick(sampler, autoscaler, store)],
-        )
-    except KeyboardInterrupt:
-        status = "interrupted"
-    finally:
-        if locust is not None:
-            locust.close()
-        target_group.stop_all()
-        store.finish(status)
-    from analysis.report import format_summary, write_report
+        progress = Progress()
+        target_group = ProcessGroup(store.directory / "logs")
+        status: RunStatus = "failed"
+        locust: LocalLocust | None = None
+        try:
+            target, url = start_target(target_group, config.min_replicas)
+            load = LoadConfig(**{**asdict(config.load()), "host": url})
+            locust = LocalLocust.start(load, store.directory)
+            store.update(
+                processes=[*target_group.pids, *locust.processes.pids],
+                locust_web=locust.web_url,
+                watch=[f"pid/{target.pid}"],
+                hpa_spec=asdict(config.hpa_spec()),
+                hpa_sync_period_s=SYNC_PERIOD_S,
+                slos=list(config.slos),
+            )
+            print(f"run directory: {store.directory}", file=out)
+            print(
+                f"demo target:   {url} (gunicorn, {config.min_replicas} worker(s) to start)",
+                file=out,
+            )
+            print(f"Locust web UI: {locust.web_url}", file=out, flush=True)
+            locust.wait_ready()
+            if config.open_browser:
+                webbrowser.open(locust.web_url)
+            sampler = ProcessSampler(
+                WatchTarget("pid", str(target.pid)),
+                _pod_resources(config),
+                namespace=TARGET.namespace,
+                workload_name=TARGET.workload,
+            )
+            autoscaler = _autoscaler(config, target.pid, progress)
+            status = drive(
+                locust,
+                store,
+                config.sample_interval_s,
+                progress,
+                [_demo_tick(sampler, autoscaler, store)],
+            )
+        except KeyboardInterrupt:
+            status = "interrupted"
+        finally:
+            if locust is not None:
+                locust.close()
+            target_group.stop_all()
+            store.finish(status)
+        from analysis.report import format_summary, write_report
 
-    summary = write_report(store.directory, slos=config.slos)
-    out.write(format_summary(summary, store.directory))
-    return RunResult(store.directory, status, str(summary["verdict"]), summary)
+        summary = write_report(store.directory, slos=config.slos)
+        out.write(format_summary(summary, store.directory))
+        return RunResult(store.directory, status, str(summary["verdict"]), summary)
 
 
 def _pod_resources(config: DemoConfig) -> PodResources:

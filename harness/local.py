@@ -24,7 +24,7 @@ from harness.config import LoadConfig, RunConfig
 from harness.errors import LoadGeneratorError
 from harness.locust_api import DirectTransport, LocustApi, LocustSample, LocustWatch
 from harness.monitor import Progress, Schedule, run_ticks
-from harness.processes import Child, ProcessGroup, free_port
+from harness.processes import Child, ProcessGroup, free_port, sigterm_as_interrupt
 from harness.procsampler import ProcessSampler
 from harness.runstore import RunStatus, RunStore
 
@@ -234,41 +234,42 @@ def drive(
 
 def run_local(config: RunConfig, out: TextIO) -> RunResult:
     """``kubeswarm run --local``: Locust on this machine, local targets sampled, then the report."""
-    store = RunStore.create(
-        config.out_dir,
-        name=config.name,
-        mode="local",
-        config=config.as_record(),
-        sample_interval_s=config.sample_interval_s,
-    )
-    samplers = [ProcessSampler(target) for target in config.watch]
-    progress = Progress()
-    status: RunStatus = "failed"
-    locust = LocalLocust.start(config.load, store.directory)
-    store.update(
-        processes=locust.processes.pids,
-        locust_web=locust.web_url,
-        watch=[str(t) for t in config.watch],
-        slos=list(config.slos),
-    )
-    try:
-        print(f"run directory: {store.directory}", file=out)
-        print(f"Locust web UI: {locust.web_url}", file=out, flush=True)
-        locust.wait_ready()
-        if config.open_browser:
-            webbrowser.open(locust.web_url)
-        extras = [_sampler_extra(sampler, store) for sampler in samplers]
-        status = drive(locust, store, config.sample_interval_s, progress, extras)
-    except KeyboardInterrupt:
-        status = "interrupted"
-    finally:
-        locust.close()
-        store.finish(status)
-    from analysis.report import format_summary, write_report
+    with sigterm_as_interrupt():  # a cancelled CI job gets the Ctrl-C path
+        store = RunStore.create(
+            config.out_dir,
+            name=config.name,
+            mode="local",
+            config=config.as_record(),
+            sample_interval_s=config.sample_interval_s,
+        )
+        samplers = [ProcessSampler(target) for target in config.watch]
+        progress = Progress()
+        status: RunStatus = "failed"
+        locust = LocalLocust.start(config.load, store.directory)
+        store.update(
+            processes=locust.processes.pids,
+            locust_web=locust.web_url,
+            watch=[str(t) for t in config.watch],
+            slos=list(config.slos),
+        )
+        try:
+            print(f"run directory: {store.directory}", file=out)
+            print(f"Locust web UI: {locust.web_url}", file=out, flush=True)
+            locust.wait_ready()
+            if config.open_browser:
+                webbrowser.open(locust.web_url)
+            extras = [_sampler_extra(sampler, store) for sampler in samplers]
+            status = drive(locust, store, config.sample_interval_s, progress, extras)
+        except KeyboardInterrupt:
+            status = "interrupted"
+        finally:
+            locust.close()
+            store.finish(status)
+        from analysis.report import format_summary, write_report
 
-    summary = write_report(store.directory, slos=config.slos)
-    out.write(format_summary(summary, store.directory))
-    return RunResult(store.directory, status, str(summary["verdict"]), summary)
+        summary = write_report(store.directory, slos=config.slos)
+        out.write(format_summary(summary, store.directory))
+        return RunResult(store.directory, status, str(summary["verdict"]), summary)
 
 
 def _sampler_extra(sampler: ProcessSampler, store: RunStore) -> Extra:

@@ -19,13 +19,9 @@ second Ctrl-C exits at once; the objects still have their deadline.
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Final, TextIO
 
 from analysis import schema
@@ -48,6 +44,7 @@ from harness.manifests import (
     with_owner,
 )
 from harness.monitor import Progress, Schedule, run_ticks
+from harness.processes import sigterm_as_interrupt
 from harness.runstore import RunStatus, RunStore, new_run_id
 
 LOCUST_WEB_PORT: Final = WEB_PORT
@@ -325,23 +322,6 @@ class ClusterRun:
         self.progress.event(f"deleted {len(deleted)} object(s) of run {self.store.run_id}")
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a CI job cancelled) takes the Ctrl-C path: stop, fetch, clean up, report."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def startup_timeout_s(config: RunConfig) -> float:
     """As long as the master waits for its workers (``--expect-workers-max-wait``): the part of
     the Jobs' deadline that is not run time or autoquit."""
@@ -431,7 +411,7 @@ def _run(
     status: RunStatus = "failed"
     failure: KubeswarmError | None = None
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             try:
                 run.create()
                 status = run.drive()
