@@ -24,14 +24,15 @@ from tests.local.helpers import (
 pytestmark = pytest.mark.local
 
 
+def local_run_argv(http_target: str, *flags: str) -> list[str]:
+    """``kubeswarm run --local`` of the shipped health check against the test's server."""
+    health = str(REPO / "locustfiles" / "health.py")
+    return kubeswarm_argv("run", "--local", "-f", health, "-H", http_target, *flags)
+
+
 def test_local_run_writes_locust_files_and_samples(http_target: str, tmp_path: Path) -> None:
     completed = subprocess.run(
-        kubeswarm_argv(
-            "run",
-            "--local",
-            "-f",
-            str(REPO / "locustfiles" / "health.py"),
-            "-H",
+        local_run_argv(
             http_target,
             "-u",
             "10",
@@ -83,12 +84,7 @@ def test_interrupt_stops_everything_and_keeps_what_was_measured(
     http_target: str, tmp_path: Path, signum: signal.Signals
 ) -> None:
     process = subprocess.Popen(
-        kubeswarm_argv(
-            "run",
-            "--local",
-            "-f",
-            str(REPO / "locustfiles" / "health.py"),
-            "-H",
+        local_run_argv(
             http_target,
             "-u",
             "5",
@@ -131,12 +127,7 @@ def test_interrupt_stops_everything_and_keeps_what_was_measured(
 
 def test_sigkilled_harness_leaves_no_locust_processes(http_target: str, tmp_path: Path) -> None:
     process = subprocess.Popen(
-        kubeswarm_argv(
-            "run",
-            "--local",
-            "-f",
-            str(REPO / "locustfiles" / "health.py"),
-            "-H",
+        local_run_argv(
             http_target,
             "-u",
             "2",
