@@ -23,6 +23,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
+from harness.kube.api import RetryPolicy
+from harness.kube.client import KubeClient, connect
+
 
 @dataclass
 class Scripted:
@@ -227,3 +230,17 @@ def write_kubeconfig(
     }
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
+
+
+@contextmanager
+def client_of(fake: FakeApiServer, kubeconfig: Path, namespace: str) -> Iterator[KubeClient]:
+    """kubeswarm's client for the fake, retrying quickly so that failure tests stay short."""
+    client = connect(
+        write_kubeconfig(kubeconfig, fake.url, namespace=namespace),
+        environ={},
+        retry=RetryPolicy(attempts=2, base_delay_s=0.01),
+    )
+    try:
+        yield client
+    finally:
+        client.close()

@@ -19,14 +19,13 @@ import pytest
 from analysis import schema
 from harness.config import RunConfig, build_run_config
 from harness.errors import LoadGeneratorError, UsageError
-from harness.kube.api import RetryPolicy
-from harness.kube.client import KubeClient, connect
+from harness.kube.client import KubeClient
 from harness.kube.lifecycle import Problem, pod_problems, run_cluster
 from harness.locust_api import Transport
 from harness.monitor import Progress
 from harness.options import OPTIONS, merge_sources
 
-from ._fake_apiserver import FakeApiServer, running, write_kubeconfig
+from ._fake_apiserver import FakeApiServer, client_of, running
 
 pytestmark = pytest.mark.unit
 
@@ -87,15 +86,8 @@ def fake() -> Iterator[FakeApiServer]:
 
 @pytest.fixture
 def kube(fake: FakeApiServer, tmp_path: Path) -> Iterator[KubeClient]:
-    client = connect(
-        write_kubeconfig(tmp_path / "kc", fake.url, namespace=NS),
-        environ={},
-        retry=RetryPolicy(attempts=2, base_delay_s=0.01),
-    )
-    try:
+    with client_of(fake, tmp_path / "kc", NS) as client:
         yield client
-    finally:
-        client.close()
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> RunConfig:

@@ -11,13 +11,12 @@ import pytest
 
 from analysis import schema
 from harness.errors import UsageError
-from harness.kube.api import RetryPolicy
-from harness.kube.client import KubeClient, connect
+from harness.kube.client import KubeClient
 from harness.kube.sampler import KubeSampler
 from harness.runstore import RunStore
 from harness.values import WatchTarget
 
-from ._fake_apiserver import FakeApiServer, Scripted, running, write_kubeconfig
+from ._fake_apiserver import FakeApiServer, Scripted, client_of, running
 
 pytestmark = pytest.mark.unit
 
@@ -116,15 +115,8 @@ def fake() -> Iterator[FakeApiServer]:
 
 @pytest.fixture
 def kube(fake: FakeApiServer, tmp_path: Path) -> Iterator[KubeClient]:
-    client = connect(
-        write_kubeconfig(tmp_path / "kc", fake.url, namespace=NS),
-        environ={},
-        retry=RetryPolicy(attempts=2, base_delay_s=0.01),
-    )
-    try:
+    with client_of(fake, tmp_path / "kc", NS) as client:
         yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture
