@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness import __version__
-from harness.errors import EXIT_INTERRUPTED, EXIT_USAGE, KubeswarmError, NotBuiltYet, UsageError
+from harness.errors import EXIT_INTERRUPTED, EXIT_USAGE, KubeswarmError, UsageError
 from harness.options import OPTIONS, merge_sources
 
 _RUN_OPTIONS = (
@@ -204,9 +204,6 @@ def main(
         flags = {name: getattr(args, name, None) for name in command.options}
         values = merge_sources(flags, env, args.config, command.options)
         return _handler(command.name)(values, args, out)
-    except NotBuiltYet as e:
-        print(f"kubeswarm: {e}", file=sys.stderr)
-        return e.exit_code
     except KubeswarmError as e:
         print(f"kubeswarm: error: {e}", file=sys.stderr)
         return e.exit_code

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,6 @@ class RunConfig:
     deadline_s: float | None = None  # None: run time + autoquit + STARTUP_MARGIN_S
     ttl_s: float = 3600.0
     open_browser: bool = False
-    extras: Mapping[str, Any] = field(default_factory=dict)
 
     def as_record(self) -> dict[str, Any]:
         """The config as ``run.json`` keeps it: plain values, watch targets as written."""

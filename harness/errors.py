@@ -5,8 +5,7 @@
     ├── ClusterError               the Kubernetes API refused or failed                      -> 3
     │   ├── PermissionDenied       a verb on a resource is not allowed (names both)
     │   └── NotFound               a namespace, HPA or Deployment does not exist
-    ├── LoadGeneratorError         Locust did not start, workers did not connect, ...        -> 3
-    └── NotBuiltYet                a command that this version does not provide              -> 2
+    └── LoadGeneratorError         Locust did not start, workers did not connect, ...        -> 3
 
 An SLO that fails is not an exception: the report's verdict maps to exit code 1.
 """
@@ -29,10 +28,6 @@ class KubeswarmError(Exception):
 
 
 class UsageError(KubeswarmError):
-    exit_code = EXIT_USAGE
-
-
-class NotBuiltYet(KubeswarmError):
     exit_code = EXIT_USAGE
 
 

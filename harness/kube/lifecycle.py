@@ -47,7 +47,6 @@ from harness.monitor import Progress, Schedule, run_ticks
 from harness.processes import sigterm_as_interrupt
 from harness.runstore import RunStatus, RunStore, new_run_id
 
-LOCUST_WEB_PORT: Final = WEB_PORT
 # While starting, look at the pods every this many seconds (one list of pods, one of events).
 DIAGNOSE_EVERY_S: Final = 6.0
 # The master answering nothing for this long, once the test ran, means it is gone.
@@ -62,7 +61,7 @@ class ServiceProxyTransport:
     """Locust's web API through ``/api/v1/namespaces/NS/services/NAME:8089/proxy/...``."""
 
     def __init__(
-        self, kube: KubeClient, namespace: str, service: str, port: int = LOCUST_WEB_PORT
+        self, kube: KubeClient, namespace: str, service: str, port: int = WEB_PORT
     ) -> None:
         self.kube, self.namespace, self.service, self.port = kube, namespace, service, port
 
