@@ -12,21 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.adequacy import Adequacy, LoadSummary, judge_adequacy, summarize_load
-from analysis.findings import (
-    Finding,
-    load_findings,
-    ordered,
-    problem_findings,
-    run_status_finding,
-    slo_findings,
-)
-from analysis.load import RunData, load_run
-from analysis.resources import WorkloadResult, analyse_workloads
-from analysis.scaling import HpaResult, analyse_hpas
-from analysis.slo import SloResult, evaluate, parse_slos
-from analysis.target_findings import hpa_findings, workload_findings
-from analysis.timeline import (
+from analysis.data.load import RunData, load_run
+from analysis.data.timeline import (
     LoadStep,
     Window,
     find_window,
@@ -34,7 +21,20 @@ from analysis.timeline import (
     load_steps,
     mark_steps,
 )
-from analysis.whatif import (
+from analysis.judge.adequacy import Adequacy, LoadSummary, judge_adequacy, summarize_load
+from analysis.judge.findings import (
+    Finding,
+    load_findings,
+    ordered,
+    problem_findings,
+    run_status_finding,
+    slo_findings,
+)
+from analysis.judge.resources import WorkloadResult, analyse_workloads
+from analysis.judge.scaling import HpaResult, analyse_hpas
+from analysis.judge.slo import SloResult, evaluate, parse_slos
+from analysis.judge.target_findings import hpa_findings, workload_findings
+from analysis.judge.whatif import (
     WhatIfResult,
     find_hpa,
     parse_whatif,
@@ -71,7 +71,7 @@ def observed_values(
     workloads: Sequence[WorkloadResult],
     pods_sampled: bool,
 ) -> dict[str, float | None]:
-    """Every name an ``--slo`` can use (``analysis.slo.METRICS``) with its value in this run."""
+    """Every name an ``--slo`` can use (``judge.slo.METRICS``) with its value in this run."""
     first_ups = [e for h in hpas for e in h.events if e.up and e.first_after_step]
     return {
         "p50_ms": load.p50_ms,

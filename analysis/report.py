@@ -9,12 +9,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from analysis import schema
-from analysis.charts import render_charts
-from analysis.html import render_page
+from analysis.data import schema
+from analysis.data.units import format_bytes
 from analysis.pipeline import analyse
-from analysis.summary import build_summary
-from analysis.units import format_bytes
+from analysis.render.charts import render_charts
+from analysis.render.html import render_page
+from analysis.render.summary import build_summary
 
 _TOP_FINDINGS = 3
 

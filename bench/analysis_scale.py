@@ -20,7 +20,7 @@ import tracemalloc
 from pathlib import Path
 
 from analysis.report import write_report
-from analysis.synthetic import scale_run
+from tests.fixtures.synthetic import scale_run
 
 TARGET_FRACTION = 0.005
 

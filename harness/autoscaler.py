@@ -3,7 +3,7 @@
 Gunicorn adds a worker on SIGTTIN and removes one on SIGTTOU, so its workers stand in for a
 Deployment's pods. Each sync, the per-worker usage the sampler recorded since the previous sync is
 averaged (the way metrics-server reports usage over a window), handed to the pure HPA model of
-``analysis.hpa_model``, and the decision applied. Every tick it writes ``hpa.csv``,
+``analysis.hpa.model``, and the decision applied. Every tick it writes ``hpa.csv``,
 ``hpa_metrics.csv`` and ``workloads.csv`` exactly as the cluster sampler records a real HPA.
 """
 
@@ -16,9 +16,9 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from analysis import schema
-from analysis.hpa_controller import HpaController
-from analysis.hpa_model import Decision, HpaSpec, PodUsage
+from analysis.data import schema
+from analysis.hpa.controller import HpaController
+from analysis.hpa.model import Decision, HpaSpec, PodUsage
 from harness.procsampler import PodResources, ProcessPod
 from harness.runstore import RunStore
 

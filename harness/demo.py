@@ -22,8 +22,8 @@ from typing import Any, TextIO
 
 import requests
 
-from analysis.hpa_model import Behavior, HpaSpec, MetricTarget, ScalingPolicy, ScalingRules
-from analysis.units import parse_cpu_millicores, parse_quantity
+from analysis.data.units import parse_cpu_millicores, parse_quantity
+from analysis.hpa.model import Behavior, HpaSpec, MetricTarget, ScalingPolicy, ScalingRules
 from harness import resources
 from harness.autoscaler import GunicornScaler, LocalAutoscaler, ScaledTarget
 from harness.config import LoadConfig

@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol
 
 import requests
 
-from analysis import schema
+from analysis.data import schema
 from harness.errors import LoadGeneratorError
 from harness.runstore import RunStore
 

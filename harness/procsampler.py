@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from analysis import schema
+from analysis.data import schema
 from harness.errors import UsageError
 from harness.runstore import RunStore
 from harness.values import WatchTarget

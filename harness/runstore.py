@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from analysis import schema
+from analysis.data import schema
 from harness.errors import UsageError
 
 RunMode = Literal["local", "cluster", "demo", "sample"]

@@ -14,7 +14,7 @@ from typing import Any, Final, Literal
 
 import yaml
 
-from analysis.units import parse_duration, parse_quantity
+from analysis.data.units import parse_duration, parse_quantity
 
 WatchKind = Literal["hpa", "deployment", "statefulset", "pid", "cmd"]
 

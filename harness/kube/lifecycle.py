@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, TextIO
 
-from analysis import schema
+from analysis.data import schema
 from harness.config import RunConfig
 from harness.errors import ClusterError, KubeswarmError, LoadGeneratorError
 from harness.kube import rows

@@ -1,8 +1,8 @@
 """API objects (the API server's JSON, as plain dicts) to rows of ``samples/*.csv``.
 
-Pure functions, one per table of ``analysis.schema``, so what the sampler records can be checked
-against hand-written objects. Units are those of the schema: CPU in millicores, memory in bytes;
-anything the API did not say stays ``None`` (an empty cell: not measured), never zero.
+Pure functions, one per table of ``analysis.data.schema``, so what the sampler records can be
+checked against hand-written objects. Units are those of the schema: CPU in millicores, memory in
+bytes; anything the API did not say stays ``None`` (an empty cell: not measured), never zero.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from analysis import schema
+from analysis.data import schema
 from harness.errors import ClusterError, UsageError
 from harness.kube import rows
 from harness.kube.api import Body

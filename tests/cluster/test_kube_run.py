@@ -26,7 +26,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from analysis import schema
+from analysis.data import schema
 from harness.config import RunConfig, build_run_config
 from harness.errors import LoadGeneratorError, UsageError
 from harness.kube.client import KubeClient, connect

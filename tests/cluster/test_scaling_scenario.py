@@ -28,7 +28,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from analysis import schema
+from analysis.data import schema
 from analysis.report import write_report
 from harness.kube.client import KubeClient, connect
 from harness.kube.sampler import KubeSampler

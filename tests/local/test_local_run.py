@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from analysis import schema
+from analysis.data import schema
 from tests.local.helpers import (
     REPO,
     clean_env,

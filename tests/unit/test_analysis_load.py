@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import schema
-from analysis.load import load_run
+from analysis.data import schema
+from analysis.data.load import load_run
+from analysis.data.timeline import find_window, load_series, load_steps
 from analysis.report import write_report
-from analysis.timeline import find_window, load_series, load_steps
 from tests.fixtures import scenarios as sc
 
 pytestmark = pytest.mark.unit

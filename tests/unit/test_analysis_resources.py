@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.resources import recommend
+from analysis.judge.resources import recommend
 
 pytestmark = pytest.mark.unit
 

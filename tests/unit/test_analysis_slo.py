@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.slo import SloResult, evaluate, parse_slo, parse_slos
+from analysis.judge.slo import SloResult, evaluate, parse_slo, parse_slos
 
 pytestmark = pytest.mark.unit
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from analysis.hpa_model import DEFAULT_BEHAVIOR, Behavior
+from analysis.hpa.model import DEFAULT_BEHAVIOR, Behavior
+from analysis.judge.whatif import parse_whatif, recorded_behavior
 from analysis.report import write_report
-from analysis.whatif import parse_whatif, recorded_behavior
 from tests.fixtures import scenarios as sc
 
 pytestmark = pytest.mark.unit

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.hpa_controller import HpaController
-from analysis.hpa_model import (
+from analysis.hpa.controller import HpaController
+from analysis.hpa.model import (
     DEFAULT_BEHAVIOR,
     Behavior,
     Decision,

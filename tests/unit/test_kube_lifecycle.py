@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from analysis import schema
+from analysis.data import schema
 from harness.config import RunConfig, build_run_config
 from harness.errors import LoadGeneratorError, UsageError
 from harness.kube.client import KubeClient

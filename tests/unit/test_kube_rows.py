@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from analysis import schema
+from analysis.data import schema
 from harness.kube import rows
 
 pytestmark = pytest.mark.unit

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from analysis import schema
+from analysis.data import schema
 from harness.errors import UsageError
 from harness.kube.client import KubeClient
 from harness.kube.sampler import KubeSampler

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis import schema
+from analysis.data import schema
 from harness.runstore import RunStore, new_run_id
 
 pytestmark = pytest.mark.unit
@@ -102,7 +102,7 @@ def test_sigkilled_writer_leaves_every_flushed_tick(tmp_path: Path) -> None:
     writer = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from analysis import schema
+        from analysis.data import schema
         from harness.runstore import RunStore
         store = RunStore.create(Path({str(tmp_path)!r}), name="k", mode="local", config={{}},
                                 sample_interval_s=0.01)

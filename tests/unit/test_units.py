@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.units import format_bytes, parse_cpu_millicores, parse_duration, parse_quantity
+from analysis.data.units import format_bytes, parse_cpu_millicores, parse_duration, parse_quantity
 
 pytestmark = pytest.mark.unit
 

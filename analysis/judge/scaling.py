@@ -13,8 +13,8 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
-from analysis.load import RunData
-from analysis.timeline import LoadStep, Window, merge_nearest, time_weights
+from analysis.data.load import RunData
+from analysis.data.timeline import LoadStep, Window, merge_nearest, time_weights
 
 # The HPA controller's default tolerance: ratios within 10 % of 1 leave replicas alone.
 TOLERANCE = 0.1

@@ -13,7 +13,7 @@ controller's Go source rule by rule (file names are cited where a rule comes fro
   GetMetricUsageRatio (integer arithmetic on milli-units);
 - ``pkg/controller/podautoscaler/horizontal.go``: computeReplicasForMetrics (the max over
   metrics); what the controller keeps between syncs (reconcileAutoscaler, stabilization,
-  scale-rate limits) is ``analysis.hpa_controller``;
+  scale-rate limits) is ``analysis.hpa.controller``;
 - ``pkg/apis/autoscaling/v2/defaults.go``: the behavior defaults (DEFAULT_BEHAVIOR).
 
 Known simplification: for CPU the controller also looks at when a pod started and when its Ready

@@ -1,6 +1,6 @@
 """Findings: what was seen, why it matters and what to change, with numbers; the run-wide ones
 (data problems, sampler gaps, load, errors, SLOs) are here, those about HPAs and workloads in
-``analysis.target_findings``.
+``analysis.judge.target_findings``.
 
 Codes are stable identifiers (DESIGN.md). Severities: ``high`` means the run shows a problem that
 will hurt in production (the verdict becomes ``warn``), ``medium`` something to fix or check,
@@ -15,10 +15,10 @@ from typing import Literal
 
 import numpy as np
 
-from analysis.adequacy import Adequacy, LoadSummary
-from analysis.load import DataProblem, RunData
-from analysis.slo import SloResult
-from analysis.timeline import Window
+from analysis.data.load import DataProblem, RunData
+from analysis.data.timeline import Window
+from analysis.judge.adequacy import Adequacy, LoadSummary
+from analysis.judge.slo import SloResult
 
 Severity = Literal["high", "medium", "info"]
 SEVERITY_ORDER: dict[str, int] = {"high": 0, "medium": 1, "info": 2}

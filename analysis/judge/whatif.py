@@ -14,8 +14,10 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from analysis.hpa_controller import HpaController
-from analysis.hpa_model import (
+from analysis.data.timeline import merge_nearest
+from analysis.data.units import format_bytes, parse_cpu_millicores, parse_duration, parse_quantity
+from analysis.hpa.controller import HpaController
+from analysis.hpa.model import (
     DEFAULT_BEHAVIOR,
     Behavior,
     HpaSpec,
@@ -24,10 +26,8 @@ from analysis.hpa_model import (
     ScalingPolicy,
     ScalingRules,
 )
-from analysis.resources import WorkloadResult
-from analysis.scaling import HpaResult
-from analysis.timeline import merge_nearest
-from analysis.units import format_bytes, parse_cpu_millicores, parse_duration, parse_quantity
+from analysis.judge.resources import WorkloadResult
+from analysis.judge.scaling import HpaResult
 
 SYNC_S: Final = 15.0  # kube-controller-manager's --horizontal-pod-autoscaler-sync-period default
 BASELINE_QUANTILE: Final = 0.10

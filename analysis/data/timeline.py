@@ -14,7 +14,7 @@ from typing import Any, Final, Literal, cast
 import numpy as np
 import pandas as pd
 
-from analysis.load import RunData, as_float
+from analysis.data.load import RunData, as_float
 
 LOAD_COLUMNS = ("ts", "users", "rps", "fail_per_s", "p50_ms", "p95_ms", "p99_ms")
 

@@ -13,11 +13,11 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from analysis.data.timeline import Window, bin_index
+from analysis.judge.resources import WorkloadResult
+from analysis.judge.scaling import HpaResult
+from analysis.judge.whatif import WhatIfResult
 from analysis.pipeline import Analysis
-from analysis.resources import WorkloadResult
-from analysis.scaling import HpaResult
-from analysis.timeline import Window, bin_index
-from analysis.whatif import WhatIfResult
 
 MI = 2**20
 # Above this many pods one line per pod is unreadable: draw min, median and max instead.

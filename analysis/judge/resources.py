@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.load import RunData
-from analysis.timeline import Window, resample
+from analysis.data.load import RunData
+from analysis.data.timeline import Window, resample
 
 MI = 2**20
 # krr: memory limit = peak working set x 1.15; after an OOM kill the recorded peak is cut off at the

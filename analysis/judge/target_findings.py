@@ -1,17 +1,17 @@
 """Findings about the target: each HPA (status, slow scale-ups) and each workload (OOM kills,
 memory near its limit, restarts, memory that does not follow load). Run-wide findings and the
-``Finding`` type are in ``analysis.findings``.
+``Finding`` type are in ``analysis.judge.findings``.
 """
 
 from __future__ import annotations
 
 import math
 
-from analysis.adequacy import LoadSummary
-from analysis.findings import Finding, Severity
-from analysis.resources import WorkloadResult
-from analysis.scaling import FLAP_WINDOW_S, NOT_SCALING_S, HpaResult
-from analysis.units import format_bytes
+from analysis.data.units import format_bytes
+from analysis.judge.adequacy import LoadSummary
+from analysis.judge.findings import Finding, Severity
+from analysis.judge.resources import WorkloadResult
+from analysis.judge.scaling import FLAP_WINDOW_S, NOT_SCALING_S, HpaResult
 
 # Memory at 80 % of the limit is one traffic spike from an OOM kill; at 90 % it is likely.
 NEAR_LIMIT_MEDIUM_PCT = 80.0

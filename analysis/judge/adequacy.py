@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from analysis.load import RunData
-from analysis.scaling import HpaResult
-from analysis.timeline import Window, resample, time_weights
+from analysis.data.load import RunData
+from analysis.data.timeline import Window, resample, time_weights
+from analysis.judge.scaling import HpaResult
 
 # A user that makes fewer than one request every 10 s is waiting, not loading.
 MIN_RPS_PER_USER = 0.1

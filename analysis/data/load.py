@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from analysis import schema
+from analysis.data import schema
 
 ProblemKind = Literal["missing", "empty", "columns", "truncated", "unparsable"]
 

@@ -1,6 +1,6 @@
 """The HPA controller's state between syncs: recommendations, scale events, stabilization, rates.
 
-``analysis.hpa_model`` computes what each metric proposes at one sync; this module is what
+``analysis.hpa.model`` computes what each metric proposes at one sync; this module is what
 ``horizontal.go`` keeps between syncs and applies on top: the recommendation history behind the
 stabilization windows, the scale events behind the scale-rate policies (spec.behavior), the limits
 of the path without behavior, the min/max clamp and the conditions the controller reports.
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from analysis.hpa_model import (
+from analysis.hpa.model import (
     Behavior,
     ControllerSettings,
     Decision,

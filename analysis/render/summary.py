@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from analysis.judge.resources import WorkloadResult
+from analysis.judge.scaling import HpaResult
 from analysis.pipeline import Analysis
-from analysis.resources import WorkloadResult
-from analysis.scaling import HpaResult
 
 
 def clean(value: Any) -> Any:

@@ -1,0 +1,1 @@
+"""Loading a run directory: the CSV schemas, typed frames, time windows, quantities."""

@@ -1,0 +1,1 @@
+"""Judging a run: scaling, resources, load adequacy, findings, SLOs and what-ifs."""

@@ -1,0 +1,1 @@
+"""Rendering the judgement: summary.json, charts and the report page."""
