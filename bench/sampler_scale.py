@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.config.values import WatchTarget
 from harness.kube.client import KubeClient, connect
-from harness.kube.sampler import KubeSampler
-from harness.runstore import RunStore
-from harness.values import WatchTarget
+from harness.samplers.kube import KubeSampler
+from harness.session.store import RunStore
 from tests.cluster.targets import web_target
 
 

@@ -18,7 +18,7 @@ import requests
 
 from analysis.data import schema
 from harness.errors import LoadGeneratorError
-from harness.runstore import RunStore
+from harness.session.store import RunStore
 
 # Locust's web routes for its own result files, and the names they get in ``locust/``.
 RESULT_ROUTES: Final = (

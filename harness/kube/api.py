@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from harness.config.values import WatchTarget
 from harness.errors import ClusterError, NotFound, PermissionDenied, UsageError
 
 Body = dict[str, Any]
@@ -191,3 +192,28 @@ def proxy_path(namespace: str, service: str, port: int | str, path: str = "/") -
         raise UsageError(f"not a valid namespace/service: {namespace}/{service}")
     tail = path if path.startswith("/") else f"/{path}"
     return f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{tail}"
+
+
+WORKLOAD_KINDS = {"deployment": "Deployment", "statefulset": "StatefulSet"}
+
+
+@dataclass(frozen=True)
+class WorkloadRef:
+    namespace: str
+    kind: str  # Deployment or StatefulSet
+    name: str
+
+
+def resolve_targets(targets: Sequence[WatchTarget], default_namespace: str) -> list[WatchTarget]:
+    """Cluster targets with their namespace filled in; local-only kinds are refused."""
+    resolved = []
+    for target in targets:
+        if target.kind not in ("hpa", *WORKLOAD_KINDS):
+            raise UsageError(
+                f"--watch {target}: pid/ and cmd/ are local targets; in a cluster "
+                "watch hpa/NAME, deployment/NAME or statefulset/NAME"
+            )
+        resolved.append(
+            WatchTarget(target.kind, target.name, target.namespace or default_namespace)
+        )
+    return resolved

@@ -4,7 +4,7 @@ In order: the API server answers; the namespaces exist; every verb the run will 
 (one SelfSubjectAccessReview each, every missing one listed in a single message); the watched
 HPAs and workloads exist; the metrics API is served (else a warning: replicas only). The
 locustfile compiling is checked when the configuration is built, and the files fitting in a
-ConfigMap when the manifests are (``harness.manifests.run_objects``), both before this.
+ConfigMap when the manifests are (``harness.kube.manifests.run_objects``), both before this.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from harness.config.values import WatchTarget
 from harness.errors import ClusterError, NotFound, PermissionDenied, UsageError
 from harness.kube import rows
+from harness.kube.api import WORKLOAD_KINDS, resolve_targets
 from harness.kube.client import KubeClient
-from harness.kube.sampler import WORKLOAD_KINDS, resolve_targets
-from harness.values import WatchTarget
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from typing import Final, TextIO
 from harness.errors import ClusterError, NotFound, UsageError
 from harness.kube.api import RetryPolicy, proxy_path
 from harness.kube.client import KubeClient
+from harness.kube.manifests import WEB_PORT, object_names
 from harness.kube.runs import list_runs
-from harness.manifests import WEB_PORT, object_names
 
 # Hop-by-hop headers (RFC 9110 7.6.1) and those urllib3 already acted on (it decodes the body).
 _DROP_RESPONSE: Final = frozenset(

@@ -27,16 +27,16 @@ import yaml
 from kubernetes import client
 
 from analysis.data import schema
-from harness.config import RunConfig, build_run_config
+from harness.backends.cluster import ServiceProxyTransport, run_cluster
+from harness.config.options import OPTIONS, merge_sources
+from harness.config.run import RunConfig, build_run_config
+from harness.config.values import WatchTarget
 from harness.errors import LoadGeneratorError, UsageError
 from harness.kube.client import KubeClient, connect
-from harness.kube.lifecycle import ServiceProxyTransport, run_cluster
+from harness.kube.manifests import RUN_LABEL, rbac_objects, run_objects
 from harness.kube.runs import delete_run
 from harness.locust_api import Transport
-from harness.manifests import RUN_LABEL, rbac_objects, run_objects
-from harness.monitor import Progress
-from harness.options import OPTIONS, merge_sources
-from harness.values import WatchTarget
+from harness.session.schedule import Progress
 
 from ._controlplane import Cluster
 from .targets import web_target
@@ -425,7 +425,7 @@ def test_a_namespace_enforcing_restricted_admits_the_pods(
     config = make_config(tmp_path, namespace, requirements=("requests==2.32.3",))
     objects = run_objects(config, "20250101-000000-psa", namespace)
     master = kube.create(objects[0], namespace)
-    from harness.manifests import with_owner
+    from harness.kube.manifests import with_owner
 
     for obj in objects[1:]:
         kube.create(with_owner(obj, master), namespace)

@@ -2,7 +2,7 @@
 
 A Deployment (2 replicas, requests 100m CPU / 128Mi memory) and an autoscaling/v2 HPA (min 2,
 max 6, memory and CPU utilization targets of 80 %, a short scale-down stabilization window) run
-on the control plane. kubeswarm's own sampler (``KubeSampler``) ticks on ``harness.monitor``'s
+on the control plane. kubeswarm's own sampler (``KubeSampler``) ticks on the session's
 fixed schedule into a real ``RunStore`` in a background thread, as ``kubeswarm sample`` does,
 while the test plays the load: it raises the simulated per-pod memory far above the target (CPU
 stays low), lets the real HPA controller scale up through real metrics-server readings, then
@@ -30,11 +30,11 @@ from kubernetes.client.exceptions import ApiException
 
 from analysis.data import schema
 from analysis.report import write_report
+from harness.config.values import WatchTarget
 from harness.kube.client import KubeClient, connect
-from harness.kube.sampler import KubeSampler
-from harness.monitor import Schedule, run_ticks
-from harness.runstore import RunStore
-from harness.values import WatchTarget
+from harness.samplers.kube import KubeSampler
+from harness.session.schedule import Schedule, run_ticks
+from harness.session.store import RunStore
 
 from ._controlplane import Cluster, parse_quantity
 from .test_controlplane import (
@@ -70,7 +70,7 @@ SETTLE_S = 20.0
 
 
 class BackgroundSampler:
-    """kubeswarm's sampler as a run drives it: ``KubeSampler.tick`` on ``harness.monitor``'s fixed
+    """kubeswarm's sampler as a run drives it: ``KubeSampler.tick`` on the session's fixed
     schedule, in a thread of its own. That thread is the only one writing to the store: marks
     asked for by the test are queued and written at the start of the next tick (with the time
     they were asked for)."""

@@ -19,8 +19,8 @@ import yaml
 from kubernetes_validate.utils import all_versions
 
 from harness.cli import COMMANDS, main
-from harness.manifests import kustomization_objects, with_owner
-from harness.options import OPTIONS
+from harness.config.options import OPTIONS
+from harness.kube.manifests import kustomization_objects, with_owner
 
 pytestmark = pytest.mark.schema
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.config import build_run_config
+from harness.config.options import OPTIONS, merge_sources
+from harness.config.run import build_run_config
+from harness.config.values import parse_watch
 from harness.errors import UsageError
-from harness.options import OPTIONS, merge_sources
-from harness.values import parse_watch
 
 pytestmark = pytest.mark.unit
 

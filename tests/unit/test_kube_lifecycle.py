@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 
 from analysis.data import schema
-from harness.config import RunConfig, build_run_config
+from harness.backends.cluster import Problem, pod_problems, run_cluster
+from harness.config.options import OPTIONS, merge_sources
+from harness.config.run import RunConfig, build_run_config
 from harness.errors import LoadGeneratorError, UsageError
 from harness.kube.client import KubeClient
-from harness.kube.lifecycle import Problem, pod_problems, run_cluster
 from harness.locust_api import Transport
-from harness.monitor import Progress
-from harness.options import OPTIONS, merge_sources
+from harness.session.schedule import Progress
 
 from ._fake_apiserver import FakeApiServer, client_of, running
 
@@ -291,7 +291,7 @@ def test_missing_verbs_are_all_named_before_anything_is_created(
 
 
 def test_unknown_hpa_is_bad_input(fake: FakeApiServer, kube: KubeClient, tmp_path: Path) -> None:
-    from harness.values import WatchTarget
+    from harness.config.values import WatchTarget
 
     config = make_config(tmp_path, watch=(WatchTarget("hpa", "web"),))
     with pytest.raises(UsageError, match=r"hpa/web not found in namespace team"):

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from analysis.data import schema
+from harness.config.values import WatchTarget
 from harness.errors import UsageError
 from harness.kube.client import KubeClient
-from harness.kube.sampler import KubeSampler
-from harness.runstore import RunStore
-from harness.values import WatchTarget
+from harness.samplers.kube import KubeSampler
+from harness.session.store import RunStore
 
 from ._fake_apiserver import FakeApiServer, Scripted, client_of, running
 
@@ -242,7 +242,7 @@ def test_sample_only_records_for_the_duration_and_reports(
 ) -> None:
     import io
 
-    from harness.kube.runs import sample_only
+    from harness.backends.sample import sample_only
 
     fake.add("/api/v1/namespaces", {"metadata": {"name": NS}})
     seed(fake, pods=2)

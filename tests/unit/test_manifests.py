@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from harness.cli import COMMANDS, main
-from harness.config import RunConfig, build_run_config
+from harness.config.options import merge_sources
+from harness.config.run import RunConfig, build_run_config
 from harness.errors import UsageError
-from harness.manifests import (
+from harness.kube.manifests import (
     CONFIGMAP_LIMIT_BYTES,
     RUN_LABEL,
     kustomization_objects,
@@ -24,7 +25,6 @@ from harness.manifests import (
     to_yaml,
     with_owner,
 )
-from harness.options import merge_sources
 
 pytestmark = pytest.mark.unit
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.procsampler import PodResources, ProcessSampler
-from harness.values import WatchTarget
+from harness.config.values import WatchTarget
+from harness.samplers.processes import PodResources, ProcessSampler
 
 pytestmark = pytest.mark.unit
 
@@ -79,8 +79,8 @@ def test_cmd_target_never_counts_kubeswarm_or_what_started_it(tmp_path: Path) ->
     probe = tmp_path / "probe.py"
     probe.write_text(
         "import sys, time\n"
-        "from harness.procsampler import ProcessSampler\n"
-        "from harness.values import WatchTarget\n"
+        "from harness.samplers.processes import ProcessSampler\n"
+        "from harness.config.values import WatchTarget\n"
         "print(len(ProcessSampler(WatchTarget('cmd', sys.argv[1])).sample(time.time())))\n",
         encoding="utf-8",
     )

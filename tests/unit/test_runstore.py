@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from analysis.data import schema
-from harness.runstore import RunStore, new_run_id
+from harness.session.store import RunStore, new_run_id
 
 pytestmark = pytest.mark.unit
 
@@ -103,7 +103,7 @@ def test_sigkilled_writer_leaves_every_flushed_tick(tmp_path: Path) -> None:
         import sys, time
         from pathlib import Path
         from analysis.data import schema
-        from harness.runstore import RunStore
+        from harness.session.store import RunStore
         store = RunStore.create(Path({str(tmp_path)!r}), name="k", mode="local", config={{}},
                                 sample_interval_s=0.01)
         print(store.directory, flush=True)

@@ -1,6 +1,6 @@
 """Option values validated into the frozen configuration of a run.
 
-``harness.options`` says where each value comes from; this module checks that they make a run
+``harness.config.options`` says where each value comes from; this module checks that they make a run
 (a locustfile that compiles, a host URL, a deadline longer than the test) and freezes them.
 """
 
@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.config.options import OPTIONS
+from harness.config.values import Toleration, WatchTarget
 from harness.errors import UsageError
-from harness.options import OPTIONS
-from harness.values import Toleration, WatchTarget
 
 
 @dataclass(frozen=True)

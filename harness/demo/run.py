@@ -1,6 +1,6 @@
 """``kubeswarm demo``: the whole pipeline on one machine in about a minute and a half.
 
-A demo target (``harness.demo_target`` under gunicorn) whose per-worker CPU and memory grow with its
+A demo target (``harness.demo.target`` under gunicorn) whose per-worker CPU and memory grow with its
 request rate, a local autoscaler running the HPA model on it, the step-load locustfile on a local
 Locust master and workers, the process sampler, and the report: the same files a cluster run
 writes, so the demo shows exactly what a user gets from a real run.
@@ -25,15 +25,15 @@ import requests
 from analysis.data.units import parse_cpu_millicores, parse_quantity
 from analysis.hpa.model import Behavior, HpaSpec, MetricTarget, ScalingPolicy, ScalingRules
 from harness import resources
-from harness.autoscaler import GunicornScaler, LocalAutoscaler, ScaledTarget
-from harness.config import LoadConfig
+from harness.backends.local import LocalLocust, RunResult, drive
+from harness.config.run import LoadConfig
+from harness.config.values import WatchTarget
+from harness.demo.autoscaler import GunicornScaler, LocalAutoscaler, ScaledTarget
 from harness.errors import LoadGeneratorError, UsageError
-from harness.local import LocalLocust, RunResult, drive
-from harness.monitor import Progress
 from harness.processes import Child, ProcessGroup, free_port, sigterm_as_interrupt
-from harness.procsampler import PodResources, ProcessSampler
-from harness.runstore import RunStatus, RunStore
-from harness.values import WatchTarget
+from harness.samplers.processes import PodResources, ProcessSampler
+from harness.session.schedule import Progress
+from harness.session.store import RunStatus, RunStore
 
 SYNC_PERIOD_S = 5.0
 DEMO_BEHAVIOR = Behavior(
@@ -132,9 +132,9 @@ def start_target(group: ProcessGroup, replicas: int) -> tuple[Child, str]:
         "3",
         "--timeout",
         "30",
-        "harness.demo_target:app",
+        "harness.demo.target:app",
     ]
-    child = group.start("demo-target", argv, env=os.environ, cwd=Path(__file__).parent.parent)
+    child = group.start("demo-target", argv, env=os.environ, cwd=Path(__file__).parents[2])
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30.0
     while True:

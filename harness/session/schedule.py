@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-from harness.runstore import RunStore
+from harness.session.store import RunStore
 
 
 @dataclass

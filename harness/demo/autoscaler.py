@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from analysis.data import schema
 from analysis.hpa.controller import HpaController
 from analysis.hpa.model import Decision, HpaSpec, PodUsage
-from harness.procsampler import PodResources, ProcessPod
-from harness.runstore import RunStore
+from harness.samplers.processes import PodResources, ProcessPod
+from harness.session.store import RunStore
 
 
 @dataclass(frozen=True)

@@ -25,17 +25,13 @@ from dataclasses import dataclass, field
 from typing import Final, TextIO
 
 from analysis.data import schema
-from harness.config import RunConfig
+from harness.backends.local import RunResult, progress_text
+from harness.config.run import RunConfig
 from harness.errors import ClusterError, KubeswarmError, LoadGeneratorError
 from harness.kube import rows
 from harness.kube.api import Body, RetryPolicy
 from harness.kube.client import KubeClient, connect
-from harness.kube.preflight import preflight
-from harness.kube.runs import delete_run
-from harness.kube.sampler import KubeSampler
-from harness.local import RunResult, progress_text
-from harness.locust_api import LocustApi, LocustSample, LocustWatch, Transport
-from harness.manifests import (
+from harness.kube.manifests import (
     WEB_PORT,
     job_deadline_s,
     object_names,
@@ -43,9 +39,13 @@ from harness.manifests import (
     run_selector,
     with_owner,
 )
-from harness.monitor import Progress, Schedule, run_ticks
+from harness.kube.preflight import preflight
+from harness.kube.runs import delete_run
+from harness.locust_api import LocustApi, LocustSample, LocustWatch, Transport
 from harness.processes import sigterm_as_interrupt
-from harness.runstore import RunStatus, RunStore, new_run_id
+from harness.samplers.kube import KubeSampler
+from harness.session.schedule import Progress, Schedule, run_ticks
+from harness.session.store import RunStatus, RunStore, new_run_id
 
 # While starting, look at the pods every this many seconds (one list of pods, one of events).
 DIAGNOSE_EVERY_S: Final = 6.0

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import psutil
 
 from analysis.data import schema
+from harness.config.values import WatchTarget
 from harness.errors import UsageError
-from harness.runstore import RunStore
-from harness.values import WatchTarget
+from harness.session.store import RunStore
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from analysis.data import schema
-from harness.config import LoadConfig, RunConfig
+from harness.config.run import LoadConfig, RunConfig
 from harness.errors import LoadGeneratorError
 from harness.locust_api import DirectTransport, LocustApi, LocustSample, LocustWatch
-from harness.monitor import Progress, Schedule, run_ticks
 from harness.processes import Child, ProcessGroup, free_port, sigterm_as_interrupt
-from harness.procsampler import ProcessSampler
-from harness.runstore import RunStatus, RunStore
+from harness.samplers.processes import ProcessSampler
+from harness.session.schedule import Progress, Schedule, run_ticks
+from harness.session.store import RunStatus, RunStore
 
 # How long the master may take to open its web port, and workers to connect, before we give up.
 STARTUP_TIMEOUT_S = 60.0

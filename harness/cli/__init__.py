@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness import __version__
+from harness.config.options import OPTIONS, merge_sources
 from harness.errors import EXIT_INTERRUPTED, EXIT_USAGE, KubeswarmError, UsageError
-from harness.options import OPTIONS, merge_sources
 
 _RUN_OPTIONS = (
     "locustfile",
@@ -171,7 +171,7 @@ Handler = Callable[[Mapping[str, Any], argparse.Namespace, TextIO], int]
 
 
 def _handler(name: str) -> Handler:
-    from harness import commands
+    from harness.cli import commands
 
     handlers: dict[str, Handler] = {
         "demo": commands.demo,

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from harness.config import build_run_config
+from harness.config.run import build_run_config
 from harness.errors import (
     EXIT_CLUSTER,
     EXIT_INTERRUPTED,
@@ -30,7 +30,7 @@ def _verdict_exit(verdict: str, status: str = "completed") -> int:
 
 
 def demo(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
-    from harness.demo import DemoConfig, run_demo
+    from harness.demo.run import DemoConfig, run_demo
 
     result = run_demo(DemoConfig.from_values(values), out)
     return _verdict_exit(result.verdict, result.status)
@@ -39,11 +39,11 @@ def demo(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> in
 def run(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
     config = build_run_config(values)
     if config.local:
-        from harness.local import run_local
+        from harness.backends.local import run_local
 
         result = run_local(config, out)
         return _verdict_exit(result.verdict, result.status)
-    from harness.kube.lifecycle import run_cluster
+    from harness.backends.cluster import run_cluster
 
     result = run_cluster(config, out)
     return _verdict_exit(result.verdict, result.status)
@@ -66,8 +66,8 @@ def report(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> 
 def render(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
     import time
 
-    from harness.manifests import rbac_objects, run_objects, to_yaml
-    from harness.runstore import new_run_id
+    from harness.kube.manifests import rbac_objects, run_objects, to_yaml
+    from harness.session.store import new_run_id
 
     namespace = values.get("namespace") or "default"
     if values.get("rbac"):
@@ -117,7 +117,8 @@ def clean(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> i
 
 
 def sample(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
-    from harness.kube.runs import cluster_session, sample_only
+    from harness.backends.sample import sample_only
+    from harness.kube.runs import cluster_session
 
     with cluster_session(values) as (kube, namespace):
         result = sample_only(

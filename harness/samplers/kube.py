@@ -5,7 +5,7 @@ HPAs, each workload kind in use (Deployments, StatefulSets), then per workload i
 PodMetrics by the workload's label selector, then the namespace's events (kept if newer than the
 run's start and about a watched object). 500 pods cost the same number of calls as 5; only the
 bytes grow. Every row goes to ``samples/`` through the ``RunStore``; the lifecycle ticks this on
-the fixed schedule of ``harness.monitor``.
+the fixed schedule of ``harness.session.schedule``.
 """
 
 from __future__ import annotations
@@ -15,21 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis.data import schema
-from harness.errors import ClusterError, UsageError
+from harness.config.values import WatchTarget
+from harness.errors import ClusterError
 from harness.kube import rows
-from harness.kube.api import Body
+from harness.kube.api import WORKLOAD_KINDS, Body, WorkloadRef, resolve_targets
 from harness.kube.client import KubeClient
-from harness.runstore import RunStore
-from harness.values import WatchTarget
-
-WORKLOAD_KINDS = {"deployment": "Deployment", "statefulset": "StatefulSet"}
-
-
-@dataclass(frozen=True)
-class WorkloadRef:
-    namespace: str
-    kind: str  # Deployment or StatefulSet
-    name: str
+from harness.session.store import RunStore
 
 
 @dataclass
@@ -45,21 +36,6 @@ class TickResult:
 class _PodState:
     restarts: int
     reason: str | None
-
-
-def resolve_targets(targets: Sequence[WatchTarget], default_namespace: str) -> list[WatchTarget]:
-    """Cluster targets with their namespace filled in; local-only kinds are refused."""
-    resolved = []
-    for target in targets:
-        if target.kind not in ("hpa", *WORKLOAD_KINDS):
-            raise UsageError(
-                f"--watch {target}: pid/ and cmd/ are local targets; in a cluster "
-                "watch hpa/NAME, deployment/NAME or statefulset/NAME"
-            )
-        resolved.append(
-            WatchTarget(target.kind, target.name, target.namespace or default_namespace)
-        )
-    return resolved
 
 
 class KubeSampler:

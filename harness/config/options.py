@@ -16,8 +16,7 @@ from typing import Any, Final
 
 import yaml
 
-from harness.errors import UsageError
-from harness.values import (
+from harness.config.values import (
     affinity_file,
     any_text,
     boolean,
@@ -32,6 +31,7 @@ from harness.values import (
     run_name,
     toleration,
 )
+from harness.errors import UsageError
 
 # Pods of an in-cluster run need time before the load starts: scheduling, pulling the Locust image
 # on a cold node, pip installing --requirement, workers connecting. Five minutes covers a slow

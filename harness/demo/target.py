@@ -9,7 +9,7 @@ time: more workers share the load and each one shrinks, as pods behind a Service
 Buffers are anonymous ``mmap`` regions so that memory freed on eviction goes back to the operating
 system at once and shows in RSS, the way a container's working set falls.
 
-Run it with ``gunicorn harness.demo_target:app``; it imports nothing else from kubeswarm.
+Run it with ``gunicorn harness.demo.target:app``; it imports nothing else from kubeswarm.
 """
 
 from __future__ import annotations

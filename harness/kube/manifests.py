@@ -32,9 +32,9 @@ from typing import Any, Final
 
 import yaml
 
-from harness.config import RunConfig
+from harness.config.options import STARTUP_MARGIN_S, WORKER_MEMORY_MI_PER_PROCESS
+from harness.config.run import RunConfig
 from harness.errors import UsageError
-from harness.options import STARTUP_MARGIN_S, WORKER_MEMORY_MI_PER_PROCESS
 from harness.resources import shipped_dir
 
 RUN_LABEL: Final = "kubeswarm.io/run"

@@ -1,0 +1,1 @@
+"""Load generators the session drives: local processes, cluster Jobs, or none (sample)."""

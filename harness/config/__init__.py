@@ -1,0 +1,1 @@
+"""Frozen run configuration: the option table (flags, KUBESWARM_*, --config), parsers, checks."""

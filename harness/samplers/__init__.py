@@ -1,0 +1,1 @@
+"""Sources the session samples each tick: Locust, local processes, the Kubernetes API."""
