@@ -1,0 +1,1 @@
+"""Timed actions the session runs against the target while the load runs (``--chaos``)."""
