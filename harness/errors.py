@@ -5,7 +5,8 @@
     ├── ClusterError               the Kubernetes API refused or failed                      -> 3
     │   ├── PermissionDenied       a verb on a resource is not allowed (names both)
     │   └── NotFound               a namespace, HPA or Deployment does not exist
-    └── LoadGeneratorError         Locust did not start, workers did not connect, ...        -> 3
+    ├── LoadGeneratorError         Locust did not start, workers did not connect, ...        -> 3
+    └── RunDirectoryError          the run directory cannot be written (disk full, read-only) -> 3
 
 An SLO that fails is not an exception: the report's verdict maps to exit code 1.
 """
@@ -44,4 +45,8 @@ class NotFound(ClusterError):
 
 
 class LoadGeneratorError(KubeswarmError):
+    exit_code = EXIT_CLUSTER
+
+
+class RunDirectoryError(KubeswarmError):
     exit_code = EXIT_CLUSTER

@@ -18,7 +18,7 @@ import requests
 
 from analysis.data import schema
 from harness.errors import LoadGeneratorError
-from harness.session.store import RunStore
+from harness.session.core import RowSink
 
 # Locust's web routes for its own result files, and the names they get in ``locust/``.
 RESULT_ROUTES: Final = (
@@ -159,7 +159,7 @@ class LocustWatch:
     finished: bool = False
     last_answer_s: float | None = None
 
-    def poll(self, store: RunStore) -> LocustSample | None:
+    def poll(self, store: RowSink) -> LocustSample | None:
         try:
             sample = self.api.sample()
         except LoadGeneratorError:

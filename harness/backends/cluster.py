@@ -19,21 +19,21 @@ second Ctrl-C exits at once; the objects still have their deadline.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Final, TextIO
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
 
-from analysis.data import schema
-from harness.backends.local import RunResult, progress_text
+from harness.backends.local import load_status
 from harness.config.run import RunConfig
-from harness.errors import ClusterError, KubeswarmError, LoadGeneratorError
+from harness.errors import ClusterError, LoadGeneratorError
 from harness.kube import rows
 from harness.kube.api import Body, RetryPolicy
 from harness.kube.client import KubeClient, connect
 from harness.kube.manifests import (
     WEB_PORT,
-    job_deadline_s,
     object_names,
     run_objects,
     run_selector,
@@ -42,10 +42,20 @@ from harness.kube.manifests import (
 from harness.kube.preflight import preflight
 from harness.kube.runs import delete_run
 from harness.locust_api import LocustApi, LocustSample, LocustWatch, Transport
-from harness.processes import sigterm_as_interrupt
-from harness.samplers.kube import KubeSampler
-from harness.session.schedule import Progress, Schedule, run_ticks
-from harness.session.store import RunStatus, RunStore, new_run_id
+from harness.samplers.kube import KubeSampler, KubeSource
+from harness.session.core import (
+    Action,
+    LoadPoll,
+    NoteFn,
+    Observation,
+    Reporter,
+    RunMode,
+    RunResult,
+    Sampler,
+)
+from harness.session.plan import LoadPlan, plan_for
+from harness.session.run import SessionSpec, execute
+from harness.session.store import new_run_id
 
 # While starting, look at the pods every this many seconds (one list of pods, one of events).
 DIAGNOSE_EVERY_S: Final = 6.0
@@ -153,40 +163,48 @@ def pod_problems(pods: Sequence[Body], events: Sequence[Body]) -> list[Problem]:
     return sorted(problems, key=lambda p: not p.fatal)
 
 
-@dataclass
-class ClusterRun:
-    """One in-cluster run's objects and progress; ``run_cluster`` drives it."""
+class ClusterBackend:
+    """The run's Jobs in the cluster; see the module docstring for the order of creation."""
 
-    kube: KubeClient
-    config: RunConfig
-    namespace: str
-    store: RunStore
-    objects: list[Body]
-    progress: Progress
-    transport: Transport
-    startup_timeout_s: float
-    clock: Callable[[], float] = time.time
-    watch: LocustWatch = field(init=False)
-    created: list[str] = field(default_factory=list)
-    sampler: KubeSampler | None = None
+    mode: RunMode = "cluster"
 
-    def __post_init__(self) -> None:
-        self.watch = LocustWatch(LocustApi(self.transport))
-        self.names = object_names(self.store.run_id)
+    def __init__(
+        self,
+        kube: KubeClient,
+        config: RunConfig,
+        plan: LoadPlan,
+        namespace: str,
+        *,
+        transport: Callable[[KubeClient, str, str], Transport],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.kube, self.config, self.plan, self.namespace = kube, config, plan, namespace
+        self.transport = transport
+        self.clock = clock
+        self.run_id = ""
+        self.watch: LocustWatch | None = None
+        self.created: list[str] = []
+        self.started_s = 0.0
+        self.running_since: float | None = None
+        self.diagnosed_s = 0.0
 
-    @property
-    def expected_workers(self) -> int:
-        return self.config.load.workers * self.config.load.processes
-
-    def create(self) -> None:
+    def start(self, run_dir: Path, note: NoteFn) -> dict[str, Any]:
         """The master Job first, then everything else owned by it (see the module docstring)."""
+        self.run_id = run_dir.name  # the run id is the run directory's name
+        self.names = object_names(self.run_id)
+        self.objects = run_objects(self.config, self.run_id, self.namespace, self.plan)
+        self.watch = LocustWatch(
+            LocustApi(self.transport(self.kube, self.namespace, self.names.service))
+        )
+        note(f"Locust web UI: kubeswarm ui {self.run_id} -n {self.namespace}")
         masters = [
             o
             for o in self.objects
             if o.get("kind") == "Job" and rows.dig(o, "metadata", "name") == self.names.master_job
         ]
         if len(masters) != 1:
-            raise ClusterError(f"the manifests of run {self.store.run_id} have no master Job")
+            raise ClusterError(f"the manifests of run {self.run_id} have no master Job")
+        self.started_s = self.diagnosed_s = self.clock()
         master = self.kube.create(masters[0], self.namespace)
         self.created.append(f"Job/{self.names.master_job}")
         for obj in self.objects:
@@ -194,84 +212,59 @@ class ClusterRun:
                 continue
             self.kube.create(with_owner(obj, master), self.namespace)
             self.created.append(f"{obj['kind']}/{rows.dig(obj, 'metadata', 'name')}")
-        self.store.update(objects=list(self.created))
+        return {"objects": list(self.created)}
 
-    def drive(self) -> RunStatus:
-        """Ticks from creation until the test has finished; a first Ctrl-C stops the test."""
-        start = self.clock()
-        load = self.config.load
-        deadline = start + self.startup_timeout_s + load.run_time_s + load.autoquit_s + 60.0
-        state: dict[str, float | None] = {"running_since": None, "diagnosed": start}
+    def poll(self, now: float, note: NoteFn) -> LoadPoll:
+        assert self.watch is not None  # started
+        observation = Observation()
+        sample = self.watch.poll(observation)
+        if sample is not None:
+            observation.load = load_status(sample)
+        if self.running_since is None:
+            if self._started(sample, note):
+                self.running_since = now
+            else:
+                self._check_startup(now, sample, note)
+        elif self._master_gone(now, note):
+            self.watch.finished = True
+        return LoadPoll(observation, self.running_since is not None, self.watch.finished)
 
-        def tick(now: float) -> bool:
-            sample = self.watch.poll(self.store)
-            result = self.sampler.tick(now, self.store) if self.sampler else None
-            for notice in result.notices if result else ():
-                self.progress.event(notice)
-            cluster_text = result.status if result else ""
-            if state["running_since"] is None:
-                if self._started(sample):
-                    state["running_since"] = now
-                else:
-                    self._check_startup(now, start, state, sample)
-            elif self._master_gone(now):
-                self.watch.finished = True
-            text = progress_text(sample or self.watch.last, now - start, load.run_time_s)
-            self.progress.update(f"{text}  {cluster_text}".rstrip())
-            if now > deadline:
-                raise LoadGeneratorError(f"the test did not finish within {deadline - start:.0f}s")
-            return not self.watch.finished
-
-        try:
-            run_ticks(
-                self.store, Schedule(self.config.sample_interval_s, start, clock=self.clock), tick
-            )
-        except KeyboardInterrupt:
-            self.progress.done()
-            self.progress.event(
-                "interrupted: stopping the test, fetching what exists, cleaning "
-                "up (Ctrl-C again exits at once; the Jobs' deadline removes the "
-                "rest)"
-            )
-            self.stop_test()
-            return "interrupted"
-        self.progress.done()
-        return "completed" if self.watch.seen_running else "failed"
-
-    def _started(self, sample: LocustSample | None) -> bool:
-        if sample is None:
+    def _started(self, sample: LocustSample | None, note: NoteFn) -> bool:
+        if sample is None or self.watch is None:
             return False
         connected = sample.worker_count or 0
-        if self.watch.seen_running or connected >= self.expected_workers:
-            self.progress.event(f"{connected} Locust worker(s) connected; the test is running")
+        if self.watch.seen_running or connected >= self.plan.expected_workers:
+            note(f"{connected} Locust worker(s) connected; the test is running")
             return True
         return False
 
-    def _check_startup(
-        self, now: float, start: float, state: dict[str, float | None], sample: LocustSample | None
-    ) -> None:
-        timed_out = now - start > self.startup_timeout_s
-        last = state["diagnosed"] or start
-        if not timed_out and now - last < DIAGNOSE_EVERY_S:
+    def _check_startup(self, now: float, sample: LocustSample | None, note: NoteFn) -> None:
+        """Every few seconds while starting: say why pods are not running; give up on what
+        cannot fix itself, or when the startup budget is spent."""
+        timed_out = now - self.started_s > self.plan.startup_s
+        if not timed_out and now - self.diagnosed_s < DIAGNOSE_EVERY_S:
             return
-        state["diagnosed"] = now
+        self.diagnosed_s = now
         problems = self.diagnose()
+        for problem in problems[:3]:
+            note(f"waiting: {problem.text}")
         fatal = [p for p in problems if p.fatal]
         if not fatal and not timed_out:
             return
+        last = self.watch.last if self.watch else None
         connected = (
             "the master never answered"
-            if sample is None and self.watch.last is None
-            else f"{(self.watch.last.worker_count or 0) if self.watch.last else 0} of "
-            f"{self.expected_workers} workers connected"
+            if sample is None and last is None
+            else f"{(last.worker_count or 0) if last else 0} of "
+            f"{self.plan.expected_workers} workers connected"
         )
         why = "; ".join(p.text for p in problems[:6]) or "no pod reports a problem"
-        when = f"within {self.startup_timeout_s:.0f}s" if timed_out else "at all"
+        when = f"within {self.plan.startup_s}s" if timed_out else "at all"
         raise LoadGeneratorError(f"the run did not start {when} ({connected}): {why}")
 
     def diagnose(self) -> list[Problem]:
         """Problems of the run's pods (one list of pods, one of events)."""
-        selector = run_selector(self.store.run_id)
+        selector = run_selector(self.run_id)
         try:
             pods = self.kube.list_objects("Pod", self.namespace, label_selector=selector)
             jobs = {self.names.master_job, self.names.worker_job}
@@ -284,150 +277,103 @@ class ClusterRun:
             return [Problem(f"cannot read the run's pods: {e}")]
         return pod_problems(pods, events)
 
-    def _master_gone(self, now: float) -> bool:
+    def _master_gone(self, now: float, note: NoteFn) -> bool:
         """Whether the master, which answered before, stopped answering for good."""
-        if self.watch.last_answer_s is None or now - self.watch.last_answer_s < MASTER_SILENT_S:
+        last = self.watch.last_answer_s if self.watch else None
+        if last is None or now - last < MASTER_SILENT_S:
             return False
-        self.progress.event(
+        note(
             f"the Locust master has not answered for {MASTER_SILENT_S:.0f}s: "
             + ("; ".join(p.text for p in self.diagnose()) or "treating the test as over")
         )
         return True
 
-    def stop_test(self) -> None:
-        if self.watch.last is None:
+    def stop(self, note: NoteFn) -> None:
+        if self.watch is None or self.watch.last is None:
             return
         try:
             self.watch.api.stop()
         except LoadGeneratorError as e:
-            self.progress.event(f"warning: could not stop the test: {e}")
+            note(f"warning: could not stop the test: {e}")
 
-    def fetch_results(self) -> None:
-        """Locust's CSVs and HTML report into ``locust/``, while the master waits (--autoquit)."""
-        if self.watch.last is None:
+    def fetch_results(self, locust_dir: Path) -> dict[str, str]:
+        """Locust's CSVs and HTML report, while the master waits (--autoquit)."""
+        if self.watch is None or self.watch.last is None:
+            return {}
+        return self.watch.api.fetch_results(locust_dir)
+
+    def close(self, note: NoteFn) -> None:
+        if not self.created:
             return
-        missing = self.watch.api.fetch_results(self.store.directory / schema.LOCUST_DIR)
-        for name, why in missing.items():
-            self.progress.event(f"warning: could not fetch Locust's {name}: {why}")
-
-    def cleanup(self) -> None:
         if self.config.keep:
-            self.progress.event(
-                f"kept the run's objects (--keep): `kubeswarm clean "
-                f"{self.store.run_id} -n {self.namespace}` deletes them"
+            note(
+                f"kept the run's objects (--keep): `kubeswarm clean {self.run_id} "
+                f"-n {self.namespace}` deletes them"
             )
             return
-        deleted = delete_run(self.kube, self.namespace, self.store.run_id)
-        self.progress.event(f"deleted {len(deleted)} object(s) of run {self.store.run_id}")
-
-
-def startup_timeout_s(config: RunConfig) -> float:
-    """As long as the master waits for its workers (``--expect-workers-max-wait``): the part of
-    the Jobs' deadline that is not run time or autoquit."""
-    return max(1.0, job_deadline_s(config) - config.load.run_time_s - config.load.autoquit_s)
+        try:
+            deleted = delete_run(self.kube, self.namespace, self.run_id)
+        except ClusterError as e:
+            note(f"warning: could not delete run {self.run_id} ({e}); its Jobs' deadline will")
+            return
+        note(f"deleted {len(deleted)} object(s) of run {self.run_id}")
 
 
 def run_cluster(
     config: RunConfig,
-    out: TextIO,
+    reporter: Reporter,
     *,
     startup_timeout: float | None = None,
     kube: KubeClient | None = None,
     transport: Callable[[KubeClient, str, str], Transport] | None = None,
-    progress: Progress | None = None,
+    actions: Sequence[Action] = (),
 ) -> RunResult:
-    """``kubeswarm run``: the whole in-cluster lifecycle; returns the run directory and verdict.
+    """``kubeswarm run``: preflight, then the session with the cluster backend.
 
     ``transport`` builds the way to Locust's web port from (client, namespace, service); by
     default the API server's service proxy. Raises ``UsageError``/``ClusterError`` before anything
-    is created, ``LoadGeneratorError`` (after cleaning up) if the test could not start.
+    is created; ``LoadGeneratorError`` (after cleaning up and reporting) if the test could not run.
     """
-    progress = progress or Progress()
     own_client = kube is None
-    kube = kube or connect(config.kubeconfig, config.context, config.namespace, warn=progress.event)
+    kube = kube or connect(config.kubeconfig, config.context, config.namespace, warn=reporter.event)
     try:
-        return _run(
-            config,
-            out,
-            kube,
-            timeout_s=startup_timeout or startup_timeout_s(config),
-            transport=transport or ServiceProxyTransport,
-            progress=progress,
+        namespace = config.namespace or kube.namespace
+        now = time.time()
+        plan = (
+            plan_for(config)
+            if startup_timeout is None
+            else plan_for(dataclasses.replace(config, deadline_s=None), startup_s=startup_timeout)
         )
+        run_objects(config, new_run_id(config.name, now), namespace, plan)  # files fit
+        report = preflight(kube, namespace, config.watch)
+        for warning in report.warnings:
+            reporter.event(warning)
+        spec = SessionSpec(
+            mode="cluster",
+            name=config.name,
+            out_dir=config.out_dir,
+            sample_interval_s=config.sample_interval_s,
+            config=config.as_record(),
+            slos=config.slos,
+            plan=plan,
+            record={
+                "context": kube.connection.context,
+                "namespace": namespace,
+                "server": kube.connection.host,
+                "server_version": report.server_version,
+                "watch": [str(t) for t in config.watch],
+                "slos": list(config.slos),
+            },
+        )
+        samplers: list[Sampler] = []
+        if config.watch:
+            sampler = KubeSampler(kube, config.watch, namespace, since_s=now)
+            sampler.metrics_available = report.metrics_available
+            samplers.append(KubeSource(sampler))
+        backend = ClusterBackend(
+            kube, config, plan, namespace, transport=transport or ServiceProxyTransport
+        )
+        return execute(spec, backend, samplers, reporter, actions=actions, clock=time.time)
     finally:
         if own_client:
             kube.close()
-
-
-def _run(
-    config: RunConfig,
-    out: TextIO,
-    kube: KubeClient,
-    *,
-    timeout_s: float,
-    transport: Callable[[KubeClient, str, str], Transport],
-    progress: Progress,
-) -> RunResult:
-    namespace = config.namespace or kube.namespace
-    now = time.time()
-    run_objects(config, new_run_id(config.name, now), namespace)  # files readable and fitting
-    report = preflight(kube, namespace, config.watch)
-    for warning in report.warnings:
-        progress.event(warning)
-    store = RunStore.create(
-        config.out_dir,
-        name=config.name,
-        mode="cluster",
-        config=config.as_record(),
-        sample_interval_s=config.sample_interval_s,
-        now_s=now,
-    )
-    objects = run_objects(config, store.run_id, namespace)
-    store.update(
-        context=kube.connection.context,
-        namespace=namespace,
-        server=kube.connection.host,
-        server_version=report.server_version,
-        watch=[str(t) for t in config.watch],
-        slos=list(config.slos),
-    )
-    print(f"run directory: {store.directory}", file=out)
-    print(f"Locust web UI: kubeswarm ui {store.run_id} -n {namespace}", file=out, flush=True)
-    names = object_names(store.run_id)
-    run = ClusterRun(
-        kube,
-        config,
-        namespace,
-        store,
-        objects,
-        progress,
-        transport(kube, namespace, names.service),
-        timeout_s,
-    )
-    if config.watch:
-        run.sampler = KubeSampler(kube, config.watch, namespace, since_s=now)
-        run.sampler.metrics_available = report.metrics_available
-    status: RunStatus = "failed"
-    failure: KubeswarmError | None = None
-    try:
-        with sigterm_as_interrupt():
-            try:
-                run.create()
-                status = run.drive()
-            except KeyboardInterrupt:
-                status = "interrupted"
-                progress.event("interrupted: fetching what exists and cleaning up")
-                run.stop_test()
-            except KubeswarmError as e:
-                failure = e
-            run.fetch_results()
-            run.cleanup()
-    finally:
-        store.finish(status)  # also on a second Ctrl-C: the run directory stays readable
-    if failure is not None:
-        raise failure
-    from analysis.report import format_summary, write_report
-
-    summary = write_report(store.directory, slos=config.slos)
-    out.write(format_summary(summary, store.directory))
-    return RunResult(store.directory, status, str(summary["verdict"]), summary)

@@ -1,20 +1,45 @@
-"""``kubeswarm sample``: the Kubernetes sampler alone, for load generated elsewhere."""
+"""``kubeswarm sample``: no load of kubeswarm's own; the session only samples, for a duration."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any
 
-from harness.backends.local import RunResult
 from harness.config.values import WatchTarget
 from harness.errors import UsageError
 from harness.kube.client import KubeClient
 from harness.kube.preflight import preflight
-from harness.samplers.kube import KubeSampler
-from harness.session.schedule import Progress, Schedule, run_ticks
-from harness.session.store import RunStatus, RunStore
+from harness.samplers.kube import KubeSampler, KubeSource
+from harness.session.core import LoadPoll, NoteFn, Observation, Reporter, RunMode, RunResult
+from harness.session.run import SessionSpec, execute
+
+
+class NoLoad:
+    """A backend that generates nothing: the load comes from elsewhere; it ends at the duration."""
+
+    mode: RunMode = "sample"
+
+    def __init__(self, duration_s: float) -> None:
+        self.duration_s = duration_s
+        self.started_s: float | None = None
+
+    def start(self, run_dir: Path, note: NoteFn) -> dict[str, Any]:
+        return {}
+
+    def poll(self, now: float, note: NoteFn) -> LoadPoll:
+        if self.started_s is None:
+            self.started_s = now
+        return LoadPoll(Observation(), True, now - self.started_s >= self.duration_s)
+
+    def stop(self, note: NoteFn) -> None:
+        return None
+
+    def fetch_results(self, locust_dir: Path) -> dict[str, str]:
+        return {}
+
+    def close(self, note: NoteFn) -> None:
+        return None
 
 
 def sample_only(
@@ -26,60 +51,29 @@ def sample_only(
     interval_s: float,
     out_dir: Path,
     name: str,
-    out: TextIO,
-    clock: Callable[[], float] = time.time,
+    reporter: Reporter,
 ) -> RunResult:
-    """``kubeswarm sample``: only the sampler, for load generated elsewhere, then the report."""
+    """``kubeswarm sample``: only the Kubernetes sampler, then the report."""
     if not targets:
         raise UsageError("sample: pass at least one --watch hpa/NAME or deployment/NAME")
-    progress = Progress()
     report = preflight(kube, namespace, targets, creates=False)
     for warning in report.warnings:
-        progress.event(warning)
-    start = clock()
-    store = RunStore.create(
-        out_dir,
-        name=name,
+        reporter.event(warning)
+    watch = [str(t) for t in targets]
+    spec = SessionSpec(
         mode="sample",
-        config={
-            "watch": [str(t) for t in targets],
-            "duration_s": duration_s,
-            "namespace": namespace,
-        },
+        name=name,
+        out_dir=out_dir,
         sample_interval_s=interval_s,
-        now_s=start,
+        config={"watch": watch, "duration_s": duration_s, "namespace": namespace},
+        duration_s=duration_s,
+        record={
+            "context": kube.connection.context,
+            "namespace": namespace,
+            "watch": watch,
+            "server_version": report.server_version,
+        },
     )
-    store.update(
-        context=kube.connection.context,
-        namespace=namespace,
-        watch=[str(t) for t in targets],
-        server_version=report.server_version,
-    )
-    print(f"run directory: {store.directory}", file=out, flush=True)
-    sampler = KubeSampler(kube, targets, namespace, since_s=start)
+    sampler = KubeSampler(kube, targets, namespace, since_s=time.time())
     sampler.metrics_available = report.metrics_available
-    status: RunStatus = "completed"
-
-    def tick(now: float) -> bool:
-        result = sampler.tick(now, store)
-        for notice in result.notices:
-            progress.event(notice)
-        progress.update(
-            f"[{now - start:4.0f}s/{duration_s:.0f}s] {result.pods} pods  {result.status}"
-        )
-        return now - start < duration_s
-
-    try:
-        tick(clock())
-        store.flush()
-        run_ticks(store, Schedule(interval_s, start, clock=clock), tick)
-    except KeyboardInterrupt:
-        status = "interrupted"
-    finally:
-        progress.done()
-        store.finish(status)
-    from analysis.report import format_summary, write_report
-
-    summary = write_report(store.directory)
-    out.write(format_summary(summary, store.directory))
-    return RunResult(store.directory, status, str(summary["verdict"]), summary)
+    return execute(spec, NoLoad(duration_s), [KubeSource(sampler)], reporter)

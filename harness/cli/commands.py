@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from harness.cli.reporter import reporter_for
 from harness.config.run import build_run_config
 from harness.errors import (
     EXIT_CLUSTER,
@@ -19,6 +20,9 @@ from harness.errors import (
     EXIT_SLO_FAILED,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from harness.session.core import RunResult
 
 
 def _verdict_exit(verdict: str, status: str = "completed") -> int:
@@ -29,11 +33,18 @@ def _verdict_exit(verdict: str, status: str = "completed") -> int:
     return EXIT_SLO_FAILED if verdict == "fail" else EXIT_OK
 
 
+def _summary(result: RunResult, out: TextIO) -> int:
+    from analysis.report import format_summary
+
+    out.write(format_summary(result.summary, result.run_dir))
+    return _verdict_exit(result.verdict, result.status)
+
+
 def demo(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
     from harness.demo.run import DemoConfig, run_demo
 
-    result = run_demo(DemoConfig.from_values(values), out)
-    return _verdict_exit(result.verdict, result.status)
+    config = DemoConfig.from_values(values)
+    return _summary(run_demo(config, reporter_for(out)), out)
 
 
 def run(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
@@ -41,12 +52,10 @@ def run(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int
     if config.local:
         from harness.backends.local import run_local
 
-        result = run_local(config, out)
-        return _verdict_exit(result.verdict, result.status)
+        return _summary(run_local(config, reporter_for(out)), out)
     from harness.backends.cluster import run_cluster
 
-    result = run_cluster(config, out)
-    return _verdict_exit(result.verdict, result.status)
+    return _summary(run_cluster(config, reporter_for(out)), out)
 
 
 def report(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
@@ -55,8 +64,10 @@ def report(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> 
     run_dir = Path(args.run_dir)
     if not (run_dir / "run.json").is_file() and not (run_dir / "samples").is_dir():
         raise UsageError(f"{run_dir} is not a kubeswarm run directory (no run.json, no samples/)")
+    # The SLOs the run was judged by stay its SLOs; more can be given on the command line.
+    slos = list(dict.fromkeys([*_recorded_slos(run_dir), *values["slos"]]))
     try:
-        summary = write_report(run_dir, slos=values["slos"], whatifs=values["whatif"])
+        summary = write_report(run_dir, slos=slos, whatifs=values["whatif"])
     except ValueError as e:
         raise UsageError(str(e)) from e
     out.write(format_summary(summary, run_dir))
@@ -129,6 +140,22 @@ def sample(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> 
             interval_s=values["sample_interval_s"],
             out_dir=Path(values["out_dir"]),
             name=values.get("name") or "sample",
-            out=out,
+            reporter=reporter_for(out),
         )
-    return _verdict_exit(result.verdict, result.status)
+    return _summary(result, out)
+
+
+def _recorded_slos(run_dir: Path) -> list[str]:
+    import json
+
+    path = run_dir / "run.json"
+    if not path.exists():
+        return []
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{path} is not readable kubeswarm run metadata: {e}") from None
+    if not isinstance(record, dict) or "mode" not in record or "id" not in record:
+        raise UsageError(f"{path} is not the run.json of a kubeswarm run")
+    slos = record.get("slos") or (record.get("config") or {}).get("slos") or []
+    return [str(s) for s in slos]

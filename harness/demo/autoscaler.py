@@ -20,7 +20,7 @@ from analysis.data import schema
 from analysis.hpa.controller import HpaController
 from analysis.hpa.model import Decision, HpaSpec, PodUsage
 from harness.samplers.processes import PodResources, ProcessPod
-from harness.session.store import RunStore
+from harness.session.core import RowSink
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class LocalAutoscaler:
     def __post_init__(self) -> None:
         self.controller = HpaController(self.spec)
 
-    def tick(self, now: float, pods: Sequence[ProcessPod], store: RunStore) -> None:
+    def tick(self, now: float, pods: Sequence[ProcessPod], store: RowSink) -> None:
         for pod in pods:
             if pod.cpu_m is not None:
                 self._cpu_window[pod.name].append(pod.cpu_m)
@@ -98,7 +98,7 @@ class LocalAutoscaler:
             memory_request_bytes=self.resources.memory_request_bytes,
         )
 
-    def _record(self, now: float, pods: Sequence[ProcessPod], store: RunStore) -> None:
+    def _record(self, now: float, pods: Sequence[ProcessPod], store: RowSink) -> None:
         decision = self.last_decision
         t = self.target
         store.append(

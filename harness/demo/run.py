@@ -14,26 +14,36 @@ from __future__ import annotations
 import os
 import sys
 import time
-import webbrowser
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import requests
 
 from analysis.data.units import parse_cpu_millicores, parse_quantity
 from analysis.hpa.model import Behavior, HpaSpec, MetricTarget, ScalingPolicy, ScalingRules
 from harness import resources
-from harness.backends.local import LocalLocust, RunResult, drive
+from harness.backends.local import LocalBackend
 from harness.config.run import LoadConfig
 from harness.config.values import WatchTarget
 from harness.demo.autoscaler import GunicornScaler, LocalAutoscaler, ScaledTarget
 from harness.errors import LoadGeneratorError, UsageError
-from harness.processes import Child, ProcessGroup, free_port, sigterm_as_interrupt
+from harness.processes import Child, ProcessGroup, free_port
+from harness.samplers.local import ProcessSource
 from harness.samplers.processes import PodResources, ProcessSampler
-from harness.session.schedule import Progress
-from harness.session.store import RunStatus, RunStore
+from harness.session.core import (
+    HpaStatus,
+    LoadPoll,
+    NoteFn,
+    Observation,
+    Reporter,
+    RunMode,
+    RunResult,
+    TickContext,
+)
+from harness.session.plan import LoadPlan, plan_load
+from harness.session.run import SessionSpec, execute
 
 SYNC_PERIOD_S = 5.0
 DEMO_BEHAVIOR = Behavior(
@@ -117,9 +127,8 @@ class DemoConfig:
         )
 
 
-def start_target(group: ProcessGroup, replicas: int) -> tuple[Child, str]:
-    """Gunicorn serving the demo target on a free loopback port; waits until it answers."""
-    port = free_port()
+def start_target(group: ProcessGroup, replicas: int, port: int) -> Child:
+    """Gunicorn serving the demo target on ``port`` of 127.0.0.1; waits until it answers."""
     argv = [
         sys.executable,
         "-m",
@@ -142,75 +151,128 @@ def start_target(group: ProcessGroup, replicas: int) -> tuple[Child, str]:
             raise LoadGeneratorError(f"the demo target did not start:\n{child.log_tail()}")
         try:
             requests.get(url + "/healthz", timeout=1.0)
-            return child, url
+            return child
         except requests.RequestException:
             if time.monotonic() > deadline:
                 raise LoadGeneratorError(f"the demo target did not answer on {url}") from None
             time.sleep(0.2)
 
 
-def run_demo(config: DemoConfig, out: TextIO) -> RunResult:
-    """Runs the demo end to end and writes its report; every process started is stopped."""
-    with sigterm_as_interrupt():  # a cancelled CI job gets the Ctrl-C path
-        record = asdict(config)
-        store = RunStore.create(
-            config.out_dir,
-            name="demo",
-            mode="demo",
-            config=record,
-            sample_interval_s=config.sample_interval_s,
-        )
-        progress = Progress()
-        target_group = ProcessGroup(store.directory / "logs")
-        status: RunStatus = "failed"
-        locust: LocalLocust | None = None
-        try:
-            target, url = start_target(target_group, config.min_replicas)
-            load = LoadConfig(**{**asdict(config.load()), "host": url})
-            locust = LocalLocust.start(load, store.directory)
-            store.update(
-                processes=[*target_group.pids, *locust.processes.pids],
-                locust_web=locust.web_url,
-                watch=[f"pid/{target.pid}"],
-                hpa_spec=asdict(config.hpa_spec()),
-                hpa_sync_period_s=SYNC_PERIOD_S,
-                slos=list(config.slos),
-            )
-            print(f"run directory: {store.directory}", file=out)
-            print(
-                f"demo target:   {url} (gunicorn, {config.min_replicas} worker(s) to start)",
-                file=out,
-            )
-            print(f"Locust web UI: {locust.web_url}", file=out, flush=True)
-            locust.wait_ready()
-            if config.open_browser:
-                webbrowser.open(locust.web_url)
-            sampler = ProcessSampler(
-                WatchTarget("pid", str(target.pid)),
-                _pod_resources(config),
-                namespace=TARGET.namespace,
-                workload_name=TARGET.workload,
-            )
-            autoscaler = _autoscaler(config, target.pid, progress)
-            status = drive(
-                locust,
-                store,
-                config.sample_interval_s,
-                progress,
-                [_demo_tick(sampler, autoscaler, store)],
-            )
-        except KeyboardInterrupt:
-            status = "interrupted"
-        finally:
-            if locust is not None:
-                locust.close()
-            target_group.stop_all()
-            store.finish(status)
-        from analysis.report import format_summary, write_report
+class DemoBackend:
+    """The local backend, plus the demo target it loads (started first, stopped last)."""
 
-        summary = write_report(store.directory, slos=config.slos)
-        out.write(format_summary(summary, store.directory))
-        return RunResult(store.directory, status, str(summary["verdict"]), summary)
+    mode: RunMode = "demo"
+
+    def __init__(self, config: DemoConfig, plan: LoadPlan, port: int) -> None:
+        self.config = config
+        self.port = port
+        self.locust = LocalBackend(plan, open_browser=config.open_browser)
+        self.group: ProcessGroup | None = None
+        self.target: Child | None = None
+
+    def start(self, run_dir: Path, note: NoteFn) -> dict[str, Any]:
+        self.group = ProcessGroup(run_dir / "logs")
+        self.target = start_target(self.group, self.config.min_replicas, self.port)
+        note(
+            f"demo target:   http://127.0.0.1:{self.port} (gunicorn, "
+            f"{self.config.min_replicas} worker(s) to start)"
+        )
+        fields = self.locust.start(run_dir, note)
+        return {
+            **fields,
+            "processes": [*self.group.pids, *fields["processes"]],
+            "watch": [f"pid/{self.target.pid}"],
+        }
+
+    def poll(self, now: float, note: NoteFn) -> LoadPoll:
+        return self.locust.poll(now, note)
+
+    def stop(self, note: NoteFn) -> None:
+        self.locust.stop(note)
+
+    def fetch_results(self, locust_dir: Path) -> dict[str, str]:
+        return self.locust.fetch_results(locust_dir)
+
+    def close(self, note: NoteFn) -> None:
+        self.locust.close(note)
+        if self.group is not None:
+            self.group.stop_all()
+
+
+class DemoAutoscaling:
+    """The demo target's processes sampled, and the local autoscaler's sync and records."""
+
+    def __init__(self, config: DemoConfig, backend: DemoBackend) -> None:
+        self.config = config
+        self.backend = backend
+        self.source: ProcessSource | None = None
+        self.autoscaler: LocalAutoscaler | None = None
+        self.scale_events: list[str] = []
+
+    def tick(self, ctx: TickContext) -> Observation:
+        if self.source is None or self.autoscaler is None:
+            assert self.backend.target is not None  # the backend started before any tick
+            pid = self.backend.target.pid
+            self.source = ProcessSource(
+                ProcessSampler(
+                    WatchTarget("pid", str(pid)),
+                    _pod_resources(self.config),
+                    namespace=TARGET.namespace,
+                    workload_name=TARGET.workload,
+                )
+            )
+            self.autoscaler = _autoscaler(self.config, pid, self.scale_events.append)
+        observation = self.source.tick(ctx)
+        self.autoscaler.tick(ctx.now, self.source.pods, observation)
+        observation.events += self.scale_events
+        self.scale_events.clear()
+        decision = self.autoscaler.last_decision
+        driving = decision.driving_metric if decision is not None else None
+        proposal = (
+            next((p for p in decision.proposals if p.resource == driving), None)
+            if decision is not None
+            else None
+        )
+        observation.hpas.append(
+            HpaStatus(
+                name=TARGET.hpa,
+                current=self.autoscaler.replicas,
+                desired=decision.desired_replicas if decision is not None else None,
+                max_replicas=self.config.max_replicas,
+                driving_metric=driving,
+                utilization_pct=proposal.utilization_pct if proposal else None,
+                target_pct=_target_pct(self.config, driving),
+            )
+        )
+        return observation
+
+
+def _target_pct(config: DemoConfig, metric: str | None) -> float | None:
+    targets = {"cpu": config.cpu_target_pct, "memory": config.memory_target_pct}
+    return None if metric is None else float(targets.get(metric, 0)) or None
+
+
+def run_demo(config: DemoConfig, reporter: Reporter) -> RunResult:
+    """Runs the demo end to end and writes its report; every process started is stopped."""
+    port = free_port()
+    load = LoadConfig(**{**asdict(config.load()), "host": f"http://127.0.0.1:{port}"})
+    plan = plan_load(load, startup_s=60.0)
+    backend = DemoBackend(config, plan, port)
+    spec = SessionSpec(
+        mode="demo",
+        name="demo",
+        out_dir=config.out_dir,
+        sample_interval_s=config.sample_interval_s,
+        config=asdict(config),
+        slos=config.slos,
+        plan=plan,
+        record={
+            "hpa_spec": asdict(config.hpa_spec()),
+            "hpa_sync_period_s": SYNC_PERIOD_S,
+            "slos": list(config.slos),
+        },
+    )
+    return execute(spec, backend, [DemoAutoscaling(config, backend)], reporter)
 
 
 def _pod_resources(config: DemoConfig) -> PodResources:
@@ -219,10 +281,10 @@ def _pod_resources(config: DemoConfig) -> PodResources:
     )
 
 
-def _autoscaler(config: DemoConfig, master_pid: int, progress: Progress) -> LocalAutoscaler:
+def _autoscaler(config: DemoConfig, master_pid: int, event: NoteFn) -> LocalAutoscaler:
     def announce(current: int, desired: int, decision: Any) -> None:
         why = decision.driving_metric or "limits"
-        progress.event(f"scale {current} -> {desired} ({why})")
+        event(f"scale: {TARGET.hpa} {current} -> {desired} ({why})")
 
     scaler = LocalAutoscaler(
         config.hpa_spec(),
@@ -234,14 +296,3 @@ def _autoscaler(config: DemoConfig, master_pid: int, progress: Progress) -> Loca
     )
     scaler.on_scale = announce
     return scaler
-
-
-def _demo_tick(
-    sampler: ProcessSampler, autoscaler: LocalAutoscaler, store: RunStore
-) -> Callable[[float], str]:
-    def tick(now: float) -> str:
-        pods = sampler.tick(now, store)
-        autoscaler.tick(now, pods, store)
-        return autoscaler.status_text()
-
-    return tick

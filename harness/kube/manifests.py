@@ -32,10 +32,11 @@ from typing import Any, Final
 
 import yaml
 
-from harness.config.options import STARTUP_MARGIN_S, WORKER_MEMORY_MI_PER_PROCESS
+from harness.config.options import WORKER_MEMORY_MI_PER_PROCESS
 from harness.config.run import RunConfig
 from harness.errors import UsageError
 from harness.resources import shipped_dir
+from harness.session.plan import LoadPlan, locust_flags, plan_for
 
 RUN_LABEL: Final = "kubeswarm.io/run"
 INSTANCE_LABEL: Final = "app.kubernetes.io/instance"
@@ -88,9 +89,7 @@ def run_selector(run_id: str) -> str:
 
 def job_deadline_s(config: RunConfig) -> int:
     """The Jobs' activeDeadlineSeconds: ``--deadline``, else run time + autoquit + start margin."""
-    if config.deadline_s is not None:
-        return math.ceil(config.deadline_s)
-    return math.ceil(config.load.run_time_s + config.load.autoquit_s + STARTUP_MARGIN_S)
+    return plan_for(config).deadline_s
 
 
 def worker_resources(config: RunConfig) -> dict[str, dict[str, str]]:
@@ -104,17 +103,20 @@ def master_resources(config: RunConfig) -> dict[str, dict[str, str]]:
     return _resources(config.master_cpu, config.master_memory)
 
 
-def run_objects(config: RunConfig, run_id: str, namespace: str) -> list[dict[str, Any]]:
+def run_objects(
+    config: RunConfig, run_id: str, namespace: str, plan: LoadPlan | None = None
+) -> list[dict[str, Any]]:
     """All objects of one run in creation order: master Job, ConfigMap, Service, worker Job.
 
     Raises UsageError when a file cannot be read or the files do not fit in a ConfigMap.
     """
     names = object_names(run_id)
+    plan = plan or plan_for(config)
     configmap = _configmap(config, names)
     locustfile_key = next(iter(configmap["data"]))
-    master = _master_job(config, names, locustfile_key)
+    master = _master_job(config, plan, names, locustfile_key)
     service = _service(names)
-    worker = _worker_job(config, names, locustfile_key)
+    worker = _worker_job(config, plan, names, locustfile_key)
     objects = [master, configmap, service, worker]
     for obj in objects:
         _set_namespace(obj, namespace)
@@ -245,32 +247,24 @@ def _service(names: RunObjectNames) -> dict[str, Any]:
     return service
 
 
-def _master_job(config: RunConfig, names: RunObjectNames, locustfile_key: str) -> dict[str, Any]:
+def _master_job(
+    config: RunConfig, plan: LoadPlan, names: RunObjectNames, locustfile_key: str
+) -> dict[str, Any]:
     job = _load_one("master-job.yaml", "Job")
-    load = config.load
-    deadline_s = job_deadline_s(config)
-    busy_s = math.ceil(load.run_time_s + load.autoquit_s)
-    flags = {
-        "--autoquit": str(math.ceil(load.autoquit_s)),
-        "--expect-workers": str(load.workers * load.processes),
-        # The startup part of the deadline; 0 would mean "wait forever" to Locust.
-        "--expect-workers-max-wait": str(max(1, deadline_s - busy_s)),
-        "-H": load.host,
-        "-u": str(load.users),
-        "-r": f"{load.spawn_rate:g}",
-        "-t": f"{max(1, round(load.run_time_s))}s",
-    }
-    _patch_job(job, config, names.master_job, deadline_s, master_resources(config))
+    _patch_job(job, config, names.master_job, plan.deadline_s, master_resources(config))
+    flags = locust_flags(plan, "master", master_host=names.service)
     _patch_locust(job, names, locustfile_key, flags, "master-job.yaml")
     return job
 
 
-def _worker_job(config: RunConfig, names: RunObjectNames, locustfile_key: str) -> dict[str, Any]:
+def _worker_job(
+    config: RunConfig, plan: LoadPlan, names: RunObjectNames, locustfile_key: str
+) -> dict[str, Any]:
     job = _load_one("worker-job.yaml", "Job")
-    job["spec"]["parallelism"] = config.load.workers
-    job["spec"]["completions"] = config.load.workers
-    flags = {"--master-host": names.service, "--processes": str(config.load.processes)}
-    _patch_job(job, config, names.worker_job, job_deadline_s(config), worker_resources(config))
+    job["spec"]["parallelism"] = plan.workers
+    job["spec"]["completions"] = plan.workers
+    flags = locust_flags(plan, "worker", master_host=names.service)
+    _patch_job(job, config, names.worker_job, plan.deadline_s, worker_resources(config))
     _patch_locust(job, names, locustfile_key, flags, "worker-job.yaml")
     return job
 
@@ -303,7 +297,7 @@ def _patch_locust(
     job: dict[str, Any],
     names: RunObjectNames,
     locustfile_key: str,
-    flags: Mapping[str, str],
+    flags: Mapping[str, str | None],
     source: str,
 ) -> None:
     pod = job["spec"]["template"]["spec"]
@@ -316,10 +310,20 @@ def _patch_locust(
     locust["args"] = _set_flag_values(locust["args"], all_flags, source)
 
 
-def _set_flag_values(args: Sequence[str], values: Mapping[str, str], source: str) -> list[str]:
-    """The value after each flag replaced; the flags themselves come from the YAML."""
+def _set_flag_values(
+    args: Sequence[str], values: Mapping[str, str | None], source: str
+) -> list[str]:
+    """The value after each flag replaced; a switch (None) kept or added.
+
+    Flags with a value must be in the YAML (it is the source of the command line); switches the
+    YAML lacks, such as ``--enable-rebalancing``, are appended.
+    """
     patched = list(args)
     for flag, value in values.items():
+        if value is None:
+            if flag not in patched:
+                patched.append(flag)
+            continue
         if flag not in patched[:-1]:
             raise ValueError(f"k8s-jobs/{source}: the locust args lack {flag} VALUE")
         patched[patched.index(flag) + 1] = value

@@ -10,6 +10,7 @@ the fixed schedule of ``harness.session.schedule``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,13 @@ from harness.errors import ClusterError
 from harness.kube import rows
 from harness.kube.api import WORKLOAD_KINDS, Body, WorkloadRef, resolve_targets
 from harness.kube.client import KubeClient
-from harness.session.store import RunStore
+from harness.session.core import (
+    HpaStatus,
+    Observation,
+    RowSink,
+    TickContext,
+    WorkloadStatus,
+)
 
 
 @dataclass
@@ -30,6 +37,8 @@ class TickResult:
     notices: list[str] = field(default_factory=list)
     status: str = ""
     pods: int = 0
+    hpas: list[HpaStatus] = field(default_factory=list)
+    workloads: list[WorkloadStatus] = field(default_factory=list)
 
 
 @dataclass
@@ -58,7 +67,7 @@ class KubeSampler:
         self._seen_events: set[tuple[str, str]] = set()
         self._reported: set[str] = set()
 
-    def tick(self, now: float, store: RunStore) -> TickResult:
+    def tick(self, now: float, store: RowSink) -> TickResult:
         """One pass over every watched namespace; a namespace that fails is a ``sampler_gap``."""
         result = TickResult()
         for namespace in self.namespaces:
@@ -77,7 +86,7 @@ class KubeSampler:
     # -------------------------------------------------------------- one namespace
 
     def _sample_namespace(
-        self, now: float, namespace: str, store: RunStore, result: TickResult
+        self, now: float, namespace: str, store: RowSink, result: TickResult
     ) -> None:
         mine = [t for t in self.targets if t.namespace == namespace]
         workloads: list[WorkloadRef] = [
@@ -109,7 +118,7 @@ class KubeSampler:
         result.status = " ".join(p for p in (result.status, _memory_text(memory_pcts)) if p)
 
     def _sample_hpas(
-        self, now: float, namespace: str, names: list[str], store: RunStore, result: TickResult
+        self, now: float, namespace: str, names: list[str], store: RowSink, result: TickResult
     ) -> list[Body]:
         if not names:
             return []
@@ -140,6 +149,7 @@ class KubeSampler:
         self._hpa_state[key] = now_state
         status = f"{name} {now_state[0]}/{now_state[1]}/{row['max_replicas']}"
         result.status = " ".join(p for p in (result.status, status) if p)
+        result.hpas.append(hpa_status(name, row, metrics))
         if before is None or before[0] == now_state[0] or before[0] is None:
             return
         reading = ", ".join(
@@ -158,7 +168,7 @@ class KubeSampler:
         now: float,
         namespace: str,
         wanted: list[WorkloadRef],
-        store: RunStore,
+        store: RowSink,
         result: TickResult,
     ) -> list[tuple[WorkloadRef, Body]]:
         found: list[tuple[WorkloadRef, Body]] = []
@@ -176,7 +186,7 @@ class KubeSampler:
         return found
 
     def _sample_pods(
-        self, now: float, workload: tuple[WorkloadRef, Body], store: RunStore, result: TickResult
+        self, now: float, workload: tuple[WorkloadRef, Body], store: RowSink, result: TickResult
     ) -> list[tuple[float | None, float | None]]:
         ref, body = workload
         selector = rows.selector_query(rows.dig(body, "spec", "selector"))
@@ -197,6 +207,7 @@ class KubeSampler:
         ]
         store.append(schema.PODS, pod_rows)
         result.pods += len(pod_rows)
+        result.workloads.append(workload_status(ref.name, pod_rows))
         for row in pod_rows:
             self._note_restart(row, result)
         return [
@@ -227,7 +238,7 @@ class KubeSampler:
             )
 
     def _sample_events(
-        self, namespace: str, hpas: list[str], workloads: list[str], store: RunStore
+        self, namespace: str, hpas: list[str], workloads: list[str], store: RowSink
     ) -> None:
         names = set(hpas) | set(workloads)
         prefixes = tuple(f"{w}-" for w in workloads)
@@ -261,3 +272,73 @@ def _memory_text(pcts: list[tuple[float | None, float | None]]) -> str:
     if of_limit:
         parts.append(f"{max(of_limit):.0f}%lim")
     return " ".join(parts)
+
+
+def hpa_status(name: str, row: rows.Row, metrics: list[rows.Row]) -> HpaStatus:
+    """The live view's line for one HPA; the driving metric by the report's rule (the highest
+    ratio of current to target, ``analysis.judge.scaling.metric_ratios``)."""
+    metric: str | None = None
+    utilization = target = None
+    if metrics:
+        import pandas as pd
+
+        from analysis.judge.scaling import metric_ratios
+
+        columns = list(schema.HPA_METRICS.names)
+        frame = pd.DataFrame([[m.get(c) for c in columns] for m in metrics], columns=columns)
+        numeric = ["current_utilization", "target_utilization", "current_value", "target_value"]
+        frame[numeric] = frame[numeric].astype(float)
+        ratios = metric_ratios(frame).dropna(subset=["ratio"])
+        if not ratios.empty:
+            top = ratios.iloc[int(ratios["ratio"].to_numpy().argmax())]
+            metric = str(top["metric"])
+            utilization, target = _opt_float(top["utilization"]), _opt_float(top["target"])
+    return HpaStatus(
+        name=name,
+        current=_opt_int(row.get("current_replicas")),
+        desired=_opt_int(row.get("desired_replicas")),
+        max_replicas=_opt_int(row.get("max_replicas")),
+        driving_metric=metric,
+        utilization_pct=utilization,
+        target_pct=target,
+    )
+
+
+def workload_status(name: str, pod_rows: list[rows.Row]) -> WorkloadStatus:
+    """Pods, ready pods and the highest memory % of request and of limit among them."""
+    request_pcts = [_pct(r["memory_bytes"], r["memory_request_bytes"]) for r in pod_rows]
+    limit_pcts = [_pct(r["memory_bytes"], r["memory_limit_bytes"]) for r in pod_rows]
+    return WorkloadStatus(
+        name=name,
+        pods=len(pod_rows),
+        ready=sum(1 for r in pod_rows if r.get("ready") is True),
+        memory_pct_of_request=max((p for p in request_pcts if p is not None), default=None),
+        memory_pct_of_limit=max((p for p in limit_pcts if p is not None), default=None),
+    )
+
+
+def _opt_int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
+
+
+def _opt_float(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+class KubeSource:
+    """The Kubernetes sampler as the session ticks it."""
+
+    def __init__(self, sampler: KubeSampler) -> None:
+        self.sampler = sampler
+
+    def tick(self, ctx: TickContext) -> Observation:
+        observation = Observation()
+        result = self.sampler.tick(ctx.now, observation)
+        observation.events += result.notices
+        observation.hpas += result.hpas
+        observation.workloads += result.workloads
+        return observation

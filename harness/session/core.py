@@ -13,7 +13,8 @@ listed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -23,6 +24,7 @@ from analysis.data import schema
 RunMode = Literal["local", "cluster", "demo", "sample"]
 RunStatus = Literal["running", "completed", "interrupted", "failed"]
 Row = Mapping[str, Any]
+NoteFn = Callable[[str], None]  # a line for the user, through the reporter
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,14 @@ class WorkloadStatus:
     memory_pct_of_limit: float | None = None
 
 
+class RowSink(Protocol):
+    """Where a sampler puts rows and marks: an ``Observation`` (or the store itself)."""
+
+    def append(self, table: schema.CsvSchema, rows: Iterable[Row]) -> None: ...
+
+    def mark(self, kind: schema.MarkKind, detail: str = "", ts: float | None = None) -> None: ...
+
+
 @dataclass
 class Observation:
     """What one tick of a sampler, an action or the backend saw.
@@ -81,8 +91,9 @@ class Observation:
         if batch:
             self.rows.append((table, batch))
 
-    def mark(self, kind: schema.MarkKind, detail: str, ts: float) -> None:
-        self.append(schema.MARKS, [{"ts": ts, "kind": kind, "detail": detail}])
+    def mark(self, kind: schema.MarkKind, detail: str = "", ts: float | None = None) -> None:
+        when = time.time() if ts is None else ts
+        self.append(schema.MARKS, [{"ts": when, "kind": kind, "detail": detail}])
 
     def event(self, text: str) -> None:
         self.events.append(text)
@@ -156,12 +167,6 @@ class Backend(Protocol):
         ...
 
     def close(self, note: NoteFn) -> None: ...
-
-
-class NoteFn(Protocol):
-    """A line for the user (through the reporter)."""
-
-    def __call__(self, text: str) -> None: ...
 
 
 class Reporter(Protocol):

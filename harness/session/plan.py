@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from harness.config.run import LoadConfig
+from harness.config.options import STARTUP_MARGIN_S
+from harness.config.run import LoadConfig, RunConfig
 from harness.errors import UsageError
 
 Role = Literal["master", "worker"]
@@ -133,3 +134,14 @@ def as_argv(flags: dict[str, str | None]) -> list[str]:
         if value is not None:
             argv.append(value)
     return argv
+
+
+def plan_for(config: RunConfig, *, startup_s: float = STARTUP_MARGIN_S) -> LoadPlan:
+    """The plan of a run configured by ``config`` (its ``--deadline``, shape and worker mode)."""
+    return plan_load(
+        config.load,
+        startup_s=startup_s,
+        deadline_s=config.deadline_s,
+        shape=getattr(config, "shape", None),
+        rebalance=bool(getattr(config, "workers_auto", False)),
+    )

@@ -28,6 +28,7 @@ from kubernetes import client
 
 from analysis.data import schema
 from harness.backends.cluster import ServiceProxyTransport, run_cluster
+from harness.cli.reporter import PlainReporter
 from harness.config.options import OPTIONS, merge_sources
 from harness.config.run import RunConfig, build_run_config
 from harness.config.values import WatchTarget
@@ -36,7 +37,6 @@ from harness.kube.client import KubeClient, connect
 from harness.kube.manifests import RUN_LABEL, rbac_objects, run_objects
 from harness.kube.runs import delete_run
 from harness.locust_api import Transport
-from harness.session.schedule import Progress
 
 from ._controlplane import Cluster
 from .targets import web_target
@@ -124,11 +124,10 @@ def run_with(
 
     return run_cluster(
         config,
-        io.StringIO(),
+        PlainReporter(io.StringIO(), io.StringIO()),
         startup_timeout=timeout_s,
         kube=kube,
         transport=transport,
-        progress=Progress(io.StringIO()),
     )
 
 

@@ -18,12 +18,12 @@ import pytest
 
 from analysis.data import schema
 from harness.backends.cluster import Problem, pod_problems, run_cluster
+from harness.cli.reporter import PlainReporter
 from harness.config.options import OPTIONS, merge_sources
 from harness.config.run import RunConfig, build_run_config
 from harness.errors import LoadGeneratorError, UsageError
 from harness.kube.client import KubeClient
 from harness.locust_api import Transport
-from harness.session.schedule import Progress
 
 from ._fake_apiserver import FakeApiServer, client_of, running
 
@@ -116,11 +116,10 @@ def run(
 
     result = run_cluster(
         config,
-        out,
+        PlainReporter(out, io.StringIO()),
         startup_timeout=timeout_s,
         kube=kube,
         transport=transport,
-        progress=Progress(io.StringIO()),
     )
     return result, out.getvalue()
 

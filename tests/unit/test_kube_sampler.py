@@ -243,6 +243,7 @@ def test_sample_only_records_for_the_duration_and_reports(
     import io
 
     from harness.backends.sample import sample_only
+    from harness.cli.reporter import PlainReporter
 
     fake.add("/api/v1/namespaces", {"metadata": {"name": NS}})
     seed(fake, pods=2)
@@ -255,7 +256,7 @@ def test_sample_only_records_for_the_duration_and_reports(
         interval_s=0.1,
         out_dir=tmp_path / "runs",
         name="solo",
-        out=out,
+        reporter=PlainReporter(out, io.StringIO()),
     )
     assert result.status == "completed"
     assert f"run directory: {result.run_dir}" in out.getvalue()
