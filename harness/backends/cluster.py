@@ -187,6 +187,7 @@ class ClusterBackend:
         self.started_s = 0.0
         self.running_since: float | None = None
         self.diagnosed_s = 0.0
+        self.reported: set[str] = set()
 
     def start(self, run_dir: Path, note: NoteFn) -> dict[str, Any]:
         """The master Job first, then everything else owned by it (see the module docstring)."""
@@ -246,8 +247,10 @@ class ClusterBackend:
             return
         self.diagnosed_s = now
         problems = self.diagnose()
-        for problem in problems[:3]:
-            note(f"waiting: {problem.text}")
+        for problem in problems:
+            if problem.text not in self.reported:  # each reason once, as soon as it is seen
+                self.reported.add(problem.text)
+                note(f"waiting: {problem.text}")
         fatal = [p for p in problems if p.fatal]
         if not fatal and not timed_out:
             return

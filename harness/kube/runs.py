@@ -100,16 +100,18 @@ def format_runs(infos: list[RunInfo], now: float) -> str:
 def delete_run(kube: KubeClient, namespace: str, run_id: str | None) -> list[str]:
     """Deletes every object of one run (``run_id``) or of all runs (None), propagation Background.
 
-    Returns ``Kind/name`` of what was deleted. Objects already going are not an error.
+    Returns ``Kind/name`` of every object the run had: each is deleted here or, once its owner
+    (the master Job) is deleted, by the garbage collector. Objects already going are not an error.
     """
     selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
-    deleted = []
-    for kind in RUN_KINDS:
-        for obj in kube.list_objects(kind, namespace, label_selector=selector):
-            name = str(rows.dig(obj, "metadata", "name"))
-            if kube.delete(kind, name, namespace):
-                deleted.append(f"{kind}/{name}")
-    return deleted
+    found = [
+        (kind, str(rows.dig(obj, "metadata", "name")))
+        for kind in RUN_KINDS
+        for obj in kube.list_objects(kind, namespace, label_selector=selector)
+    ]
+    for kind, name in found:
+        kube.delete(kind, name, namespace)  # False: its owner's deletion already took it
+    return [f"{kind}/{name}" for kind, name in found]
 
 
 def clean(kube: KubeClient, namespace: str, run_id: str | None, all_runs: bool) -> list[str]:

@@ -105,6 +105,10 @@ class _Handler(BaseHTTPRequestHandler):
                 502, {"Content-Type": "text/plain; charset=utf-8"}, f"kubeswarm ui: {e}\n".encode()
             )
             return
+        ended = _api_server_status(response.status, response.data)
+        if ended is not None:
+            self._reply(response.status, {"Content-Type": "text/plain; charset=utf-8"}, ended)
+            return
         self._reply(response.status, response.headers, response.data)
 
     def _reply(self, status: int, headers: Mapping[str, str], data: bytes) -> None:
@@ -162,6 +166,21 @@ class UiProxy:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _api_server_status(status: int, data: bytes) -> bytes | None:
+    """A page in the user's words when the API server, not Locust, answered: the master Service
+    is gone (the run ended and was cleaned up) or has no ready endpoint (the master is not up)."""
+    if status not in (404, 503) or b'"kind":"Status"' not in data.replace(b" ", b""):
+        return None
+    if status == 404:
+        text = (
+            "kubeswarm ui: this run has ended: its Locust master and Service are gone. "
+            "Its results and report are in the run directory `kubeswarm run` printed.\n"
+        )
+    else:
+        text = "kubeswarm ui: the Locust master is not ready yet (no ready endpoint); retry.\n"
+    return text.encode()
 
 
 def choose_run(kube: KubeClient, namespace: str, run: str | None) -> str:

@@ -6,6 +6,7 @@ cannot disagree. The budget of a run is
 
     startup (pods scheduled, images present, workers connected)
     + run time (``-t``; with a ``LoadTestShape`` the shape decides, bounded by ``-t``)
+    + a grace period to stop (``STOP_GRACE_S``: a shape still running at ``-t`` is stopped)
     + autoquit (the window in which Locust's results are fetched)
 
 and the Jobs' ``activeDeadlineSeconds`` is that sum (or ``--deadline``). The same flags reach the
@@ -73,7 +74,7 @@ def plan_load(
     """The plan for ``load``; ``deadline_s`` (``--deadline``) must leave time to start."""
     run_time_s = whole_seconds(load.run_time_s)
     autoquit_s = whole_seconds(load.autoquit_s)
-    busy_s = run_time_s + autoquit_s
+    busy_s = run_time_s + STOP_GRACE_S + autoquit_s
     if deadline_s is None:
         deadline = whole_seconds(startup_s) + busy_s
     else:
@@ -81,7 +82,8 @@ def plan_load(
         if deadline <= busy_s:
             raise UsageError(
                 f"--deadline {deadline_s:g}s would stop the test before it ends: it must be "
-                f"longer than --run-time + --autoquit ({busy_s}s), plus time for pods to start"
+                f"longer than --run-time + {STOP_GRACE_S}s + --autoquit ({busy_s}s), plus time "
+                "for pods to start"
             )
     return LoadPlan(
         locustfile=load.locustfile,

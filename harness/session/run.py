@@ -92,6 +92,7 @@ def execute(
     actions: Sequence[Action] = (),
     report: Report = default_report,
     clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> RunResult:
     """Runs one run end to end; see the module docstring. Raises the ``KubeswarmError`` that
     ended the run, if any, after its report is written."""
@@ -105,7 +106,7 @@ def execute(
                 store.update(**spec.record)
                 store.update(**backend.start(store.directory, reporter.info))
                 ticker = _Ticker(spec, backend, store, reporter, start=clock())
-                status = ticker.drive([*samplers, *actions], clock)
+                status = ticker.drive([*samplers, *actions], clock, sleep)
             except KeyboardInterrupt:
                 status = "interrupted"
                 reporter.event(
@@ -118,7 +119,10 @@ def execute(
                 backend.stop(reporter.event)
             except OSError as e:
                 failure = RunDirectoryError(f"cannot write to {store.directory}: {e.strerror}")
-            _fetch(backend, store, reporter)
+            try:
+                _fetch(backend, store, reporter)
+            except RunDirectoryError as e:
+                status, failure = "failed", e
         finally:
             backend.close(reporter.event)
             with contextlib.suppress(OSError):
@@ -162,9 +166,14 @@ class _Ticker:
     stop_sent: bool = False
     load: LoadStatus | None = None
 
-    def drive(self, sources: Sequence[Sampler | Action], clock: Callable[[], float]) -> RunStatus:
+    def drive(
+        self,
+        sources: Sequence[Sampler | Action],
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+    ) -> RunStatus:
         """Ticks until the backend says the test is over; returns how the run ended."""
-        schedule = Schedule(self.spec.sample_interval_s, self.start, clock=clock)
+        schedule = Schedule(self.spec.sample_interval_s, self.start, clock=clock, sleep=sleep)
         while True:
             now = clock()
             poll = self.backend.poll(now, self.reporter.event)
@@ -231,6 +240,10 @@ class _Ticker:
 def _fetch(backend: Backend, store: RunStore, reporter: Reporter) -> None:
     try:
         missing = backend.fetch_results(store.locust_path(""))
+    except OSError as e:
+        raise RunDirectoryError(
+            f"cannot write Locust's results into {store.directory}: {e.strerror}"
+        ) from e
     except KubeswarmError as e:
         reporter.event(f"warning: could not fetch Locust's results: {e}")
         return

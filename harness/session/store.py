@@ -15,13 +15,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 from analysis.data import schema
-from harness.errors import UsageError
-
-RunMode = Literal["local", "cluster", "demo", "sample"]
-RunStatus = Literal["running", "completed", "interrupted", "failed"]
+from harness.errors import RunDirectoryError
+from harness.session.core import RunMode, RunStatus
 
 Row = Mapping[str, Any]
 
@@ -114,7 +112,7 @@ class RunStore:
             for sub in (schema.SAMPLES_DIR, schema.LOCUST_DIR, schema.REPORT_DIR):
                 (directory / sub).mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise UsageError(f"cannot create run directory {directory}: {e.strerror}") from e
+            raise RunDirectoryError(f"cannot create run directory {directory}: {e.strerror}") from e
         from harness import __version__
 
         metadata: dict[str, Any] = {

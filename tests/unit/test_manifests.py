@@ -197,7 +197,8 @@ def test_jobs_have_a_deadline_and_a_ttl_and_the_master_never_retries(locustfile:
     objects = _objects(_config(locustfile, run_time_s="10m", autoquit_s="30s"))
     for role in ("master", "worker"):
         spec = objects[role]["spec"]
-        assert spec["activeDeadlineSeconds"] == 600 + 30 + 300
+        # run time + the grace to stop a shape still running at -t + autoquit + startup
+        assert spec["activeDeadlineSeconds"] == 600 + 15 + 30 + 300
         assert spec["ttlSecondsAfterFinished"] == 3600
     assert objects["master"]["spec"]["backoffLimit"] == 0
 
@@ -208,8 +209,9 @@ def test_deadline_and_ttl_can_be_set(locustfile: Path) -> None:
     for role in ("master", "worker"):
         assert objects[role]["spec"]["activeDeadlineSeconds"] == 180
         assert objects[role]["spec"]["ttlSecondsAfterFinished"] == 600
-    # What is left of the deadline after the run is what the master waits for its workers.
-    assert _flag(_locust(objects["master"])["args"], "--expect-workers-max-wait") == "90"
+    # What is left of the deadline after the run (and the grace to stop it) is what the master
+    # waits for its workers.
+    assert _flag(_locust(objects["master"])["args"], "--expect-workers-max-wait") == "75"
 
 
 def test_resources_default_to_one_core_and_512mi_per_worker_process(locustfile: Path) -> None:
