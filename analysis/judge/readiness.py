@@ -105,14 +105,11 @@ def not_ready(data: RunData, hpa: HpaResult, end_s: float) -> list[NotReady]:
             continue
         pods = _pod_causes(data, hpa, event.ts)
         events, example = _event_causes(data, hpa, event.ts)
-        causes = events + pods
+        # The events say why (FailedScheduling explains Pending), so they come first.
+        causes = [c for c, _ in events.most_common()] + [c for c, _ in pods.most_common()]
         found.append(
             NotReady(
-                event,
-                round(float(ticks["ready"].max())),
-                end_s - event.ts,
-                tuple(cause for cause, _ in causes.most_common()),
-                example,
+                event, round(float(ticks["ready"].max())), end_s - event.ts, tuple(causes), example
             )
         )
     return found
