@@ -21,7 +21,20 @@ from analysis.data.timeline import (
     load_steps,
     mark_steps,
 )
-from analysis.judge.adequacy import Adequacy, LoadSummary, judge_adequacy, summarize_load
+from analysis.judge.adequacy import (
+    Adequacy,
+    LoadSummary,
+    judge_adequacy,
+    locust_total_rps,
+    summarize_load,
+)
+from analysis.judge.evidence import (
+    hpa_evidence,
+    reaction_time_s,
+    run_too_short,
+    started_scaled_up,
+    unpushed_note,
+)
 from analysis.judge.findings import (
     Finding,
     load_findings,
@@ -30,6 +43,8 @@ from analysis.judge.findings import (
     run_status_finding,
     slo_findings,
 )
+from analysis.judge.loadgen import exception_count, is_load_generator, loadgen_findings
+from analysis.judge.readiness import scale_up_not_ready
 from analysis.judge.resources import WorkloadResult, analyse_workloads
 from analysis.judge.scaling import HpaResult, analyse_hpas
 from analysis.judge.slo import SloResult, evaluate, parse_slos
@@ -73,6 +88,7 @@ def observed_values(
 ) -> dict[str, float | None]:
     """Every name an ``--slo`` can use (``judge.slo.METRICS``) with its value in this run."""
     first_ups = [e for h in hpas for e in h.events if e.up and e.first_after_step]
+    ready_lags = [e.ready_lag_s for e in first_ups]
     return {
         "p50_ms": load.p50_ms,
         "p95_ms": load.p95_ms,
@@ -82,7 +98,8 @@ def observed_values(
         "total_requests": load.total_requests,
         "peak_users": load.peak_users,
         "scale_up_lag_s": _max([e.lag_s for e in first_ups]),
-        "ready_lag_s": _max([e.ready_lag_s for e in first_ups]),
+        # a scale-up whose pods never became ready has no lag to show: unmeasured, so it fails
+        "ready_lag_s": None if None in ready_lags else _max(ready_lags),
         "max_memory_pct_of_limit": _max([w.peak_memory_pct_of_limit for w in workloads]),
         "max_memory_pct_of_request": _max([w.peak_memory_pct_of_request for w in workloads]),
         "oom_kills": float(sum(w.oom_kills for w in workloads)) if pods_sampled else None,
@@ -124,7 +141,22 @@ def analyse(run_dir: Path, slos: Sequence[str] = (), whatifs: Sequence[str] = ()
         find_hpa(whatif.hpa, hpas)
     workloads = analyse_workloads(data, load, window, _memory_targets(hpas))
     load_summary = summarize_load(data, load, window, data.sample_interval_s)
-    adequacy = judge_adequacy(load, load_summary, hpas, window, data.sample_interval_s)
+    by_workload = {(w.namespace, w.name): w for w in workloads}
+    evidence = [hpa_evidence(h, by_workload) for h in hpas]
+    too_short = run_too_short(
+        window, hpas, reaction_time_s(data.meta, data.mode, data.sample_interval_s)
+    )
+    adequacy = judge_adequacy(
+        load,
+        load_summary,
+        hpas,
+        window,
+        data.sample_interval_s,
+        scaling_note=None if too_short is not None else unpushed_note(evidence),
+        locust_rps=locust_total_rps(data.stats),
+        exceptions=exception_count(data),
+        hpa_states=tuple(e.state() for e in evidence),
+    )
     whatif_results = run_whatifs(
         parsed_whatifs,
         hpas,
@@ -137,10 +169,18 @@ def analyse(run_dir: Path, slos: Sequence[str] = (), whatifs: Sequence[str] = ()
         parsed_slos, observed_values(load_summary, hpas, workloads, bool(data.pods["ts"].size))
     )
     found: list[Finding] = [*problem_findings(data, window), *run_status_finding(data)]
+    found.extend(loadgen_findings(data, load, load_summary, window, workloads))
+    if too_short is not None:
+        found.append(too_short)
     for hpa in hpas:
         found.extend(hpa_findings(hpa, load_summary))
+        found.extend(scale_up_not_ready(data, hpa, window.end_s))
+        scaled_up = started_scaled_up(hpa, data.hpa_metrics, window)
+        if scaled_up is not None:
+            found.append(scaled_up)
     for workload in workloads:
-        found.extend(workload_findings(workload))
+        if not is_load_generator(workload.name):
+            found.extend(workload_findings(workload))
     found.extend(load_findings(load_summary, adequacy))
     found.extend(slo_findings(slo_results))
     in_order = ordered(found)

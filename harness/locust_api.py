@@ -180,3 +180,33 @@ class LocustWatch:
         store.append(schema.LOCUST, [sample.as_row()])
         self.last = sample
         return sample
+
+
+def parse_workers(body: bytes, ts: float) -> list[dict[str, Any]]:
+    """The master's ``/stats/requests`` ``workers[]`` as rows of ``samples/workers.csv``.
+
+    Locust reports each worker process as ``{id, state, user_count, cpu_usage, memory_usage}``
+    (cpu_usage: percent of one core; memory_usage: RSS bytes). A master without workers (a
+    standalone Locust) has no such list: no rows. A worker without a reading gets an empty cell.
+    """
+    try:
+        workers = json.loads(body).get("workers") or []
+    except (ValueError, AttributeError) as e:
+        raise LoadGeneratorError(
+            f"Locust answered /stats/requests with something unexpected: {e}"
+        ) from e
+    rows: list[dict[str, Any]] = []
+    for worker in workers:
+        if not isinstance(worker, Mapping):
+            continue
+        rows.append(
+            {
+                "ts": ts,
+                "worker": str(worker.get("id", "")),
+                "state": str(worker.get("state", "")),
+                "user_count": _optional_int(worker.get("user_count")),
+                "cpu_pct": _optional_float(worker.get("cpu_usage")),
+                "memory_bytes": _optional_float(worker.get("memory_usage")),
+            }
+        )
+    return rows

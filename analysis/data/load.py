@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,6 +54,16 @@ class RunData:
     stats: pd.DataFrame  # Locust's own ``stats.csv``
     failures: pd.DataFrame  # Locust's own ``failures.csv``
     problems: tuple[DataProblem, ...]
+    # Added later than the rest (older run directories lack them: empty, never a problem).
+    workers: pd.DataFrame = field(default_factory=lambda: empty_table(schema.WORKERS))
+    exceptions: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(
+            {
+                c: pd.Series([], dtype=float if c == "Count" else str)
+                for c in schema.LOCUST_EXCEPTIONS_COLUMNS
+            }
+        )
+    )
 
     @property
     def run_id(self) -> str:
@@ -127,7 +137,8 @@ def read_table(
     """One ``samples/*.csv`` with the schema's columns; missing columns are added empty."""
     text, problems = _read_text(path, rel)
     if text is None:
-        return empty_table(table), problems
+        quiet = table.added_later_file and not path.exists()
+        return empty_table(table), [] if quiet else problems
     try:
         frame = _read_csv_text(text)
     except (ValueError, pd.errors.ParserError) as e:
@@ -135,7 +146,9 @@ def read_table(
     frame.columns = [str(c).strip() for c in frame.columns]
     absent = [name for name in table.names if name not in frame.columns]
     if absent:
-        problems.append(DataProblem(rel, "columns", "columns missing: " + ", ".join(absent)))
+        broken = [name for name in absent if name not in table.added_later]
+        if broken:
+            problems.append(DataProblem(rel, "columns", "columns missing: " + ", ".join(broken)))
         frame = frame.assign(**dict.fromkeys(absent, ""))
     typed = _typed(frame, table)
     bad_ts = int(typed["ts"].isna().sum())
@@ -216,6 +229,14 @@ def load_run(run_dir: Path) -> RunData:
         required=False,
     )
     problems.extend(found)
+    exceptions, found = read_locust_csv(
+        locust_dir / "exceptions.csv",
+        schema.LOCUST_EXCEPTIONS_COLUMNS,
+        ("Message", "Traceback", "Nodes"),
+        f"{schema.LOCUST_DIR}/exceptions.csv",
+        required=False,
+    )
+    problems.extend(found)
     return RunData(
         run_dir=run_dir,
         meta=meta,
@@ -230,4 +251,6 @@ def load_run(run_dir: Path) -> RunData:
         stats=stats,
         failures=failures,
         problems=tuple(problems),
+        workers=tables[schema.WORKERS.file_name],
+        exceptions=exceptions,
     )

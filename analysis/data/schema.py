@@ -19,6 +19,11 @@ class CsvSchema:
 
     file_name: str
     columns: tuple[tuple[str, ColumnKind], ...]
+    # Columns added after the first release: a run directory written before them lacks them, which
+    # is "not measured", not a broken file.
+    added_later: frozenset[str] = frozenset()
+    # Files added after the first release: absent from older run directories without harm.
+    added_later_file: bool = False
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -55,7 +60,11 @@ HPA: Final = CsvSchema(
         ("able_to_scale", "bool"),
         ("scaling_active", "bool"),
         ("scaling_limited", "bool"),
+        # status.lastScaleTime: when the controller itself last changed the scale, so scale
+        # events are timed to the second rather than to the sample tick.
+        ("last_scale_ts", "float"),
     ),
+    added_later=frozenset({"last_scale_ts"}),
 )
 
 # ``metric`` is the resource name (``cpu``, ``memory``) or, for other metric types, the metric's
@@ -104,7 +113,15 @@ PODS: Final = CsvSchema(
         ("cpu_limit_m", "float"),
         ("memory_request_bytes", "float"),
         ("memory_limit_bytes", "float"),
+        # What the HPA controller reads besides usage (replica_calculator.go groupPods): when the
+        # pod started (status.startTime, else metadata.creationTimestamp), when its Ready
+        # condition last changed (lastTransitionTime), and whether it is being deleted
+        # (metadata.deletionTimestamp set: such pods are ignored like failed ones).
+        ("start_ts", "float"),
+        ("ready_since_ts", "float"),
+        ("deleting", "bool"),
     ),
+    added_later=frozenset({"start_ts", "ready_since_ts", "deleting"}),
 )
 
 EVENTS: Final = CsvSchema(
@@ -122,7 +139,23 @@ EVENTS: Final = CsvSchema(
 
 MARKS: Final = CsvSchema("marks.csv", (("ts", "float"), ("kind", "str"), ("detail", "str")))
 
-ALL_SAMPLES: Final = (LOCUST, HPA, HPA_METRICS, WORKLOADS, PODS, EVENTS, MARKS)
+# The load generator's own health, one row per Locust worker process per tick, from the master's
+# ``/stats/requests`` ``workers[]``: ``cpu_pct`` is percent of one core (Locust's psutil reading),
+# ``memory_bytes`` the process's RSS. A Locust process above ~90 % CPU times requests late.
+WORKERS: Final = CsvSchema(
+    "workers.csv",
+    (
+        ("ts", "float"),
+        ("worker", "str"),
+        ("state", "str"),
+        ("user_count", "int"),
+        ("cpu_pct", "float"),
+        ("memory_bytes", "float"),
+    ),
+    added_later_file=True,
+)
+
+ALL_SAMPLES: Final = (LOCUST, HPA, HPA_METRICS, WORKLOADS, PODS, EVENTS, MARKS, WORKERS)
 
 MarkKind = Literal["test_start", "spawn_complete", "stage", "chaos", "test_stop", "sampler_gap"]
 
@@ -196,3 +229,7 @@ LOCUST_STATS_COLUMNS: Final = (
 
 # Columns of Locust 2.x ``*_failures.csv``.
 LOCUST_FAILURES_COLUMNS: Final = ("Method", "Name", "Error", "Occurrences")
+
+# Columns of Locust 2.x ``*_exceptions.csv``: errors raised by the locustfile's own code (a task
+# that raises), which never become requests. ``Nodes`` lists the workers that saw it.
+LOCUST_EXCEPTIONS_COLUMNS: Final = ("Count", "Message", "Traceback", "Nodes")

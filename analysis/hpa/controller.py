@@ -202,6 +202,8 @@ class HpaController:
                 current,
                 tolerances.scale_up,
                 scale_down_tolerance=tolerances.scale_down,
+                now_s=now_s,
+                timing=self.settings.readiness,
             )
             for target in self.spec.metrics
         )

@@ -16,19 +16,22 @@ controller's Go source rule by rule (file names are cited where a rule comes fro
   scale-rate limits) is ``analysis.hpa.controller``;
 - ``pkg/apis/autoscaling/v2/defaults.go``: the behavior defaults (DEFAULT_BEHAVIOR).
 
-Known simplification: for CPU the controller also looks at when a pod started and when its Ready
-condition last changed (``--horizontal-pod-autoscaler-cpu-initialization-period``, default 5 min).
-Here a not-Ready pod is unready for CPU, which is what the controller does during that period and
-for pods that never became Ready; a pod that was Ready and lost readiness later would still count
-in the real controller.
+For CPU the controller also looks at when a pod started and when its Ready condition last changed
+(``--horizontal-pod-autoscaler-cpu-initialization-period``, default 5 min, and
+``--horizontal-pod-autoscaler-initial-readiness-delay``, default 30 s): ``analysis.hpa.readiness``
+groupPods when a pod's start and readiness transition times are known. Without them (runs recorded
+before pods.csv had them) a not-Ready pod is unready for CPU, which is what the controller does
+during the initialization period and for pods that never became Ready.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
+
+from analysis.hpa.readiness import ReadinessTiming, cpu_unready
 
 Resource = Literal["cpu", "memory"]
 SelectPolicy = Literal["Max", "Min", "Disabled"]
@@ -51,6 +54,14 @@ class PodUsage:
     # Pod phase: "Pending" pods are unready for every resource, "Failed" pods are ignored
     # (replica_calculator.go groupPods). Default "Running" because most recorded pods are.
     phase: str = "Running"
+    # Epoch s: status.startTime and the Ready condition's lastTransitionTime; None = not known.
+    start_ts: float | None = None
+    ready_since_ts: float | None = None
+    deleting: bool = False  # metadata.deletionTimestamp set: ignored like a failed pod
+    # When the usage was measured and over what window (PodMetrics timestamp and window);
+    # None = at the sync, over ReadinessTiming.metric_window_s.
+    metric_ts: float | None = None
+    metric_window_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,7 @@ class ControllerSettings:
 
     tolerance: float = 0.1  # --horizontal-pod-autoscaler-tolerance default
     downscale_stabilization_s: float = 300.0  # --horizontal-pod-autoscaler-downscale-stabilization
+    readiness: ReadinessTiming = field(default_factory=ReadinessTiming)
 
 
 @dataclass(frozen=True)
@@ -177,8 +189,15 @@ def _request_of(pod: PodUsage, resource: Resource) -> float | None:
     return pod.cpu_request_m if resource == "cpu" else pod.memory_request_bytes
 
 
-def _group_pods(pods: Sequence[PodUsage], resource: Resource) -> _PodGroups:
-    """replica_calculator.go groupPods: readiness only matters for CPU; Pending is unready."""
+def _group_pods(
+    pods: Sequence[PodUsage],
+    resource: Resource,
+    now_s: float | None = None,
+    timing: ReadinessTiming | None = None,
+) -> _PodGroups:
+    """replica_calculator.go groupPods: readiness only matters for CPU; Pending is unready;
+    deleted and failed pods are left out entirely."""
+    timing = timing or ReadinessTiming()
     if all(_usage_of(p, resource) is None for p in pods):
         # metrics/client.go: an empty PodMetricsList is an error before pods are even listed
         msg = "no metrics returned from resource metrics API"
@@ -188,9 +207,21 @@ def _group_pods(pods: Sequence[PodUsage], resource: Resource) -> _PodGroups:
     missing: list[str] = []
     for pod in pods:
         usage = _usage_of(pod, resource)
-        if pod.phase == "Failed":
+        if pod.phase == "Failed" or pod.deleting:
             continue
-        if pod.phase == "Pending" or (usage is not None and resource == "cpu" and not pod.ready):
+        if pod.phase == "Pending" or (
+            usage is not None
+            and resource == "cpu"
+            and cpu_unready(
+                ready=pod.ready,
+                start_ts=pod.start_ts,
+                ready_since_ts=pod.ready_since_ts,
+                metric_ts=pod.metric_ts,
+                metric_window_s=pod.metric_window_s,
+                now_s=now_s,
+                timing=timing,
+            )
+        ):
             unready.append(pod.name)
         elif usage is None:
             missing.append(pod.name)
@@ -261,9 +292,15 @@ def _utilization(
 
 
 def _utilization_proposal(
-    target: MetricTarget, pods: Sequence[PodUsage], current_replicas: int, tolerances: Tolerances
+    target: MetricTarget,
+    pods: Sequence[PodUsage],
+    current_replicas: int,
+    tolerances: Tolerances,
+    *,
+    now_s: float | None = None,
+    timing: ReadinessTiming | None = None,
 ) -> MetricProposal:
-    groups = _group_pods(pods, target.resource)
+    groups = _group_pods(pods, target.resource, now_s, timing)
     requests = _pod_requests(pods, target.resource)
     target_pct = target.target_utilization_pct
     ratio, utilization, raw_average = _utilization(groups.metrics, requests, target_pct)
@@ -287,11 +324,17 @@ def _utilization_proposal(
 
 
 def _average_value_proposal(
-    target: MetricTarget, pods: Sequence[PodUsage], current_replicas: int, tolerances: Tolerances
+    target: MetricTarget,
+    pods: Sequence[PodUsage],
+    current_replicas: int,
+    tolerances: Tolerances,
+    *,
+    now_s: float | None = None,
+    timing: ReadinessTiming | None = None,
 ) -> MetricProposal:
     """replica_calculator.go calcPlainMetricReplicas: no requests needed."""
     assert target.target_average_value is not None
-    groups = _group_pods(pods, target.resource)
+    groups = _group_pods(pods, target.resource, now_s, timing)
     target_milli = _milli(target.resource, target.target_average_value)
 
     def ratio_of(metrics: dict[str, int]) -> float:
@@ -325,18 +368,25 @@ def metric_proposal(
     tolerance: float = 0.1,
     *,
     scale_down_tolerance: float | None = None,
+    now_s: float | None = None,
+    timing: ReadinessTiming | None = None,
 ) -> MetricProposal:
     """One metric's replica proposal, or a failed proposal that says why.
 
     ``tolerance`` applies to both directions unless ``scale_down_tolerance`` is given
-    (behavior.scaleDown.tolerance, HPAConfigurableTolerance).
+    (behavior.scaleDown.tolerance, HPAConfigurableTolerance). ``now_s`` (the sync's time) turns
+    on the CPU readiness timing rules for pods whose start and readiness times are known.
     """
     down = tolerance if scale_down_tolerance is None else scale_down_tolerance
     tolerances = Tolerances(scale_down=down, scale_up=tolerance)
     try:
         if target.target_average_value is not None:
-            return _average_value_proposal(target, pods, current_replicas, tolerances)
-        return _utilization_proposal(target, pods, current_replicas, tolerances)
+            return _average_value_proposal(
+                target, pods, current_replicas, tolerances, now_s=now_s, timing=timing
+            )
+        return _utilization_proposal(
+            target, pods, current_replicas, tolerances, now_s=now_s, timing=timing
+        )
     except _MetricFailedError as e:
         return MetricProposal(
             resource=target.resource,

@@ -17,8 +17,10 @@ from analysis.judge.scaling import HpaResult
 
 # A user that makes fewer than one request every 10 s is waiting, not loading.
 MIN_RPS_PER_USER = 0.1
-# Peak CPU under half its target at full users: the HPA had no reason to scale.
-LOW_CPU_SHARE_OF_TARGET = 0.5
+# Locust's current RPS is a 10 s rolling window and reads 0 for the first seconds: with fewer
+# samples than this at full users, or a shorter span, the rate comes from Locust's own totals.
+MIN_RATE_SAMPLES = 3
+LOCUST_RPS_WINDOW_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,9 @@ class Adequacy:
     reasons: tuple[str, ...]
     rps_per_user: float | None
     per_hpa: dict[str, ReplicaLoad]
+    rps_per_user_source: str = "samples"
+    broken_locustfile: bool = False  # the locustfile raised: advice must not be "more users"
+    hpa_states: tuple[str, ...] = ()  # what each HPA did, in words that match its findings
 
 
 def _opt(value: object) -> float | None:
@@ -153,18 +158,29 @@ def _replica_load(
     )
 
 
-def _low_cpu_note(hpas: list[HpaResult]) -> str | None:
-    """Every HPA scales on CPU, none scaled up, and each one's CPU stayed under half its target."""
-    notes = []
-    for hpa in hpas:
-        peak, target = hpa.peak_utilization.get("cpu"), hpa.target_utilization.get("cpu")
-        scaled_up = any(e.up for e in hpa.events)
-        if peak is None or target is None or scaled_up or peak >= LOW_CPU_SHARE_OF_TARGET * target:
-            return None
-        notes.append(
-            f"{hpa.key} CPU peaked at {peak:.0f}% of request against a {target:.0f}% target"
-        )
-    return "; ".join(notes) + " and no HPA scaled up" if notes else None
+def locust_total_rps(stats: pd.DataFrame) -> float | None:
+    """Locust's own average RPS over the run (stats.csv ``Aggregated`` ``Requests/s``)."""
+    aggregated = stats[stats["Name"] == "Aggregated"]
+    return None if aggregated.empty else _opt(aggregated["Requests/s"].iloc[-1])
+
+
+def _rps_per_user(
+    load: pd.DataFrame, summary: LoadSummary, window: Window, locust_rps: float | None
+) -> tuple[float | None, str]:
+    """Requests/s per user at full users, from the samples when there are enough of them, else
+    from Locust's totals (per peak user: a lower bound while users were still ramping)."""
+    start = window.full_users_s if window.full_users_s is not None else window.loaded[0]
+    full = load[(load["ts"] >= start) & (load["ts"] <= window.loaded[1]) & (load["users"] > 0)]
+    rated = full.dropna(subset=["rps"])
+    span = float(rated["ts"].max() - rated["ts"].min()) if not rated.empty else 0.0
+    if len(rated) >= MIN_RATE_SAMPLES and span >= LOCUST_RPS_WINDOW_S:
+        return _opt(rated["rps"].mean() / rated["users"].mean()), "samples"
+    users = summary.peak_users
+    if locust_rps is not None and users:
+        return locust_rps / users, "locust/stats.csv"
+    if not rated.empty:
+        return _opt(rated["rps"].mean() / rated["users"].mean()), "samples"
+    return None, "none"
 
 
 def judge_adequacy(
@@ -173,27 +189,44 @@ def judge_adequacy(
     hpas: list[HpaResult],
     window: Window,
     interval_s: float,
+    *,
+    scaling_note: str | None = None,
+    locust_rps: float | None = None,
+    exceptions: float = 0.0,
+    hpa_states: tuple[str, ...] = (),
 ) -> Adequacy:
-    """Was the load enough to make the HPAs act? (see the constants for the thresholds)"""
+    """Was the load enough to make the HPAs act? ``scaling_note`` is the reason, if any, that no
+    HPA was pushed by load (``analysis.judge.evidence``); ``locust_rps`` Locust's own average RPS;
+    ``exceptions`` how many times the locustfile raised."""
     per_hpa = {h.key: _replica_load(load, h, window, interval_s) for h in hpas}
     reasons: list[str] = []
     nothing_sent = (summary.total_requests is not None and summary.total_requests <= 0) or (
         summary.peak_rps is not None and summary.peak_rps <= 0 and not summary.total_requests
     )
     if nothing_sent:
-        reasons.append("no request was made during the run")
-    start = window.full_users_s if window.full_users_s is not None else window.loaded[0]
-    full = load[(load["ts"] >= start) & (load["ts"] <= window.loaded[1]) & (load["users"] > 0)]
-    rps_per_user = None
-    if not full.empty and full["rps"].notna().any():
-        rps_per_user = _opt(full["rps"].mean() / full["users"].mean())
-    if rps_per_user is not None and not nothing_sent and rps_per_user < MIN_RPS_PER_USER:
         reasons.append(
-            f"at full users each user made {rps_per_user:.3f} requests/s (under "
-            f"{MIN_RPS_PER_USER}): users mostly waited (long wait_time, blocked calls or an "
-            "overloaded load generator)"
+            f"no request was made during the run: the locustfile raised {exceptions:.0f} "
+            "exception(s) instead (see locustfile_exceptions)"
+            if exceptions > 0
+            else "no request was made during the run"
         )
-    cpu_note = _low_cpu_note(hpas)
-    if cpu_note is not None:
-        reasons.append(cpu_note)
-    return Adequacy(bool(reasons), bool(nothing_sent), tuple(reasons), rps_per_user, per_hpa)
+    rps_per_user, source = _rps_per_user(load, summary, window, locust_rps)
+    if rps_per_user is not None and not nothing_sent and rps_per_user < MIN_RPS_PER_USER:
+        origin = "" if source == "samples" else f" (from {source}: too few samples)"
+        reasons.append(
+            f"at full users each user made {rps_per_user:.3f} requests/s{origin} (under "
+            f"{MIN_RPS_PER_USER}): users mostly waited (long wait_time, blocked calls, tasks "
+            "that raise or an overloaded load generator)"
+        )
+    if scaling_note is not None:
+        reasons.append(scaling_note)
+    return Adequacy(
+        bool(reasons),
+        bool(nothing_sent),
+        tuple(reasons),
+        rps_per_user,
+        per_hpa,
+        rps_per_user_source=source,
+        broken_locustfile=exceptions > 0,
+        hpa_states=hpa_states,
+    )

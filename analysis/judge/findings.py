@@ -179,20 +179,34 @@ def load_findings(load: LoadSummary, adequacy: Adequacy) -> list[Finding]:
     """``load_too_low`` and ``errors_under_load``."""
     out: list[Finding] = []
     if adequacy.too_low:
+        states = "; ".join(adequacy.hpa_states)
+        why = (
+            f"An HPA the load does not push shows nothing ({states}): this run cannot tell "
+            "whether the service scales with load."
+            if states
+            else "An HPA the load does not push shows nothing: this run cannot tell whether the "
+            "service scales with load."
+        )
+        change = (
+            "Fix the locustfile first (see locustfile_exceptions): more users only raise more "
+            "exceptions. Then check -H points at the target."
+            if adequacy.broken_locustfile
+            else "Raise -u (users) or lower the locustfile's wait_time, add workers if the load "
+            "generators are CPU-bound, and check -H points at the target."
+        )
         out.append(
             Finding(
                 "load_too_low",
                 "high" if adequacy.nothing_sent else "medium",
                 "run",
                 "The test did not load the target: " + "; ".join(adequacy.reasons) + ".",
-                "Every HPA looks healthy at min when nothing pushes it; this run cannot tell "
-                "whether the service scales.",
-                "Raise -u (users) or lower the locustfile's wait_time, add workers if the load "
-                "generators are CPU-bound, and check -H points at the target.",
+                why,
+                change,
                 {
                     "rps_per_user": None
                     if adequacy.rps_per_user is None
                     else round(adequacy.rps_per_user, 3),
+                    "rps_per_user_source": adequacy.rps_per_user_source,
                     "total_requests": load.total_requests,
                 },
             )

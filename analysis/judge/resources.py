@@ -79,6 +79,12 @@ class WorkloadResult:
     hpa_memory_target: float | None  # percent, of the HPA that scales this workload on memory
     recommendation: Recommendation
     memory: pd.DataFrame = field(repr=False)  # ts, pod, memory_bytes (for charts)
+    # The per-pod floor measured without load (before the first user, after the last); None when
+    # no pod was sampled then. When known it is the baseline: memory under load says nothing
+    # about what a pod holds at rest.
+    unloaded_memory_bytes: float | None = None
+    # The per-pod floor under load (10th percentile of the loaded samples).
+    loaded_floor_memory_bytes: float | None = None
 
     @property
     def key(self) -> str:
@@ -155,23 +161,41 @@ def _load_and_memory_swing(
 
 
 def _follows_load(
-    pods: pd.DataFrame, load: pd.DataFrame, origin_s: float, interval_s: float
+    pods: pd.DataFrame, load: pd.DataFrame, window: Window, interval_s: float
 ) -> tuple[bool | None, float | None, float | None]:
-    """Per tick: mean working set per ready pod against RPS per ready pod."""
+    """Per tick over the whole run: mean working set per ready pod against RPS per ready pod. A
+    tick outside the loaded window with no Locust sample had no load: RPS 0, so the samples
+    taken at rest count too."""
     ready = pods[pods["ready"].fillna(False).astype(bool) & pods["memory_bytes"].notna()]
     if ready.empty or load.empty:
         return None, None, None
+    origin_s = window.start_s
     per_tick = resample(
         ready, origin_s, interval_s, memory=("memory_bytes", "mean"), pods=("pod", "nunique")
     )
     rps = resample(load, origin_s, interval_s, rps=("rps", "mean"))
-    joined = per_tick.join(rps, how="inner")
+    joined = per_tick.join(rps, how="left")
+    if window.load_start_s is not None:
+        lo, hi = window.loaded
+        tick_ts = origin_s + joined.index.to_numpy(float)
+        at_rest = (tick_ts + interval_s <= lo) | (tick_ts > hi)
+        joined.loc[at_rest & joined["rps"].isna().to_numpy(), "rps"] = 0.0
+    joined = joined.dropna(subset=["rps"])
     load_swing, memory_swing = _load_and_memory_swing(
         (joined["rps"] / joined["pods"]).to_numpy(float), joined["memory"].to_numpy(float)
     )
     if load_swing is None or memory_swing is None or load_swing < LOAD_SWING_MIN:
         return None, memory_swing, load_swing
     return memory_swing >= MEMORY_SWING_FLAT, memory_swing, load_swing
+
+
+def _unloaded_floor(pods: pd.DataFrame, window: Window) -> float | None:
+    """The per-pod memory floor before the first user and after the last one, if sampled."""
+    if window.load_start_s is None:
+        return None
+    lo, hi = window.loaded
+    rest = pods[(pods["ts"] < lo) | (pods["ts"] > hi)]["memory_bytes"].dropna()
+    return float(rest.quantile(BASELINE_QUANTILE)) if not rest.empty else None
 
 
 def recommend(
@@ -223,15 +247,22 @@ def analyse_workload(
     if loaded_cpu.empty:
         loaded_cpu = pods["cpu_m"].dropna()
     peak = _finite(float(memory.max())) if not memory.empty else None
-    baseline = float(memory.quantile(BASELINE_QUANTILE)) if not memory.empty else None
     loaded_memory = pods[(pods["ts"] >= lo) & (pods["ts"] <= hi)]["memory_bytes"].dropna()
+    unloaded = _unloaded_floor(pods, window)
+    loaded_floor = (
+        float(loaded_memory.quantile(BASELINE_QUANTILE)) if not loaded_memory.empty else None
+    )
+    if unloaded is not None:
+        baseline: float | None = unloaded
+    else:
+        baseline = float(memory.quantile(BASELINE_QUANTILE)) if not memory.empty else None
     if loaded_memory.empty:
         loaded_memory = memory
     typical = float(loaded_memory.quantile(TYPICAL_QUANTILE)) if not loaded_memory.empty else None
     p95_cpu = float(loaded_cpu.quantile(CPU_REQUEST_QUANTILE)) if not loaded_cpu.empty else None
     limit = _last_known(pods["memory_limit_bytes"])
     restarts, ooms, oom_times = _restarts(pods, first_tick, interval_s)
-    follows, memory_swing, load_swing = _follows_load(pods, load, window.start_s, interval_s)
+    follows, memory_swing, load_swing = _follows_load(pods, load, window, interval_s)
     return WorkloadResult(
         namespace=namespace,
         name=name,
@@ -259,6 +290,8 @@ def analyse_workload(
             memory_target=memory_target,
         ),
         memory=pods[["ts", "pod", "memory_bytes"]].reset_index(drop=True),
+        unloaded_memory_bytes=unloaded,
+        loaded_floor_memory_bytes=loaded_floor,
     )
 
 

@@ -149,16 +149,46 @@ def _preceding_step(steps: list[LoadStep], ts: float, rising: bool) -> LoadStep 
     return candidates[-1] if candidates else None
 
 
+def controller_scale_times(
+    data: RunData, namespace: str, name: str, rows: pd.DataFrame
+) -> np.ndarray:
+    """When the controller itself changed the scale: status.lastScaleTime (hpa.csv) and the times
+    of its SuccessfulRescale events, sorted. Sample ticks only bound a change; these time it."""
+    events = data.events
+    rescales = events[
+        (events["namespace"] == namespace)
+        & (events["name"] == name)
+        & (events["reason"] == "SuccessfulRescale")
+    ]["ts"]
+    times = np.concatenate(
+        (rows["last_scale_ts"].dropna().to_numpy(float), rescales.to_numpy(float))
+    )
+    return np.unique(times[np.isfinite(times)])
+
+
+def _scale_time(previous_tick: float, tick: float, scale_times: np.ndarray) -> float:
+    """The controller's time of a change first seen at ``tick``, if it recorded one since the
+    previous tick; else the tick."""
+    inside = scale_times[(scale_times > previous_tick) & (scale_times <= tick)]
+    return float(inside[-1]) if inside.size else tick
+
+
 def _events(
-    series: pd.DataFrame, steps: list[LoadStep], driving: pd.DataFrame, ready: pd.DataFrame
+    series: pd.DataFrame,
+    steps: list[LoadStep],
+    driving: pd.DataFrame,
+    ready: pd.DataFrame,
+    scale_times: np.ndarray | None = None,
 ) -> tuple[ScaleEvent, ...]:
     desired = series[["ts", "desired"]].dropna()
     values = desired["desired"].to_numpy(float)
     times = desired["ts"].to_numpy(float)
     events: list[ScaleEvent] = []
     answered: set[float] = set()
+    known = np.zeros(0) if scale_times is None else scale_times
     for i in np.flatnonzero(np.diff(values) != 0) + 1:
-        ts, before, after = float(times[i]), int(values[i - 1]), int(values[i])
+        before, after = int(values[i - 1]), int(values[i])
+        ts = _scale_time(float(times[i - 1]), float(times[i]), known)
         step = _preceding_step(steps, ts, rising=after > before)
         first = step is not None and step.start_s not in answered
         if step is not None:
@@ -209,6 +239,31 @@ def _unanswered(merged: pd.DataFrame) -> Unanswered | None:
     return best if best is not None and best.duration_s >= NOT_SCALING_S else None
 
 
+def _wanting_more(
+    loaded: pd.DataFrame, ratios: pd.DataFrame, top: float, interval_s: float
+) -> np.ndarray:
+    """Per loaded tick, whether the HPA wanted more than ``top`` replicas: ScalingLimited says so,
+    or a metric's proposal (ceil(current x ratio), outside the tolerance) is above it. Where no
+    metric was read, desiredReplicas at max is all there is to go by. A desired count held at max
+    by the scale-down stabilization window, with every metric under target, is not wanting more.
+    """
+    limited = loaded["limited"].to_numpy(bool)
+    valid = ratios.dropna(subset=["ratio"])
+    if valid.empty:
+        return limited | (loaded["desired"].to_numpy(float) >= top)
+    by_tick = valid.groupby("ts")["ratio"].max()
+    peak = pd.DataFrame({"ts": by_tick.index.to_numpy(float), "ratio": by_tick.to_numpy(float)})
+    merged = merge_nearest(loaded[["ts", "current", "desired"]], peak, 2 * interval_s, "backward")
+    ratio = merged["ratio"].to_numpy(float)
+    current = merged["current"].to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        proposal = np.ceil(current * ratio)
+        by_metric = (ratio > 1 + TOLERANCE) & (proposal > top)
+    unknown = np.isnan(ratio) & (merged["desired"].to_numpy(float) >= top)
+    wanting: np.ndarray = limited | by_metric | unknown
+    return wanting
+
+
 def _reversals(series: pd.DataFrame) -> int:
     desired = series[["ts", "desired"]].dropna()
     changes = np.diff(desired["desired"].to_numpy(float))
@@ -253,7 +308,7 @@ def analyse_hpa(
     top = _last(series["max"])
     weights = time_weights(loaded["ts"].to_numpy(float), interval_s)
     at_max = loaded["current"].to_numpy(float) >= top
-    wanting = (loaded["desired"].to_numpy(float) >= top) | loaded["limited"].to_numpy(bool)
+    wanting = _wanting_more(loaded.sort_values("ts"), ratios, top, interval_s)
     share = float(weights[at_max & wanting].sum() / weights.sum()) if weights.sum() > 0 else 0.0
     all_weights = time_weights(series["ts"].to_numpy(float), interval_s)
     time_at_max = float(all_weights[series["current"].to_numpy(float) >= top].sum())
@@ -265,7 +320,9 @@ def analyse_hpa(
         loaded_ratios.dropna(subset=["ratio"]), series[["ts", "current", "max"]], 2 * interval_s
     ).dropna(subset=["current"])
     unanswered = _unanswered(merged)
-    events = _events(series, steps, driving, ready)
+    events = _events(
+        series, steps, driving, ready, controller_scale_times(data, namespace, name, rows)
+    )
     reversals = _reversals(loaded)
     if not has_metrics:
         status = "no_metrics"

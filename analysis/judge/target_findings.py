@@ -239,14 +239,20 @@ def _memory_proportionality(w: WorkloadResult) -> Finding | None:
         f"{w.load_swing:.0%}"
     )
     request = format_bytes(w.memory_request_bytes) if w.memory_request_bytes else "unset"
+    if w.unloaded_memory_bytes is not None:
+        where = "even without load (sampled before the first user or after the last)"
+        everywhere = "at any load"
+    else:
+        where = "even at its lowest under load (no pod was sampled without load)"
+        everywhere = "at every load this run applied"
     seen = (
-        f"Each {w.key} pod holds {format_bytes(w.baseline_memory_bytes or 0)} even at its "
-        f"lowest ({_pct(baseline_pct)} of its {request} memory request){swing}."
+        f"Each {w.key} pod holds {format_bytes(w.baseline_memory_bytes or 0)} {where} "
+        f"({_pct(baseline_pct)} of its {request} memory request){swing}."
     )
     if pinned:
         why = (
             f"The HPA divides memory usage by the request: with a {target:.0f}% target this "
-            "baseline alone keeps utilization above target at any load, so the HPA climbs to "
+            f"baseline alone keeps utilization above target {everywhere}, so the HPA climbs to "
             "max and stays there whatever the traffic."
         )
         severity: Severity = "high"
@@ -273,6 +279,9 @@ def _memory_proportionality(w: WorkloadResult) -> Finding | None:
         change,
         {
             "baseline_memory_bytes": w.baseline_memory_bytes,
+            "baseline_measured": "without load"
+            if w.unloaded_memory_bytes is not None
+            else "under load",
             "baseline_pct_of_request": None if baseline_pct is None else round(baseline_pct, 1),
             "memory_target_pct": target,
             "memory_swing": None if w.memory_swing is None else round(w.memory_swing, 3),

@@ -217,7 +217,9 @@ def _replay(
     current = min(max(start, spec.min_replicas), spec.max_replicas)
     replicas = []
     for tick, snap in zip(ticks, snapshots, strict=True):
-        ready = snap[snap["ready"].fillna(False).astype(bool)]
+        # a pod being deleted is ignored by the controller like a failed one (groupPods)
+        leaving = snap["deleting"].fillna(False).astype(bool)
+        ready = snap[snap["ready"].fillna(False).astype(bool) & ~leaving]
         n = len(ready)
         cpu_total, memory_total = float(ready["cpu_m"].sum()), float(ready["memory_bytes"].sum())
         cpu = _usage(cpu_total, n, baselines[0], current) if ready["cpu_m"].notna().any() else None

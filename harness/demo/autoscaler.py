@@ -1,9 +1,12 @@
 """The demo's autoscaler: an HPA for a local gunicorn, using the same replica calculation.
 
 Gunicorn adds a worker on SIGTTIN and removes one on SIGTTOU, so its workers stand in for a
-Deployment's pods. Each sync, the per-worker usage the sampler recorded since the previous sync is
-averaged (the way metrics-server reports usage over a window), handed to the pure HPA model of
-``analysis.hpa.model``, and the decision applied. Every tick it writes ``hpa.csv``,
+Deployment's pods. Like the controller, which reads the scale it acts on each sync, every sync
+starts from the workers gunicorn really has (its master's children), not from the signals sent:
+a signal can be merged, lost or still in flight, and a worker can die. Each sync, the per-worker
+usage the sampler recorded since the previous sync is averaged (the way metrics-server reports
+usage over a window), handed to the pure HPA model of ``analysis.hpa.model``, and the decision
+applied. Every tick it writes ``hpa.csv``,
 ``hpa_metrics.csv`` and ``workloads.csv`` exactly as the cluster sampler records a real HPA.
 """
 
@@ -15,6 +18,8 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+import psutil
 
 from analysis.data import schema
 from analysis.hpa.controller import HpaController
@@ -40,6 +45,13 @@ class GunicornScaler:
     send: Callable[[int, int], None] = os.kill
     # Signals of one kind that arrive before the handler ran merge into one: space them out.
     spacing_s: float = 0.05
+
+    def workers(self) -> int | None:
+        """The workers the master has now (its children); None if the master is gone."""
+        try:
+            return len(psutil.Process(self.master_pid).children())
+        except psutil.Error:
+            return None
 
     def scale(self, current: int, desired: int) -> None:
         signum = signal.SIGTTIN if desired > current else signal.SIGTTOU
@@ -76,18 +88,20 @@ class LocalAutoscaler:
         self._record(now, pods, store)
 
     def _sync(self, now: float, pods: Sequence[ProcessPod]) -> None:
-        usage = [self._pod_usage(pod) for pod in pods]
+        usage = [self._pod_usage(pod, now) for pod in pods]
         self._cpu_window.clear()
         self._last_sync = now
-        decision = self.controller.reconcile(now, self.replicas, usage)
+        counted = self.scaler.workers()
+        current = self.replicas if counted is None else counted
+        decision = self.controller.reconcile(now, current, usage)
         self.last_decision = decision
-        if decision.desired_replicas != self.replicas:
-            self.scaler.scale(self.replicas, decision.desired_replicas)
+        if decision.desired_replicas != current:
+            self.scaler.scale(current, decision.desired_replicas)
             if self.on_scale is not None:
-                self.on_scale(self.replicas, decision.desired_replicas, decision)
-            self.replicas = decision.desired_replicas
+                self.on_scale(current, decision.desired_replicas, decision)
+        self.replicas = decision.desired_replicas
 
-    def _pod_usage(self, pod: ProcessPod) -> PodUsage:
+    def _pod_usage(self, pod: ProcessPod, now: float) -> PodUsage:
         window = self._cpu_window.get(pod.name)
         return PodUsage(
             name=pod.name,
@@ -96,6 +110,12 @@ class LocalAutoscaler:
             memory_bytes=pod.memory_bytes,
             cpu_request_m=self.resources.cpu_request_m,
             memory_request_bytes=self.resources.memory_request_bytes,
+            # a worker serves once it runs: started and Ready at its creation; the usage is the
+            # average since the previous sync, as metrics-server reports a window
+            start_ts=pod.started_s,
+            ready_since_ts=pod.started_s,
+            metric_ts=now,
+            metric_window_s=self.sync_period_s,
         )
 
     def _record(self, now: float, pods: Sequence[ProcessPod], store: RowSink) -> None:

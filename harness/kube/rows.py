@@ -82,6 +82,7 @@ def hpa_row(ts: float, hpa: Body) -> Row:
         "able_to_scale": _condition(conditions, "AbleToScale"),
         "scaling_active": _condition(conditions, "ScalingActive"),
         "scaling_limited": _condition(conditions, "ScalingLimited"),
+        "last_scale_ts": timestamp(status.get("lastScaleTime")),
     }
 
 
@@ -184,6 +185,15 @@ def pod_usage(metrics: Body | None) -> tuple[float | None, float | None]:
     return (sum(cpu_known) if cpu_known else None, sum(memory_known) if memory_known else None)
 
 
+def _ready_since(pod: Body) -> float | None:
+    """lastTransitionTime of the pod's Ready condition: with the start time it tells the HPA
+    controller whether a pod's CPU is still its start-up burst."""
+    for condition in dig(pod, "status", "conditions") or []:
+        if condition.get("type") == "Ready":
+            return timestamp(condition.get("lastTransitionTime"))
+    return None
+
+
 def pod_row(ts: float, pod: Body, workload: str, metrics: Body | None) -> Row:
     containers = dig(pod, "spec", "containers") or []
     statuses = dig(pod, "status", "containerStatuses") or []
@@ -203,6 +213,10 @@ def pod_row(ts: float, pod: Body, workload: str, metrics: Body | None) -> Row:
         "cpu_limit_m": _sum_resources(containers, "limits", "cpu"),
         "memory_request_bytes": _sum_resources(containers, "requests", "memory"),
         "memory_limit_bytes": _sum_resources(containers, "limits", "memory"),
+        "start_ts": timestamp(dig(pod, "status", "startTime"))
+        or timestamp(dig(pod, "metadata", "creationTimestamp")),
+        "ready_since_ts": _ready_since(pod),
+        "deleting": dig(pod, "metadata", "deletionTimestamp") is not None,
     }
 
 

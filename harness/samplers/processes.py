@@ -40,6 +40,9 @@ class ProcessPod:
     pid: int
     cpu_m: float | None
     memory_bytes: float
+    # Process creation time (epoch s): a process serves as soon as it runs, so it is both the
+    # pod's start and its readiness transition, which the HPA model's CPU rules read.
+    started_s: float | None = None
 
 
 @dataclass
@@ -91,6 +94,7 @@ class ProcessSampler:
                 with process.oneshot():
                     times = process.cpu_times()
                     rss = float(process.memory_info().rss)
+                    created = process.create_time()
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
             busy = times.user + times.system
@@ -101,6 +105,7 @@ class ProcessSampler:
                     process.pid,
                     self._cpu_m(process.pid, now, busy),
                     rss,
+                    created,
                 )
             )
         self._last_cpu = seen
@@ -129,6 +134,9 @@ class ProcessSampler:
                 "cpu_limit_m": self.resources.cpu_limit_m,
                 "memory_request_bytes": self.resources.memory_request_bytes,
                 "memory_limit_bytes": self.resources.memory_limit_bytes,
+                "start_ts": pod.started_s,
+                "ready_since_ts": pod.started_s,
+                "deleting": False,
             }
             for pod in pods
         ]

@@ -44,7 +44,9 @@ def test_demo_scales_reports_and_leaves_nothing_running(tmp_path: Path) -> None:
     assert max(desired) >= 2, "the step load never made the autoscaler add a worker"
     assert all(int(r["min_replicas"]) == 1 and int(r["max_replicas"]) == 6 for r in hpa)
     pods = csv_rows(directory / "samples" / "pods.csv")
-    assert len({row["pod"] for row in pods}) >= max(desired)  # each worker recorded as a pod
+    # each worker gunicorn really ran is recorded as a pod; a worker asked for at the last sync
+    # may not have started before the run ended, so the bound is what ran, not what was desired
+    assert len({row["pod"] for row in pods}) >= max(int(r["current_replicas"]) for r in hpa)
     assert all(row["workload"] == "demo-target" for row in pods)
     assert {r["metric"] for r in csv_rows(directory / "samples" / "hpa_metrics.csv")} == {
         "cpu",

@@ -373,6 +373,7 @@ def test_sample_run_without_locust_times_lags_from_marks(tmp_path: Path) -> None
     del samples["locust"]
     samples.update(
         {
+            "workloads": sc.workloads("api", [2] * 5 + [4] * 7),
             "hpa": sc.hpa("api", [2] * 5 + [4] * 7, high=10),
             "hpa_metrics": sc.metrics("api", "cpu", [20.0] * 3 + [90.0] * 4 + [55.0] * 5, 60.0),
             "marks": [

@@ -76,6 +76,7 @@ def test_hpa_row_with_conditions_and_default_min() -> None:
         "able_to_scale": True,
         "scaling_active": True,
         "scaling_limited": False,
+        "last_scale_ts": None,  # this HPA never scaled
     }
 
 
@@ -239,3 +240,42 @@ def test_a_new_hpa_reporting_zero_desired_is_not_a_decision() -> None:
     )
     assert row["current_replicas"] == 2
     assert row["desired_replicas"] is None
+
+
+def test_hpa_row_records_the_controllers_own_scale_time() -> None:
+    hpa = {**HPA, "status": {**HPA["status"], "lastScaleTime": "2024-05-01T12:00:07Z"}}
+    row = rows.hpa_row(TS, hpa)
+    assert row["last_scale_ts"] == rows.timestamp("2024-05-01T12:00:07Z")
+
+
+def test_pod_row_records_what_the_hpa_reads_besides_usage() -> None:
+    pod = {
+        "metadata": {
+            "name": "web-1",
+            "namespace": "shop",
+            "creationTimestamp": "2024-05-01T12:00:00Z",
+            "deletionTimestamp": "2024-05-01T12:05:00Z",
+        },
+        "spec": {"containers": [{}]},
+        "status": {
+            "phase": "Running",
+            "startTime": "2024-05-01T12:00:02Z",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True"},
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "lastTransitionTime": "2024-05-01T12:00:40Z",
+                },
+            ],
+        },
+    }
+    row = rows.pod_row(TS, pod, "web", None)
+    assert row["start_ts"] == rows.timestamp("2024-05-01T12:00:02Z")  # startTime, not creation
+    assert row["ready_since_ts"] == rows.timestamp("2024-05-01T12:00:40Z")
+    assert row["deleting"] is True
+    del pod["status"]["startTime"]  # type: ignore[attr-defined]
+    del pod["metadata"]["deletionTimestamp"]  # type: ignore[attr-defined]
+    row = rows.pod_row(TS, pod, "web", None)
+    assert row["start_ts"] == rows.timestamp("2024-05-01T12:00:00Z")  # not yet started: created
+    assert row["deleting"] is False

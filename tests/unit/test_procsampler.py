@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -13,8 +14,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+from analysis.hpa.model import HpaSpec, MetricTarget
 from harness.config.values import WatchTarget
-from harness.samplers.processes import PodResources, ProcessSampler
+from harness.demo.autoscaler import GunicornScaler, LocalAutoscaler, ScaledTarget
+from harness.samplers.processes import PodResources, ProcessPod, ProcessSampler
+from harness.session.store import RunStore
 
 pytestmark = pytest.mark.unit
 
@@ -60,13 +64,30 @@ def test_cmd_target_records_the_workers_of_a_prefork_parent(
 ) -> None:
     parent, marker = prefork
     sampler = ProcessSampler(WatchTarget("cmd", marker), PodResources(cpu_request_m=100.0))
-    first = sampler.sample(time.time())
-    time.sleep(0.5)
-    second = sampler.sample(time.time())
+    children = psutil.Process(parent.pid).children()
+    busy_before = {c.pid: sum(c.cpu_times()[:2]) for c in children}
+    first_at = time.time()
+    first = sampler.sample(first_at)
+    # Wait for CPU time actually spent, not wall time: on a busy machine the busy loops may get
+    # little of a core, and the rate must still be their CPU time over the elapsed time.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(
+        sum(c.cpu_times()[:2]) - busy_before[c.pid] < 0.05 for c in children
+    ):
+        time.sleep(0.05)
+    second_at = time.time()
+    second = sampler.sample(second_at)
+    busy_after = {c.pid: sum(c.cpu_times()[:2]) for c in children}
     assert len(second) == 2
     assert parent.pid not in {pod.pid for pod in second}
     assert all(pod.cpu_m is None for pod in first)  # no rate before a second look
-    assert all(pod.cpu_m is not None and pod.cpu_m > 100 for pod in second)  # busy loops
+    for pod in second:
+        assert pod.cpu_m is not None
+        # CPU seconds between the looks / wall seconds x 1000, bounded by what the test read
+        # around them (times tick in 10 ms steps); one process uses at most one core
+        spent_max = busy_after[pod.pid] - busy_before[pod.pid] + 0.02
+        assert 0 < pod.cpu_m <= min(1000.0, spent_max / (second_at - first_at) * 1000) * 1.05
+        assert pod.started_s == pytest.approx(psutil.Process(pod.pid).create_time())
     assert all(pod.memory_bytes > 8 * 2**20 for pod in second)
     rows = sampler.rows(time.time(), second)
     assert {row["workload"] for row in rows} == {marker}
@@ -103,3 +124,35 @@ def test_pid_target_is_the_same_two_pods(prefork: tuple[subprocess.Popen[str], s
         c.pid for c in psutil.Process(parent.pid).children()
     )
     assert len(pods) == 2
+
+
+def test_autoscaler_syncs_from_the_workers_the_master_really_has(
+    prefork: tuple[subprocess.Popen[str], str], tmp_path: Path
+) -> None:
+    # The autoscaler last asked for 4 workers, but the master has its 2 children. Both run at
+    # 60% of a 100m request against a 50% target: ceil(2 x 60/50) = ceil(2.4) = 3, one more than
+    # there are: one SIGTTIN. Trusting the 4 it asked for, it would have sent nothing (3 < 4,
+    # held by the scale-down stabilization window).
+    parent, _ = prefork
+    sent: list[int] = []
+    scaler = GunicornScaler(parent.pid, send=lambda _pid, signum: sent.append(signum), spacing_s=0)
+    assert scaler.workers() == 2
+    autoscaler = LocalAutoscaler(
+        HpaSpec(1, 6, (MetricTarget("cpu", 50),)),
+        ScaledTarget("local", "demo", "demo"),
+        PodResources(cpu_request_m=100.0, memory_request_bytes=2.0**30),
+        scaler,
+        sync_period_s=5.0,
+        replicas=4,
+    )
+    now = time.time()
+    pods = [ProcessPod(f"w{i}", i, 60.0, 2.0**20, started_s=now - 900) for i in range(2)]
+    store = RunStore.create(
+        tmp_path, name="t", mode="demo", config={}, sample_interval_s=1.0, now_s=now
+    )
+    try:
+        autoscaler.tick(now, pods, store)
+    finally:
+        store.close()
+    assert sent == [signal.SIGTTIN]
+    assert autoscaler.replicas == 3
