@@ -1,0 +1,92 @@
+"""Two runs' timelines overlaid: users, requests/s, p95 and replicas per HPA, each run's time
+counted from its own test start so the same load step lines up in both."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from analysis.render.charts import CHART_DPI
+from analysis.render.timeline_chart import legend_outside
+
+# (colour, line style): the baseline recedes, the candidate stands out.
+_STYLES = {"baseline": ("0.45", "--"), "candidate": ("tab:blue", "-")}
+
+
+@dataclass(frozen=True)
+class AlignedRun:
+    """One run's series against ``t`` = seconds since its test start."""
+
+    label: str  # "baseline" or "candidate"
+    run_id: str
+    load: pd.DataFrame  # t, users, rps, p95_ms
+    replicas: Mapping[str, pd.DataFrame] = field(default_factory=dict)  # HPA name -> t, current
+
+
+def _panel(ax: Axes, runs: Sequence[AlignedRun], column: str, ylabel: str) -> None:
+    drawn = False
+    for run in runs:
+        frame = run.load.dropna(subset=[column])
+        if frame.empty:
+            continue
+        color, linestyle = _STYLES[run.label]
+        label = f"{run.label} {run.run_id}"
+        ax.plot(frame["t"], frame[column], color=color, linestyle=linestyle, label=label)
+        drawn = True
+    if not drawn:
+        ax.text(0.5, 0.5, f"no {ylabel} in either run", ha="center", va="center", color="grey")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(bottom=0)
+    ax.margins(x=0.01, y=0.1)
+    legend_outside(ax)
+
+
+def _replicas(ax: Axes, runs: Sequence[AlignedRun]) -> None:
+    names = sorted({name for run in runs for name in run.replicas})
+    for i, name in enumerate(names):
+        for run in runs:
+            frame = run.replicas.get(name)
+            if frame is None or frame.empty:
+                continue
+            ax.step(
+                frame["t"],
+                frame["current"],
+                where="post",
+                color=f"C{i % 10}",
+                linestyle=_STYLES[run.label][1],
+                label=f"{name} ({run.label})",
+            )
+    if not names:
+        ax.text(0.5, 0.5, "no HPA in either run", ha="center", va="center", color="grey")
+    ax.set_ylabel("replicas")
+    ax.set_ylim(bottom=0)
+    ax.margins(x=0.01, y=0.12)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    legend_outside(ax)
+
+
+def plot_overlay(axes: Sequence[Axes], runs: Sequence[AlignedRun]) -> None:
+    """Four panels on ``axes``: users, requests/s, p95, replicas."""
+    _panel(axes[0], runs, "users", "users")
+    _panel(axes[1], runs, "rps", "requests/s")
+    _panel(axes[2], runs, "p95_ms", "p95 (ms)")
+    _replicas(axes[3], runs)
+    axes[0].set_title("Baseline (dashed) and candidate, aligned on test start")
+    axes[-1].set_xlabel("seconds since test start")
+
+
+def render_overlay(path: Path, runs: Sequence[AlignedRun]) -> Path:
+    """Writes the overlay as a PNG at twice the page's resolution."""
+    figure = Figure(figsize=(11.0, 8.4), dpi=CHART_DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(4, 1, sharex=True, squeeze=False)[:, 0]
+    plot_overlay(list(axes), runs)
+    figure.savefig(path, format="png")
+    return path
