@@ -143,14 +143,22 @@ def _load_panel(ax: Axes, load: pd.DataFrame, window: Window) -> Axes | None:
     if load["fail_per_s"].fillna(0).gt(0).any():
         ax.plot(x, load["fail_per_s"], color="tab:red", label="failures/s")
     ax.set_ylabel("users, requests/s")
-    ax.set_ylim(bottom=0)
+    top = float(np.nanmax(load[["users", "rps"]].to_numpy(float), initial=0.0))
+    ax.set_ylim(0, top * 1.1 or 1.0)
     if not load["p95_ms"].notna().any():
         return None
     twin = ax.twinx()
-    twin.plot(x, load["p95_ms"], color="tab:purple", linewidth=1.0, label="p95 (ms, right)")
+    twin.plot(
+        x,
+        load["p95_ms"],
+        color="tab:purple",
+        linestyle="--",
+        linewidth=1.4,
+        label="p95 (ms, right)",
+    )
     twin.set_ylabel("p95 (ms)")
-    twin.set_ylim(bottom=0)
-    twin.margins(y=0.1)
+    # Different headroom on the two axes keeps a flat p95 from hiding under a flat RPS line.
+    twin.set_ylim(0, float(load["p95_ms"].max()) * 1.35 or 1.0)
     return twin
 
 
