@@ -22,6 +22,7 @@ from analysis.compare.model import (
     WhatIfComparison,
 )
 from analysis.compare.tolerances import TOLERANCES, is_regression, resolve, worse_by
+from analysis.render.html import measure
 
 Summary = Mapping[str, Any]
 Row = Mapping[str, Any]
@@ -69,13 +70,14 @@ def _delta(
     metric: str, judged_by: str | None, base: Row, cand: Row, limits: Mapping[str, float]
 ) -> Delta:
     b, c = _number(base.get(metric)), _number(cand.get(metric))
-    if judged_by is None or b is None or c is None:
-        return Delta(metric, b, c, None if judged_by is None else limits[judged_by], None, False)
+    if judged_by is None:
+        return Delta(metric, b, c, None, None, None, False)
     tolerance = TOLERANCES[judged_by]
     limit = limits[judged_by]
-    return Delta(
-        metric, b, c, limit, worse_by(tolerance, b, c), is_regression(tolerance, limit, b, c)
-    )
+    if b is None or c is None:
+        return Delta(metric, b, c, limit, tolerance.unit, None, False)
+    worse = worse_by(tolerance, b, c)
+    return Delta(metric, b, c, limit, tolerance.unit, worse, is_regression(tolerance, limit, b, c))
 
 
 def _scale_up_lag(hpa: Row) -> float | None:
@@ -203,20 +205,6 @@ def _whatifs(base: Summary, cand: Summary) -> list[WhatIfComparison]:
     return out
 
 
-def format_value(metric: str, value: float | None) -> str:
-    """A measure's value for people, in the unit its name ends with."""
-    if value is None:
-        return "n/a"
-    if metric == "error_rate":
-        return f"{100 * value:.2f}%"
-    if metric.endswith("_bytes"):
-        return f"{value / 2**20:.0f}Mi"
-    if metric.endswith("_pct_of_request") or metric.endswith("_pct_of_limit"):
-        return f"{value:.0f}%"
-    unit = " s" if metric.endswith("_s") else " ms" if metric.endswith("_ms") else ""
-    return f"{value:,.1f}{unit}" if value != round(value) else f"{value:,.0f}{unit}"
-
-
 def _regression(subject: str, d: Delta, judged_by: str) -> Regression:
     unit = TOLERANCES[judged_by].unit
     worse = (
@@ -228,7 +216,7 @@ def _regression(subject: str, d: Delta, judged_by: str) -> Regression:
     )
     limit = f"{d.tolerance:g}{'%' if unit == '%' else ' ' + unit}"
     message = (
-        f"{d.metric} {format_value(d.metric, d.baseline)} -> {format_value(d.metric, d.candidate)} "
+        f"{d.metric} {measure(d.baseline, d.metric)} -> {measure(d.candidate, d.metric)} "
         f"(worse by {worse}{'%' if unit == '%' and worse[0] in '+-' else ''}"
         f"{'' if unit == '%' or worse == 'from zero' else ' ' + unit}; tolerance {limit})"
     )

@@ -29,7 +29,8 @@ class Delta:
     baseline: float | None
     candidate: float | None
     tolerance: float | None
-    worse_by: float | None  # in the tolerance's unit; negative is better; None if not both known
+    unit: str | None  # of ``tolerance`` and ``worse_by``: "%", "points", "s", "replicas", "count"
+    worse_by: float | None  # negative is better; None unless both runs measured it
     regression: bool
 
 

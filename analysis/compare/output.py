@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from analysis.compare.diff import format_value
 from analysis.compare.model import Comparison, Delta, SubjectComparison
 from analysis.compare.runs import aligned_run
-from analysis.compare.tolerances import TOLERANCES
 from analysis.render.compare_charts import AlignedRun, render_overlay
-from analysis.render.html import render_compare_page
+from analysis.render.html import measure, render_compare_page
 
 _ROW = "  {:<28} {:>12} {:>12} {:>12} {:>10}  {}"
 
@@ -26,19 +24,10 @@ def _change(d: Delta) -> str:
     return f"{diff:+,.0f}" if diff == round(diff) else f"{diff:+,.1f}"
 
 
-def _tolerance(d: Delta, name: str) -> str:
+def _tolerance(d: Delta) -> str:
     if d.tolerance is None:
         return ""
-    unit = TOLERANCES[name].unit if name in TOLERANCES else ""
-    return f"{d.tolerance:g}%" if unit == "%" else f"{d.tolerance:g}"
-
-
-def _tolerance_name(d: Delta) -> str:
-    by_metric = {
-        "peak_memory_pct_of_request": "memory_pct_of_request",
-        "peak_memory_pct_of_limit": "memory_pct_of_limit",
-    }
-    return by_metric.get(d.metric, d.metric)
+    return f"{d.tolerance:g}%" if d.unit == "%" else f"{d.tolerance:g}"
 
 
 def _section(sc: SubjectComparison) -> list[str]:
@@ -53,10 +42,10 @@ def _section(sc: SubjectComparison) -> list[str]:
         lines.append(
             _ROW.format(
                 d.metric,
-                format_value(d.metric, d.baseline),
-                format_value(d.metric, d.candidate),
+                measure(d.baseline, d.metric),
+                measure(d.candidate, d.metric),
                 _change(d),
-                _tolerance(d, _tolerance_name(d)),
+                _tolerance(d),
                 "REGRESSION" if d.regression else "",
             ).rstrip()
         )
@@ -78,8 +67,8 @@ def format_comparison(c: Comparison) -> str:
         lines.append(f"slo {s.expr}: {_passed(s.baseline_passed)} -> {_passed(s.candidate_passed)}")
     for w in c.whatifs:
         changes = ", ".join(f"{key}={value}" for key, value in w.changes.items())
-        before = format_value("replicas", w.baseline_predicted_peak)
-        after = format_value("replicas", w.candidate_predicted_peak)
+        before = measure(w.baseline_predicted_peak, "replicas")
+        after = measure(w.candidate_predicted_peak, "replicas")
         lines.append(f"whatif {w.hpa} {changes}: predicted peak {before} -> {after} replicas")
     lines.append(
         f"findings: {len(c.new_findings)} new, {len(c.resolved_findings)} resolved, "

@@ -16,8 +16,9 @@ from matplotlib.ticker import MaxNLocator
 from analysis.render.charts import CHART_DPI
 from analysis.render.timeline_chart import legend_outside
 
-# (colour, line style): the baseline recedes, the candidate stands out.
-_STYLES = {"baseline": ("0.45", "--"), "candidate": ("tab:blue", "-")}
+# (colour, line style, width, z-order): the candidate is a wide pale line, the baseline a thin
+# dashed one drawn over it, so both stay visible where the runs agree.
+_STYLES = {"baseline": ("0.2", "--", 1.1, 3), "candidate": ("tab:blue", "-", 2.6, 2)}
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,17 @@ def _panel(ax: Axes, runs: Sequence[AlignedRun], column: str, ylabel: str) -> No
         frame = run.load.dropna(subset=[column])
         if frame.empty:
             continue
-        color, linestyle = _STYLES[run.label]
-        label = f"{run.label} {run.run_id}"
-        ax.plot(frame["t"], frame[column], color=color, linestyle=linestyle, label=label)
+        color, linestyle, width, z = _STYLES[run.label]
+        ax.plot(
+            frame["t"],
+            frame[column],
+            color=color,
+            linestyle=linestyle,
+            linewidth=width,
+            zorder=z,
+            alpha=0.6 if run.label == "candidate" else 1.0,
+            label=f"{run.label} {run.run_id}",
+        )
         drawn = True
     if not drawn:
         ax.text(0.5, 0.5, f"no {ylabel} in either run", ha="center", va="center", color="grey")
@@ -61,6 +70,9 @@ def _replicas(ax: Axes, runs: Sequence[AlignedRun]) -> None:
                 where="post",
                 color=f"C{i % 10}",
                 linestyle=_STYLES[run.label][1],
+                linewidth=_STYLES[run.label][2],
+                zorder=_STYLES[run.label][3],
+                alpha=0.6 if run.label == "candidate" else 1.0,
                 label=f"{name} ({run.label})",
             )
     if not names:
@@ -78,7 +90,7 @@ def plot_overlay(axes: Sequence[Axes], runs: Sequence[AlignedRun]) -> None:
     _panel(axes[1], runs, "rps", "requests/s")
     _panel(axes[2], runs, "p95_ms", "p95 (ms)")
     _replicas(axes[3], runs)
-    axes[0].set_title("Baseline (dashed) and candidate, aligned on test start")
+    axes[0].set_title("Baseline (dashed) and candidate (wide), aligned on test start")
     axes[-1].set_xlabel("seconds since test start")
 
 

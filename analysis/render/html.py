@@ -59,6 +59,20 @@ def at(ts: float, start: float | None) -> str:
     return clock if start is None else f"+{ts - start:.0f} s ({clock})"
 
 
+def measure(value: float | None, metric: str) -> str:
+    """A measure's value for people, in the unit its name ends with."""
+    if value is None:
+        return "n/a"
+    if metric == "error_rate":
+        return f"{100 * value:.2f}%"
+    if metric.endswith("_bytes"):
+        return f"{value / 2**20:.0f}Mi"
+    if metric.endswith("_pct_of_request") or metric.endswith("_pct_of_limit"):
+        return f"{value:.0f}%"
+    unit = " s" if metric.endswith("_s") else " ms" if metric.endswith("_ms") else ""
+    return f"{value:,.1f}{unit}" if value != round(value) else f"{value:,.0f}{unit}"
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -67,7 +81,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(v=value, bytes=as_bytes, pct=pct, at=at)
+    env.filters.update(v=value, bytes=as_bytes, pct=pct, at=at, measure=measure)
     return env
 
 

@@ -58,7 +58,8 @@ def junit_tree(
         for s in summary["slos"]
     ]
     suites.append(_suite("slo", slo_cases))
-    high = [f for f in summary["findings"] if f["severity"] == "high"]
+    # A failed SLO is also a high finding (slo_failed); its own test case already says so.
+    high = [f for f in summary["findings"] if f["severity"] == "high" and f["code"] != "slo_failed"]
     suites.append(
         _suite(
             "findings",

@@ -169,8 +169,8 @@ def test_modes_differ_and_a_run_without_locust_compares_what_it_has(tmp_path: Pa
     [
         lambda p: p / "missing",
         lambda p: (p / "empty").mkdir() or p / "empty",
-        lambda p: (p / "g").mkdir() or (p / "g" / "run.json").write_text("{not json") and p / "g",
-        lambda p: (p / "l").mkdir() or (p / "l" / "run.json").write_text("[1, 2]") and p / "l",
+        lambda p: (p / "g").mkdir() or ((p / "g" / "run.json").write_text("{not json") and p / "g"),
+        lambda p: (p / "l").mkdir() or ((p / "l" / "run.json").write_text("[1, 2]") and p / "l"),
     ],
     ids=["missing", "not-a-run", "garbage-json", "json-not-object"],
 )
