@@ -33,6 +33,7 @@ class AlignedRun:
 
 def _panel(ax: Axes, runs: Sequence[AlignedRun], column: str, ylabel: str) -> None:
     drawn = False
+    top = 0.0
     for run in runs:
         frame = run.load.dropna(subset=[column])
         if frame.empty:
@@ -49,16 +50,18 @@ def _panel(ax: Axes, runs: Sequence[AlignedRun], column: str, ylabel: str) -> No
             label=f"{run.label} {run.run_id}",
         )
         drawn = True
+        top = max(top, float(frame[column].max()))
     if not drawn:
         ax.text(0.5, 0.5, f"no {ylabel} in either run", ha="center", va="center", color="grey")
     ax.set_ylabel(ylabel)
-    ax.set_ylim(bottom=0)
-    ax.margins(x=0.01, y=0.1)
+    ax.margins(x=0.01)
+    ax.set_ylim(0, top * 1.15 or 1.0)  # headroom: a flat line at the peak stays off the frame
     legend_outside(ax)
 
 
 def _replicas(ax: Axes, runs: Sequence[AlignedRun]) -> None:
     names = sorted({name for run in runs for name in run.replicas})
+    top = 1.0
     for i, name in enumerate(names):
         for run in runs:
             frame = run.replicas.get(name)
@@ -75,11 +78,12 @@ def _replicas(ax: Axes, runs: Sequence[AlignedRun]) -> None:
                 alpha=0.6 if run.label == "candidate" else 1.0,
                 label=f"{name} ({run.label})",
             )
+            top = max(top, float(frame["current"].max()))
     if not names:
         ax.text(0.5, 0.5, "no HPA in either run", ha="center", va="center", color="grey")
     ax.set_ylabel("replicas")
-    ax.set_ylim(bottom=0)
-    ax.margins(x=0.01, y=0.12)
+    ax.margins(x=0.01)
+    ax.set_ylim(0, top + 1)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     legend_outside(ax)
 
