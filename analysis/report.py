@@ -1,20 +1,26 @@
 """``kubeswarm report``: analyse a run directory and write ``report/`` (summary.json, report.html,
-charts), plus the short terminal summary the CLI prints.
+report.md, charts; with a baseline also compare.json and compare.html), plus the short terminal
+summary the CLI prints.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analysis.data import schema
 from analysis.data.units import format_bytes
 from analysis.pipeline import analyse
 from analysis.render.charts import render_charts
 from analysis.render.html import render_page
+from analysis.render.markdown import render_markdown
 from analysis.render.summary import build_summary
+
+if TYPE_CHECKING:
+    from analysis.compare import Comparison
 
 _TOP_FINDINGS = 3
 
@@ -26,16 +32,28 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def write_report(
-    run_dir: Path, slos: Sequence[str] = (), whatifs: Sequence[str] = ()
+    run_dir: Path,
+    slos: Sequence[str] = (),
+    whatifs: Sequence[str] = (),
+    baseline: Path | None = None,
+    tolerances: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Loads the run directory, computes everything, writes report/summary.json, report/report.html
-    and report/*.png, returns the summary dict (DESIGN.md's summary.json). Raises ValueError with a
-    one-line user-facing message for a malformed --slo or --whatif expression."""
+    """Loads the run directory, computes everything, writes report/summary.json, report.html,
+    report.md and report/*.png, returns the summary dict (DESIGN.md's summary.json).
+
+    With ``baseline`` (another run directory) the run is compared with it at the end
+    (``analysis.compare``, ``tolerances`` overriding the defaults): the summary gains
+    ``comparison`` (compare.json's dict) and ``regressions``, any regression makes the verdict
+    ``fail``, and report/compare.json and compare.html are written too.
+
+    Raises ValueError with a one-line user-facing message for a malformed --slo or --whatif
+    expression, a baseline that is not a run directory, or an unknown tolerance."""
     analysis = analyse(run_dir, slos, whatifs)
     out_dir = run_dir / schema.REPORT_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = build_summary(analysis)
-    charts, chart_errors = render_charts(analysis, out_dir)
+    comparison = None if baseline is None else _against(baseline, run_dir, summary, tolerances)
+    charts, chart_errors = render_charts(analysis, out_dir, summary.get("disruptions") or ())
     problems = [(p.file, p.kind, p.detail) for p in analysis.data.problems]
     page = render_page(
         summary,
@@ -44,15 +62,67 @@ def write_report(
         problems,
         (run_dir / schema.LOCUST_DIR / "report.html").is_file(),
     )
+    if comparison is not None:
+        from analysis.compare import write_comparison
+
+        write_comparison(comparison, out_dir)
     _write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     _write_atomic(out_dir / "report.html", page)
+    _write_atomic(out_dir / "report.md", render_markdown(summary))
     return summary
+
+
+def _against(
+    baseline: Path,
+    run_dir: Path,
+    summary: dict[str, Any],
+    tolerances: Mapping[str, float] | None,
+) -> Comparison:
+    """Compares ``summary`` with the baseline run's and folds the result into it (in place)."""
+    from analysis.compare import compare_summaries, load_summary
+    from analysis.compare.diff import run_info
+
+    base, rebuilt = load_summary(baseline)
+    comparison = compare_summaries(
+        base, summary, tolerances, run_info(base, baseline, rebuilt), run_info(summary, run_dir)
+    )
+    if comparison.regressions:
+        summary["verdict"] = "fail"
+        candidate = dataclasses.replace(comparison.candidate, verdict="fail")
+        comparison = dataclasses.replace(comparison, candidate=candidate)
+    data = comparison.to_dict()
+    summary["comparison"] = data
+    summary["regressions"] = data["regressions"]
+    return comparison
 
 
 def _num(value: Any, digits: int = 0, unit: str = "") -> str:
     if value is None:
         return "n/a"
     return f"{float(value):,.{digits}f}{unit}"
+
+
+def _rounded(value: Any) -> str:
+    """SLO values as people read them: 120, 97.5, 0.0123 (not 97.48333333)."""
+    if value is None:
+        return "not measured"
+    number = float(value)
+    if abs(number) >= 100:
+        return f"{number:,.0f}"
+    if abs(number) >= 1:
+        return f"{number:.1f}".removesuffix(".0")
+    return f"{number:.3g}"
+
+
+def _whatif_line(w: Mapping[str, Any]) -> str:
+    changes = ", ".join(f"{k}={v}" for k, v in w["changes"].items())
+    decisions = "" if w.get("changes_decisions", True) else "; the change alters no decision"
+    return (
+        f"whatif {w['hpa']} with {changes}: peak {_num(w['predicted_peak_replicas'])} replicas "
+        f"(replay unchanged {_num(w.get('unchanged_peak_replicas'))}, recorded "
+        f"{_num(w['recorded_peak_replicas'])}), final {_num(w['predicted_final_replicas'])}"
+        f"{decisions}"
+    )
 
 
 def _shorten(text: str, width: int = 140) -> str:
@@ -94,12 +164,16 @@ def format_summary(summary: Mapping[str, Any], run_dir: Path) -> str:
     for f in findings[:_TOP_FINDINGS]:
         lines.append(_shorten(f"  [{f['severity']}] {f['code']} {f['subject']}: {f['seen']}"))
     for s in summary["slos"]:
-        observed = "not measured" if s["observed"] is None else f"{s['observed']:g}"
-        lines.append(f"slo {s['expr']}: {'passed' if s['passed'] else 'FAILED'} ({observed})")
-    for w in summary["whatif"]:
         lines.append(
-            f"whatif {w['hpa']} {w['changes']}: peak {_num(w['recorded_peak_replicas'])}"
-            f" recorded -> {_num(w['predicted_peak_replicas'])} predicted"
+            f"slo {s['expr']}: {'passed' if s['passed'] else 'FAILED'} ({_rounded(s['observed'])})"
+        )
+    lines.extend(_whatif_line(w) for w in summary["whatif"])
+    regressions = summary.get("regressions")
+    if regressions is not None:
+        base = summary["comparison"]["baseline"]["run_id"]
+        lines.append(f"baseline {base}: {len(regressions)} regression(s) beyond tolerance")
+        lines.extend(
+            _shorten(f"  {r['subject']}: {r['message']}") for r in regressions[:_TOP_FINDINGS]
         )
     lines.append(f"report: {run_dir / schema.REPORT_DIR / 'report.html'}")
     return "\n".join(lines) + "\n"

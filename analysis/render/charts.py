@@ -4,87 +4,46 @@ in figures and writes PNGs. Figures are built without pyplot (no global state, A
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from analysis.data.timeline import Window, bin_index
 from analysis.judge.resources import WorkloadResult
 from analysis.judge.scaling import HpaResult
 from analysis.judge.whatif import WhatIfResult
 from analysis.pipeline import Analysis
+from analysis.render.timeline_chart import legend_outside, plot_timeline, x_label, x_of
 
 MI = 2**20
 # Above this many pods one line per pod is unreadable: draw min, median and max instead.
 MAX_POD_LINES = 20
 _WIDTH_IN = 11.0
+# Pages show charts at 96 CSS pixels per inch; twice that keeps lines and text sharp on HiDPI
+# screens and when zoomed to 200 %.
+CSS_DPI = 96
+CHART_DPI = 2 * CSS_DPI
 
 
 def _x(ts: pd.Series[float] | np.ndarray, window: Window) -> np.ndarray:
-    seconds = np.asarray(ts, dtype=float) - window.start_s
-    return seconds / 60.0 if window.duration_s > 900 else seconds
+    return x_of(ts, window)
 
 
 def _xlabel(ax: Axes, window: Window) -> None:
-    ax.set_xlabel("minutes since start" if window.duration_s > 900 else "seconds since start")
+    ax.set_xlabel(x_label(window))
 
 
 def _nothing(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="grey")
     ax.set_xticks([])
     ax.set_yticks([])
-
-
-def plot_load(ax: Axes, load: pd.DataFrame, hpas: Sequence[HpaResult], window: Window) -> None:
-    """Users, RPS and failures/s; replicas current/desired/min/max per HPA on a second axis."""
-    if load.empty and not hpas:
-        _nothing(ax, "no load or replicas recorded")
-        return
-    x = _x(load["ts"], window)
-    ax.plot(x, load["users"], color="tab:blue", label="users")
-    ax.plot(x, load["rps"], color="tab:green", label="requests/s")
-    ax.plot(x, load["fail_per_s"], color="tab:red", label="failures/s")
-    ax.set_ylabel("users, requests/s")
-    _xlabel(ax, window)
-    lines, labels = ax.get_legend_handles_labels()
-    if hpas:
-        twin = ax.twinx()
-        for i, hpa in enumerate(hpas):
-            color = f"C{(i + 4) % 10}"
-            hx = _x(hpa.series["ts"], window)
-            twin.step(
-                hx, hpa.series["current"], where="post", color=color, label=f"{hpa.name} current"
-            )
-            twin.step(
-                hx,
-                hpa.series["desired"],
-                where="post",
-                color=color,
-                linestyle=":",
-                label=f"{hpa.name} desired",
-            )
-            for bound in ("min", "max"):
-                twin.plot(
-                    hx, hpa.series[bound], color=color, linestyle="--", linewidth=0.8, alpha=0.6
-                )
-            for event in hpa.events:
-                twin.plot(
-                    _x(np.array([event.ts]), window),
-                    [event.to_replicas],
-                    marker="^" if event.up else "v",
-                    color=color,
-                    linestyle="none",
-                )
-        twin.set_ylabel("replicas (dashed: min/max)")
-        more_lines, more_labels = twin.get_legend_handles_labels()
-        lines, labels = lines + more_lines, labels + more_labels
-    ax.legend(lines, labels, loc="upper left", fontsize="small", ncol=2)
-    ax.set_title("Load and replicas")
 
 
 def plot_replicas(ax: Axes, hpa: HpaResult, window: Window) -> None:
@@ -100,9 +59,12 @@ def plot_replicas(ax: Axes, hpa: HpaResult, window: Window) -> None:
     for event in hpa.events:
         ax.axvline(_x(np.array([event.ts]), window)[0], color="grey", linewidth=0.6, alpha=0.6)
     ax.set_ylabel("replicas")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(bottom=0)
+    ax.margins(y=0.12)
     _xlabel(ax, window)
     ax.set_title(f"{hpa.key}: {hpa.status}, driven by {hpa.driving_metric or 'n/a'}")
-    ax.legend(loc="upper left", fontsize="small")
+    legend_outside(ax)
 
 
 def plot_memory(ax: Axes, workload: WorkloadResult, window: Window, interval_s: float) -> None:
@@ -156,12 +118,13 @@ def plot_memory(ax: Axes, workload: WorkloadResult, window: Window, interval_s: 
             color="red",
             markersize=10,
             linestyle="none",
+            clip_on=False,
             label="OOM kill",
         )
     ax.set_ylabel("working set per pod (MiB)")
     _xlabel(ax, window)
     ax.set_title(f"Memory of {workload.key} ({workload.pods_seen} pods)")
-    ax.legend(loc="upper left", fontsize="small")
+    legend_outside(ax)
 
 
 def plot_latency_time(ax: Axes, load: pd.DataFrame, window: Window) -> None:
@@ -175,7 +138,7 @@ def plot_latency_time(ax: Axes, load: pd.DataFrame, window: Window) -> None:
     ax.set_ylabel("response time (ms)")
     _xlabel(ax, window)
     ax.set_title("Latency percentiles over time")
-    ax.legend(loc="upper left", fontsize="small")
+    legend_outside(ax)
 
 
 def plot_latency_vs_replicas(ax: Axes, by_replicas: dict[str, dict[int, float]]) -> None:
@@ -190,9 +153,11 @@ def plot_latency_vs_replicas(ax: Axes, by_replicas: dict[str, dict[int, float]])
         _nothing(ax, "no latency with replicas recorded")
         return
     ax.set_xlabel("ready replicas")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.margins(0.08)
     ax.set_ylabel("p95 (ms), median over ticks")
     ax.set_title("p95 against replicas")
-    ax.legend(loc="upper right", fontsize="small")
+    legend_outside(ax)
 
 
 def plot_whatif(ax: Axes, result: WhatIfResult, window: Window) -> None:
@@ -207,8 +172,11 @@ def plot_whatif(ax: Axes, result: WhatIfResult, window: Window) -> None:
     changes = ", ".join(f"{k}={v}" for k, v in result.changes.items())
     ax.set_title(f"What if {result.hpa}: {changes}")
     ax.set_ylabel("replicas")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(bottom=0)
+    ax.margins(y=0.12)
     _xlabel(ax, window)
-    ax.legend(loc="upper left", fontsize="small")
+    legend_outside(ax)
 
 
 def _save(
@@ -217,18 +185,25 @@ def _save(
     draw: Callable[[list[Axes]], None],
     height_in: float = 3.6,
     columns: int = 1,
+    *,
+    sharex: bool = False,
 ) -> Path:
-    figure = Figure(figsize=(_WIDTH_IN, height_in * max(rows, 1)), dpi=90)
+    # Constrained layout makes room for the legends outside the axes; tight_layout would not.
+    figure = Figure(
+        figsize=(_WIDTH_IN, height_in * max(rows, 1)), dpi=CHART_DPI, layout="constrained"
+    )
     FigureCanvasAgg(figure)
-    axes = [figure.add_subplot(max(rows, 1), columns, i + 1) for i in range(max(rows, 1) * columns)]
-    draw(axes)
-    figure.tight_layout()
+    grid = figure.subplots(max(rows, 1), columns, sharex=sharex, squeeze=False)
+    draw([ax for row in grid for ax in row])
     figure.savefig(path, format="png")
     return path
 
 
-def render_charts(analysis: Analysis, out_dir: Path) -> tuple[dict[str, Path], dict[str, str]]:
-    """Writes timeline, replicas, memory, latency (and what-if) PNGs.
+def render_charts(
+    analysis: Analysis, out_dir: Path, disruptions: Sequence[Mapping[str, Any]] = ()
+) -> tuple[dict[str, Path], dict[str, str]]:
+    """Writes timeline, replicas, memory, latency (and what-if) PNGs at twice the page's
+    resolution; ``disruptions`` (summary.json's) are shaded on the timeline.
 
     Returns (name -> path, name -> error): a chart that fails to draw on odd data is reported on
     the page instead of costing the user the whole report.
@@ -258,8 +233,11 @@ def render_charts(analysis: Analysis, out_dir: Path) -> tuple[dict[str, Path], d
         for ax, result in zip(axes, whatifs, strict=True):
             plot_whatif(ax, result, window)
 
+    def timeline(axes: list[Axes]) -> None:
+        plot_timeline(axes, analysis, disruptions)
+
     plans: list[tuple[str, int, Callable[[list[Axes]], None], float, int]] = [
-        ("timeline", 1, lambda axes: plot_load(axes[0], load, hpas, window), 4.2, 1),
+        ("timeline", 3, timeline, 2.4, 1),
         ("replicas", len(hpas), replicas, 3.0, 1),
         ("memory", len(workloads), memory, 3.4, 1),
         ("latency", 1, latency, 3.8, 2),
@@ -270,7 +248,8 @@ def render_charts(analysis: Analysis, out_dir: Path) -> tuple[dict[str, Path], d
     errors: dict[str, str] = {}
     for name, rows, draw, height, columns in plans:
         try:
-            charts[name] = _save(out_dir / f"{name}.png", rows, draw, height, columns)
+            path = out_dir / f"{name}.png"
+            charts[name] = _save(path, rows, draw, height, columns, sharex=name == "timeline")
         except Exception as e:  # drawing must never cost the report; the page shows the error
             errors[name] = f"{type(e).__name__}: {e}"
     return charts, errors

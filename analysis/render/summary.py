@@ -1,6 +1,7 @@
 """``report/summary.json``: the machine-readable verdict, exactly DESIGN.md's fields plus additions.
 
-Additions (DESIGN.md allows fields to be added, never removed): ``mode``, ``status``, ``window``
+Additions (DESIGN.md allows fields to be added, never removed): ``kubeswarm_version`` (of the
+analysis that wrote it), ``mode``, ``status``, ``window``
 (epoch s: start, end, load_start, load_end); ``load.rps_per_user`` and ``load.source`` (which file
 the totals came from); per HPA ``target``, ``rps_per_ready_replica`` {mean, peak} and
 ``p95_ms_by_replicas``; per scale event ``ready_lag_s``, ``metric`` and ``step_users``; per
@@ -13,6 +14,7 @@ finding ``seen``, ``why``, ``change`` (``message`` is the three joined) and ``da
 from __future__ import annotations
 
 import math
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from analysis.judge.resources import WorkloadResult
@@ -33,6 +35,15 @@ def clean(value: Any) -> Any:
             return None
         return round(value, 6)
     return str(value)
+
+
+def kubeswarm_version() -> str:
+    """The installed kubeswarm's version: a summary written by another version is rebuilt before
+    two runs are compared, so both are judged by the same rules."""
+    try:
+        return version("kubeswarm")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0.0.0+source"
 
 
 def _count(value: float | None) -> int | None:
@@ -120,6 +131,7 @@ def build_summary(analysis: Analysis) -> dict[str, Any]:
     summary = {
         "run_id": analysis.data.run_id,
         "verdict": analysis.verdict,
+        "kubeswarm_version": kubeswarm_version(),
         "mode": analysis.data.mode,
         "status": analysis.data.meta.get("status"),
         "window": {
