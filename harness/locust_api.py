@@ -126,7 +126,13 @@ class LocustApi:
         self.timeout_s = timeout_s
 
     def sample(self) -> LocustSample:
-        return parse_stats(self.transport.get("/stats/requests", self.timeout_s), time.time())
+        return self.read()[0]
+
+    def read(self) -> tuple[LocustSample, list[dict[str, Any]]]:
+        """One ``/stats/requests``: the run's sample and its workers' rows (``workers.csv``)."""
+        body = self.transport.get("/stats/requests", self.timeout_s)
+        now = time.time()
+        return parse_stats(body, now), parse_workers(body, now)
 
     def stop(self) -> None:
         self.transport.post("/stop", {}, self.timeout_s)
@@ -161,9 +167,10 @@ class LocustWatch:
 
     def poll(self, store: RowSink) -> LocustSample | None:
         try:
-            sample = self.api.sample()
+            sample, workers = self.api.read()
         except LoadGeneratorError:
             return None
+        store.append(schema.WORKERS, workers)
         self.last_answer_s = sample.ts
         running = sample.state in RUNNING_STATES
         if running and not self.seen_running:

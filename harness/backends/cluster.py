@@ -54,7 +54,7 @@ from harness.session.core import (
     Sampler,
 )
 from harness.session.plan import LoadPlan, plan_for
-from harness.session.run import SessionSpec, execute
+from harness.session.run import Report, SessionSpec, default_report, execute
 from harness.session.store import new_run_id
 
 # While starting, look at the pods every this many seconds (one list of pods, one of events).
@@ -330,6 +330,7 @@ def run_cluster(
     kube: KubeClient | None = None,
     transport: Callable[[KubeClient, str, str], Transport] | None = None,
     actions: Sequence[Action] = (),
+    report: Report = default_report,
 ) -> RunResult:
     """``kubeswarm run``: preflight, then the session with the cluster backend.
 
@@ -348,8 +349,8 @@ def run_cluster(
             else plan_for(dataclasses.replace(config, deadline_s=None), startup_s=startup_timeout)
         )
         run_objects(config, new_run_id(config.name, now), namespace, plan)  # files fit
-        report = preflight(kube, namespace, config.watch)
-        for warning in report.warnings:
+        checked = preflight(kube, namespace, config.watch)
+        for warning in checked.warnings:
             reporter.event(warning)
         spec = SessionSpec(
             mode="cluster",
@@ -363,7 +364,7 @@ def run_cluster(
                 "context": kube.connection.context,
                 "namespace": namespace,
                 "server": kube.connection.host,
-                "server_version": report.server_version,
+                "server_version": checked.server_version,
                 "watch": [str(t) for t in config.watch],
                 "slos": list(config.slos),
             },
@@ -371,12 +372,12 @@ def run_cluster(
         samplers: list[Sampler] = []
         if config.watch:
             sampler = KubeSampler(kube, config.watch, namespace, since_s=now)
-            sampler.metrics_available = report.metrics_available
+            sampler.metrics_available = checked.metrics_available
             samplers.append(KubeSource(sampler))
         backend = ClusterBackend(
             kube, config, plan, namespace, transport=transport or ServiceProxyTransport
         )
-        return execute(spec, backend, samplers, reporter, actions=actions, clock=time.time)
+        return execute(spec, backend, samplers, reporter, actions=actions, report=report)
     finally:
         if own_client:
             kube.close()

@@ -36,7 +36,7 @@ from harness.session.core import (
     RunResult,
 )
 from harness.session.plan import LoadPlan, as_argv, locust_flags, plan_for
-from harness.session.run import SessionSpec, execute
+from harness.session.run import Report, SessionSpec, default_report, execute
 
 # How long the master may take to open its web port.
 WEB_STARTUP_TIMEOUT_S: Final = 60.0
@@ -196,7 +196,11 @@ class LocalBackend:
 
 
 def run_local(
-    config: RunConfig, reporter: Reporter, *, actions: Sequence[Action] = ()
+    config: RunConfig,
+    reporter: Reporter,
+    *,
+    actions: Sequence[Action] = (),
+    report: Report = default_report,
 ) -> RunResult:
     """``kubeswarm run --local``: Locust on this machine, local targets sampled, the report."""
     plan = plan_for(config, startup_s=WEB_STARTUP_TIMEOUT_S)
@@ -212,4 +216,4 @@ def run_local(
     )
     samplers = [ProcessSource(ProcessSampler(target)) for target in config.watch]
     backend = LocalBackend(plan, open_browser=config.open_browser)
-    return execute(spec, backend, samplers, reporter, actions=actions)
+    return execute(spec, backend, samplers, reporter, actions=actions, report=report)

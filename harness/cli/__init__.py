@@ -51,7 +51,11 @@ _RUN_OPTIONS = (
     "master_memory",
     "deadline_s",
     "ttl_s",
+    "baseline",
+    "tolerances",
+    "junit",
 )
+_RESULT_OPTIONS = ("baseline", "tolerances", "junit")
 _CLUSTER_OPTIONS = ("kubeconfig", "context", "namespace")
 
 
@@ -81,6 +85,7 @@ COMMANDS: tuple[Command, ...] = (
             "memory_request",
             "slos",
             "open_browser",
+            *_RESULT_OPTIONS,
         ),
     ),
     Command(
@@ -97,13 +102,29 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "report",
         "(re)build findings, charts and the report of a run directory",
-        ("slos", "whatif"),
+        ("slos", "whatif", *_RESULT_OPTIONS, "report_format"),
         (("run_dir", "1", "run directory to analyse"),),
     ),
     Command(
         "render",
         "print the manifests a run would apply (same flags as run)",
-        (*(o for o in _RUN_OPTIONS if o not in ("local", "out_dir", "open_browser")), "rbac"),
+        (
+            *(
+                o
+                for o in _RUN_OPTIONS
+                if o not in ("local", "out_dir", "open_browser", *_RESULT_OPTIONS)
+            ),
+            "rbac",
+        ),
+    ),
+    Command(
+        "compare",
+        "compare a candidate run with a baseline: regressions beyond tolerance exit 1",
+        ("tolerances", "compare_out", "junit"),
+        (
+            ("baseline_dir", "1", "the baseline run directory"),
+            ("candidate_dir", "1", "the candidate run directory"),
+        ),
     ),
     Command("list", "list kubeswarm runs in the cluster", _CLUSTER_OPTIONS),
     Command(
@@ -182,6 +203,7 @@ def _handler(name: str) -> Handler:
         "list": commands.list_runs,
         "clean": commands.clean,
         "sample": commands.sample,
+        "compare": commands.compare,
     }
     return handlers[name]
 

@@ -20,6 +20,7 @@ from harness.errors import (
     EXIT_SLO_FAILED,
     UsageError,
 )
+from harness.session.run import Report, report_writer
 
 if TYPE_CHECKING:
     from harness.session.core import RunResult
@@ -40,38 +41,106 @@ def _summary(result: RunResult, out: TextIO) -> int:
     return _verdict_exit(result.verdict, result.status)
 
 
+def _report_writer(values: Mapping[str, Any]) -> Report:
+    """Checks ``--baseline`` and ``--tolerance`` before anything starts; the report writer."""
+    from analysis.compare import parse_tolerance
+    from analysis.compare.runs import check_run_dir
+
+    baseline = values.get("baseline")
+    try:
+        tolerances = dict(parse_tolerance(t) for t in values.get("tolerances") or ())
+        if baseline is not None:
+            check_run_dir(Path(baseline))
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    return report_writer(
+        baseline=None if baseline is None else Path(baseline),
+        tolerances=tolerances or None,
+        junit=values.get("junit"),
+    )
+
+
 def demo(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
     from harness.demo.run import DemoConfig, run_demo
 
     config = DemoConfig.from_values(values)
-    return _summary(run_demo(config, reporter_for(out)), out)
+    report = _report_writer(values)
+    return _summary(run_demo(config, reporter_for(out), report=report), out)
 
 
 def run(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
     config = build_run_config(values)
+    report = _report_writer(values)
     if config.local:
         from harness.backends.local import run_local
 
-        return _summary(run_local(config, reporter_for(out)), out)
+        return _summary(run_local(config, reporter_for(out), report=report), out)
     from harness.backends.cluster import run_cluster
 
-    return _summary(run_cluster(config, reporter_for(out)), out)
+    return _summary(run_cluster(config, reporter_for(out), report=report), out)
 
 
 def report(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
+    from analysis.render.junit import write_junit
+    from analysis.render.markdown import render_markdown
     from analysis.report import format_summary, write_report
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "run.json").is_file() and not (run_dir / "samples").is_dir():
         raise UsageError(f"{run_dir} is not a kubeswarm run directory (no run.json, no samples/)")
+    if values["report_format"] not in ("text", "md"):
+        raise UsageError(f"--format {values['report_format']}: choose text or md")
+    _report_writer(values)  # --baseline and --tolerance checked before any work
+    tolerances = dict(_tolerances(values))
     # The SLOs the run was judged by stay its SLOs; more can be given on the command line.
     slos = list(dict.fromkeys([*_recorded_slos(run_dir), *values["slos"]]))
+    baseline = values.get("baseline")
     try:
-        summary = write_report(run_dir, slos=slos, whatifs=values["whatif"])
+        summary = write_report(
+            run_dir,
+            slos=slos,
+            whatifs=values["whatif"],
+            baseline=None if baseline is None else Path(baseline),
+            tolerances=tolerances or None,
+        )
     except ValueError as e:
         raise UsageError(str(e)) from e
-    out.write(format_summary(summary, run_dir))
+    if values.get("junit") is not None:
+        write_junit(Path(values["junit"]), summary)
+    if values["report_format"] == "md":
+        out.write(render_markdown(summary))
+    else:
+        out.write(format_summary(summary, run_dir))
     return _verdict_exit(str(summary["verdict"]))
+
+
+def _tolerances(values: Mapping[str, Any]) -> list[tuple[str, float]]:
+    from analysis.compare import parse_tolerance
+
+    try:
+        return [parse_tolerance(t) for t in values.get("tolerances") or ()]
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+
+
+def compare(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
+    from analysis.compare import compare as compare_runs
+    from analysis.compare import format_comparison, load_summary, write_comparison
+    from analysis.render.junit import write_junit
+
+    base, candidate = Path(args.baseline_dir), Path(args.candidate_dir)
+    try:
+        comparison = compare_runs(base, candidate, dict(_tolerances(values)) or None)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    out.write(format_comparison(comparison))
+    if values.get("compare_out") is not None:
+        paths = write_comparison(comparison, Path(values["compare_out"]))
+        out.write(f"compare: {paths['html']}\n")
+    if values.get("junit") is not None:
+        summary, _ = load_summary(candidate)
+        write_junit(Path(values["junit"]), summary, comparison.to_dict())
+    return EXIT_SLO_FAILED if comparison.regressions else EXIT_OK
 
 
 def render(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:

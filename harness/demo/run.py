@@ -43,7 +43,7 @@ from harness.session.core import (
     TickContext,
 )
 from harness.session.plan import LoadPlan, plan_load
-from harness.session.run import SessionSpec, execute
+from harness.session.run import Report, SessionSpec, default_report, execute
 
 SYNC_PERIOD_S = 5.0
 DEMO_BEHAVIOR = Behavior(
@@ -252,7 +252,9 @@ def _target_pct(config: DemoConfig, metric: str | None) -> float | None:
     return None if metric is None else float(targets.get(metric, 0)) or None
 
 
-def run_demo(config: DemoConfig, reporter: Reporter) -> RunResult:
+def run_demo(
+    config: DemoConfig, reporter: Reporter, *, report: Report = default_report
+) -> RunResult:
     """Runs the demo end to end and writes its report; every process started is stopped."""
     port = free_port()
     load = LoadConfig(**{**asdict(config.load()), "host": f"http://127.0.0.1:{port}"})
@@ -272,7 +274,7 @@ def run_demo(config: DemoConfig, reporter: Reporter) -> RunResult:
             "slos": list(config.slos),
         },
     )
-    return execute(spec, backend, [DemoAutoscaling(config, backend)], reporter)
+    return execute(spec, backend, [DemoAutoscaling(config, backend)], reporter, report=report)
 
 
 def _pod_resources(config: DemoConfig) -> PodResources:

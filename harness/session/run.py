@@ -83,6 +83,26 @@ def default_report(run_dir: Path, slos: Sequence[str]) -> dict[str, Any]:
     return write_report(run_dir, slos=list(slos))
 
 
+def report_writer(
+    *,
+    baseline: Path | None = None,
+    tolerances: Mapping[str, float] | None = None,
+    junit: Path | None = None,
+) -> Report:
+    """The report of a run, compared with ``baseline`` and written as JUnit when asked."""
+
+    def write(run_dir: Path, slos: Sequence[str]) -> dict[str, Any]:
+        from analysis.render.junit import write_junit
+        from analysis.report import write_report
+
+        summary = write_report(run_dir, slos=list(slos), baseline=baseline, tolerances=tolerances)
+        if junit is not None:
+            write_junit(junit, summary)
+        return summary
+
+    return write
+
+
 def execute(
     spec: SessionSpec,
     backend: Backend,
