@@ -29,7 +29,9 @@ from harness.config.values import (
     positive_int,
     quantity,
     run_name,
+    slo_expression,
     toleration,
+    whatif_spec,
 )
 from harness.errors import UsageError
 
@@ -131,7 +133,7 @@ OPTIONS: Final[dict[str, Option]] = {
         Option(
             "slos",
             ("--slo",),
-            any_text,
+            slo_expression,
             (),
             "pass/fail gate such as p95_ms<500 or oom_kills==0 (repeatable)",
             multiple=True,
@@ -339,7 +341,7 @@ OPTIONS: Final[dict[str, Option]] = {
         Option(
             "whatif",
             ("--whatif",),
-            any_text,
+            whatif_spec,
             (),
             "replay the run with changed HPA settings: HPA:key=value,... (repeatable)",
             multiple=True,

@@ -22,7 +22,10 @@ RUN = tuple(name for name in OPTIONS if name not in ("duration_s", "demo_users")
 @pytest.fixture
 def locustfile(tmp_path: Path) -> Path:
     path = tmp_path / "ok.py"
-    path.write_text("from locust import HttpUser\n", encoding="utf-8")
+    path.write_text(
+        'from locust import HttpUser, task\n\n\nclass Shopper(HttpUser):\n    @task\n    def browse(self) -> None:\n        self.client.get("/")\n',
+        encoding="utf-8",
+    )
     return path
 
 
