@@ -50,7 +50,11 @@ def _as_created(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _every_option(tmp: Path) -> list[str]:
     locustfile = tmp / "checkout.py"
     locustfile.write_text(
-        'from locust import HttpUser, task\n\n\nclass Shopper(HttpUser):\n    @task\n    def browse(self) -> None:\n        self.client.get("/")\n',
+        "from locust import HttpUser, task\n\n\n"
+        "class Shopper(HttpUser):\n"
+        "    @task\n"
+        "    def browse(self) -> None:\n"
+        '        self.client.get("/")\n',
         encoding="utf-8",
     )
     (tmp / "users.csv").write_text("name\nalice\n", encoding="utf-8")

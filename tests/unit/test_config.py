@@ -23,7 +23,11 @@ RUN = tuple(name for name in OPTIONS if name not in ("duration_s", "demo_users")
 def locustfile(tmp_path: Path) -> Path:
     path = tmp_path / "ok.py"
     path.write_text(
-        'from locust import HttpUser, task\n\n\nclass Shopper(HttpUser):\n    @task\n    def browse(self) -> None:\n        self.client.get("/")\n',
+        "from locust import HttpUser, task\n\n\n"
+        "class Shopper(HttpUser):\n"
+        "    @task\n"
+        "    def browse(self) -> None:\n"
+        '        self.client.get("/")\n',
         encoding="utf-8",
     )
     return path

@@ -37,7 +37,11 @@ DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 def locustfile(tmp_path: Path) -> Path:
     path = tmp_path / "shop.py"
     path.write_text(
-        'from locust import HttpUser, task\n\n\nclass Shopper(HttpUser):\n    @task\n    def browse(self) -> None:\n        self.client.get("/")\n',
+        "from locust import HttpUser, task\n\n\n"
+        "class Shopper(HttpUser):\n"
+        "    @task\n"
+        "    def browse(self) -> None:\n"
+        '        self.client.get("/")\n',
         encoding="utf-8",
     )
     return path
@@ -437,7 +441,8 @@ def test_render_prints_yaml_that_kubectl_can_apply(locustfile: Path) -> None:
     run_id = documents[0]["metadata"]["labels"][RUN_LABEL]
     assert re.fullmatch(r"\d{8}-\d{6}-checkout", run_id)
     assert documents[3]["spec"]["parallelism"] == 3
-    assert "    from locust import HttpUser, task\n" in out.getvalue()  # a block, not an escaped string
+    # a block, not an escaped string
+    assert "    from locust import HttpUser, task\n" in out.getvalue()
 
 
 def test_render_needs_a_locustfile_and_host_like_run(capsys: pytest.CaptureFixture[str]) -> None:
