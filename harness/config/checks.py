@@ -227,6 +227,16 @@ def locust_command(locustfile: Path, host: str) -> str:
     )
 
 
+def check_command(command: str, values: Mapping[str, Any]) -> None:
+    """What a command's options must satisfy together; ``run`` and ``render`` are checked in
+    full by ``build_run_config``."""
+    if command == "sample":
+        targets = tuple(values.get("watch", ()))
+        if not targets:
+            raise UsageError("sample: pass at least one --watch hpa/NAME or deployment/NAME")
+        check_watch_targets(targets, local=False)
+
+
 def given_options(values: Mapping[str, Any], names: Iterable[str]) -> list[str]:
     """Which of ``names`` differ from their defaults (were given by flag, environment or file)."""
     return [n for n in names if values.get(n) not in (None, (), OPTIONS[n].default)]

@@ -322,12 +322,15 @@ OPTIONS: Final[dict[str, Option]] = {
             "seconds the master stays up after the run so results can be fetched",
             metavar="DURATION",
         ),
+        # 90 s is long enough for two scale-ups and a hold at the demo's 5 s autoscaler sync.
+        # --run-time as in `run` (so KUBESWARM_RUN_TIME and the run-time key serve both);
+        # --duration is the demo's first spelling.
         Option(
             "duration_s",
-            ("--duration",),
+            ("-t", "--duration", "--run-time"),
             positive_duration,
             90.0,
-            "demo length: long enough for two scale-ups and a hold (90s)",
+            "how long the demo load runs (90s, 2m)",
             metavar="DURATION",
         ),
         Option(
