@@ -61,8 +61,8 @@ class RunConfig:
     affinity: Mapping[str, Any] | None = None
     worker_cpu: str | None = None  # None: one core per Locust process
     worker_memory: str | None = None  # None: WORKER_MEMORY_MI_PER_PROCESS MiB per process
-    master_cpu: str = "1"
-    master_memory: str = "1Gi"
+    master_cpu: str = "500m"
+    master_memory: str = "512Mi"
     deadline_s: float | None = None  # None: run time + autoquit + STARTUP_MARGIN_S
     ttl_s: float = 3600.0
     open_browser: bool = False

@@ -3,10 +3,9 @@
 In order: the API server answers; the namespaces exist; every verb the run will use is allowed
 (one SelfSubjectAccessReview each, every missing one listed in a single message); the watched
 HPAs and workloads exist; the metrics API is served (else a warning: replicas only); the load
-pods fit in what the nodes can still schedule (refused if not one of a kind fits, a warning if
-only some do). The locustfile loading is checked when the configuration is built, and the files
-fitting in a ConfigMap when the manifests are (``harness.kube.manifests.run_objects``), both
-before this.
+pods fit in what the nodes can still schedule (refused naming the numbers if they do not). The
+locustfile loading is checked when the configuration is built, and the files fitting in a
+ConfigMap when the manifests are (``harness.kube.manifests.run_objects``), both before this.
 """
 
 from __future__ import annotations
@@ -178,8 +177,8 @@ _HINTS: Final = {
 
 
 def check_capacity(kube: KubeClient, load_objects: Sequence[Body]) -> list[str]:
-    """Refuses (``UsageError``) a run whose master or any one worker fits on no node now; warns
-    when only some workers fit, and when the nodes cannot be listed (a namespaced Role)."""
+    """Refuses (``UsageError``) a run whose pods do not all fit in the nodes' free room now;
+    returns a warning instead when the nodes cannot be listed (a namespaced Role)."""
     try:
         nodes = _items(kube, "/api/v1/nodes", "nodes")
         pods = _items(kube, "/api/v1/pods", "pods", "status.phase!=Succeeded,status.phase!=Failed")
@@ -190,7 +189,8 @@ def check_capacity(kube: KubeClient, load_objects: Sequence[Body]) -> list[str]:
     rooms = node_rooms(nodes, pods)
     if not rooms:
         return ["warning: no schedulable node found: not checked that the load pods fit"]
-    return place_load_pods(load_pods(load_objects), rooms)
+    place_load_pods(load_pods(load_objects), rooms)
+    return []
 
 
 def _items(kube: KubeClient, path: str, what: str, field_selector: str = "") -> list[Body]:
@@ -268,10 +268,10 @@ def load_pods(objects: Sequence[Body]) -> list[LoadPods]:
     return sorted(found, key=lambda p: p.role != "master")
 
 
-def place_load_pods(wanted: Sequence[LoadPods], rooms: Sequence[NodeRoom]) -> list[str]:
-    """Places the pods first-fit on the nodes' free room, as the scheduler could; raises
-    ``UsageError`` if a kind of pod fits nowhere, returns a warning if only some fit."""
-    warnings = []
+def place_load_pods(wanted: Sequence[LoadPods], rooms: Sequence[NodeRoom]) -> None:
+    """Places the pods first-fit on the nodes' free room, as the scheduler could; ``UsageError``
+    naming the numbers if they do not all fit: a worker left Pending keeps the master waiting
+    for it until the startup budget runs out, so the test would fail minutes later."""
     for pods in wanted:
         allowed = [r for r in rooms if _accepts(r, pods)]
         if not allowed:
@@ -280,6 +280,7 @@ def place_load_pods(wanted: Sequence[LoadPods], rooms: Sequence[NodeRoom]) -> li
                 f"{dict(pods.node_selector) or 'none'}, taints not tolerated); check "
                 "--node-selector and --toleration"
             )
+        largest = _largest(allowed)
         placed = 0
         for _ in range(pods.count):
             room = next((r for r in allowed if r.cpu >= pods.cpu and r.memory >= pods.memory), None)
@@ -288,27 +289,29 @@ def place_load_pods(wanted: Sequence[LoadPods], rooms: Sequence[NodeRoom]) -> li
             room.cpu -= pods.cpu
             room.memory -= pods.memory
             placed += 1
-        if placed == 0:
-            raise UsageError(_refusal(pods, allowed))
         if placed < pods.count:
-            warnings.append(
-                f"warning: only {placed} of {pods.count} {pods.role} pods fit in what the nodes "
-                "have free now; the rest stay Pending until room appears, and the test waits "
-                "for them"
-            )
-    return warnings
+            raise UsageError(_refusal(pods, placed, largest))
 
 
-def _refusal(pods: LoadPods, rooms: Sequence[NodeRoom]) -> str:
+def _largest(rooms: Sequence[NodeRoom]) -> str:
     most_cpu = max(rooms, key=lambda r: r.cpu)
     most_memory = max(rooms, key=lambda r: r.memory)
+    cpu = f"{max(most_cpu.cpu, 0):.2g} CPU"
+    memory = f"{format_bytes(max(most_memory.memory, 0))} memory"
+    if most_cpu is most_memory:
+        return f"the largest free node has {cpu} and {memory} ({most_cpu.name})"
+    return f"the most free is {cpu} ({most_cpu.name}) and {memory} ({most_memory.name})"
+
+
+def _refusal(pods: LoadPods, placed: int, largest: str) -> str:
     plural = "s" if pods.count > 1 else ""
+    fits = f"only {placed} fit{'s' if placed == 1 else ''} now" if placed else largest
+    extra = f" ({largest})" if placed else ""
+    lower = _HINTS.get(pods.role, "the requests") + (" or --workers" if pods.count > 1 else "")
     return (
         f"{pods.role}{plural} need {pods.count} x {pods.cpu:g} CPU and "
-        f"{format_bytes(pods.memory)} memory, but the largest free node has "
-        f"{max(most_cpu.cpu, 0):.2g} CPU ({most_cpu.name}) and "
-        f"{format_bytes(max(most_memory.memory, 0))} memory ({most_memory.name}); lower "
-        f"{_HINTS.get(pods.role, 'the requests')}, or free room on a node"
+        f"{format_bytes(pods.memory)} memory, but {fits}{extra}; lower {lower}, or free room "
+        "on the nodes"
     )
 
 

@@ -219,15 +219,15 @@ def test_deadline_and_ttl_can_be_set(locustfile: Path) -> None:
     assert _flag(_locust(objects["master"])["args"], "--expect-workers-max-wait") == "90"
 
 
-def test_resources_default_to_one_core_and_512mi_per_worker_process(locustfile: Path) -> None:
+def test_resources_default_to_one_core_and_256mi_per_worker_process(locustfile: Path) -> None:
     objects = _objects(_config(locustfile, processes="3"))
     worker = _locust(objects["worker"])["resources"]
     assert worker == {
-        "requests": {"cpu": "3", "memory": "1536Mi"},
-        "limits": {"cpu": "3", "memory": "1536Mi"},
+        "requests": {"cpu": "3", "memory": "768Mi"},
+        "limits": {"cpu": "3", "memory": "768Mi"},
     }
     master = _locust(objects["master"])["resources"]
-    assert master["requests"] == master["limits"] == {"cpu": "1", "memory": "1Gi"}
+    assert master["requests"] == master["limits"] == {"cpu": "500m", "memory": "512Mi"}
 
 
 def test_resources_and_image_can_be_set(locustfile: Path) -> None:
