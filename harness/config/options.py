@@ -479,10 +479,10 @@ def _read_config_file(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
         return {}
     if not isinstance(loaded, dict):
         raise UsageError(f"config file {path} must be a mapping of option: value")
-    by_key = {_config_key(n): n for n in names} | {n: n for n in names}
+    by_key = {config_key(n): n for n in names} | {n: n for n in names}
     unknown = sorted(str(k) for k in loaded if str(k) not in by_key)
     if unknown:
-        known = ", ".join(sorted(_config_key(n) for n in names))
+        known = ", ".join(sorted(config_key(n) for n in names))
         raise UsageError(
             f"config file {path}: unknown option(s) {', '.join(unknown)}; known: {known}"
         )
@@ -492,9 +492,9 @@ def _read_config_file(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
 def env_name(name: str) -> str:
     """The environment variable of an option, from its long flag: ``--spawn-rate`` ->
     ``KUBESWARM_SPAWN_RATE``, ``--run-time`` -> ``KUBESWARM_RUN_TIME``."""
-    return "KUBESWARM_" + _config_key(name).upper().replace("-", "_")
+    return "KUBESWARM_" + config_key(name).upper().replace("-", "_")
 
 
-def _config_key(name: str) -> str:
+def config_key(name: str) -> str:
     """The config-file key of an option is its long flag without dashes: ``spawn-rate``."""
     return OPTIONS[name].flags[-1].lstrip("-")
