@@ -348,8 +348,8 @@ def run_cluster(
             if startup_timeout is None
             else plan_for(dataclasses.replace(config, deadline_s=None), startup_s=startup_timeout)
         )
-        run_objects(config, new_run_id(config.name, now), namespace, plan)  # files fit
-        checked = preflight(kube, namespace, config.watch)
+        objects = run_objects(config, new_run_id(config.name, now), namespace, plan)
+        checked = preflight(kube, namespace, config.watch, load_objects=objects)
         for warning in checked.warnings:
             reporter.event(warning)
         spec = SessionSpec(

@@ -11,11 +11,12 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from harness import __version__
+from harness.config.checks import check_command
 from harness.config.options import OPTIONS, merge_sources
 from harness.errors import EXIT_INTERRUPTED, EXIT_USAGE, KubeswarmError, UsageError
 
@@ -65,12 +66,16 @@ class Command:
     summary: str
     options: tuple[str, ...]
     positional: tuple[tuple[str, str, str], ...] = ()  # (name, nargs, help)
+    # An option whose meaning narrows in this command says so in this command's help.
+    help: Mapping[str, str] = field(default_factory=dict)
 
 
 COMMANDS: tuple[Command, ...] = (
     Command(
         "demo",
-        "everything on this machine: demo target, local autoscaler, Locust, report",
+        "everything on this machine, no cluster needed: starts a demo web service under "
+        "gunicorn, a local autoscaler running the HPA algorithm on it, a step load from a local "
+        "Locust master and workers, samples all of it and writes the report",
         (
             "duration_s",
             "out_dir",
@@ -87,27 +92,37 @@ COMMANDS: tuple[Command, ...] = (
             "open_browser",
             *_RESULT_OPTIONS,
         ),
+        help={
+            "sample_interval_s": "seconds between samples, at most 1s in the demo so its 5 s "
+            "autoscaler sync is resolved (default: 1s)",
+            "workers": "local Locust worker processes",
+        },
     ),
     Command(
         "run",
-        "run a distributed Locust test in the cluster (or --local) and judge scaling",
+        "run a locustfile as a distributed Locust test: master and worker Jobs in the cluster "
+        "(or, with --local, processes on this machine), record what the watched HPAs and pods "
+        "do, write the report and exit 1 if an --slo failed",
         _RUN_OPTIONS,
     ),
     Command(
         "ui",
-        "open the in-cluster Locust web UI through the API server",
+        "serve the Locust web UI of a running in-cluster run on a local port, through the API "
+        "server (no port-forward)",
         (*_CLUSTER_OPTIONS, "port", "open_browser"),
         (("run", "?", "run id or name (default: the newest running run)"),),
     ),
     Command(
         "report",
-        "(re)build findings, charts and the report of a run directory",
+        "(re)build findings, charts and the report of a run directory, optionally with other "
+        "--slo gates, --whatif replays and a --baseline; exit 1 if an --slo failed",
         ("slos", "whatif", *_RESULT_OPTIONS, "report_format"),
         (("run_dir", "1", "run directory to analyse"),),
     ),
     Command(
         "render",
-        "print the manifests a run would apply (same flags as run)",
+        "print the objects `run` would create (same flags as run), or with --rbac the Role "
+        "kubeswarm needs; creates nothing",
         (
             *(
                 o
@@ -126,17 +141,25 @@ COMMANDS: tuple[Command, ...] = (
             ("candidate_dir", "1", "the candidate run directory"),
         ),
     ),
-    Command("list", "list kubeswarm runs in the cluster", _CLUSTER_OPTIONS),
+    Command("list", "list the kubeswarm runs in a namespace of the cluster", _CLUSTER_OPTIONS),
     Command(
         "clean",
-        "delete a run's objects from the cluster",
+        "delete a run's objects (or every run's, with --all) from the cluster",
         (*_CLUSTER_OPTIONS, "all_runs"),
         (("run", "?", "run id to delete"),),
     ),
     Command(
         "sample",
-        "only record HPAs, workloads and pods, for load generated elsewhere",
+        "record the watched HPAs, workloads and pods for -t while load generated elsewhere "
+        "runs; no locustfile, starts no Locust, writes a run directory and its report",
         ("watch", "run_time_s", "sample_interval_s", "out_dir", "name", *_CLUSTER_OPTIONS),
+        help={
+            "watch": "what to record: hpa/NAME, deployment/NAME, statefulset/NAME or "
+            "NAMESPACE/KIND/NAME (repeatable)",
+            "run_time_s": "how long to record (90s, 5m, 1h30m)",
+            "name": "run name used in the run id (default: sample)",
+            "namespace": "namespace of watch targets written without one (default: the context's)",
+        },
     ),
 )
 
@@ -164,15 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument(name, nargs=None if nargs == "1" else nargs, help=text)
         sub.add_argument("--config", type=Path, metavar="FILE", help="YAML file of options")
         for name in command.options:
-            _add_option(sub, name)
+            _add_option(sub, name, command.help.get(name))
     return parser
 
 
-def _add_option(parser: argparse.ArgumentParser, name: str) -> None:
+def _add_option(parser: argparse.ArgumentParser, name: str, text: str | None = None) -> None:
     option = OPTIONS[name]
     default_text = "" if option.default in (None, (), False) else f" (default: {option.default})"
     if name.endswith("_s") and isinstance(option.default, float):
         default_text = f" (default: {option.default:g}s)"
+    if text is not None:
+        option = replace(option, help=text)
+        default_text = "" if "(default" in text else default_text
     if option.switch:
         parser.add_argument(
             *option.flags, dest=name, action="store_true", default=None, help=option.help
@@ -225,6 +251,7 @@ def main(
         command = next(c for c in COMMANDS if c.name == args.command)
         flags = {name: getattr(args, name, None) for name in command.options}
         values = merge_sources(flags, env, args.config, command.options)
+        check_command(command.name, values)
         return _handler(command.name)(values, args, out)
     except KubeswarmError as e:
         print(f"kubeswarm: error: {e}", file=sys.stderr)

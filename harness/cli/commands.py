@@ -215,16 +215,14 @@ def sample(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> 
 
 
 def _recorded_slos(run_dir: Path) -> list[str]:
-    import json
+    """The SLOs run.json recorded (none for a run directory without run.json)."""
+    from analysis.data.runjson import RunRecordError, read_run_record
 
-    path = run_dir / "run.json"
-    if not path.exists():
+    if not (run_dir / "run.json").exists():
         return []
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise UsageError(f"{path} is not readable kubeswarm run metadata: {e}") from None
-    if not isinstance(record, dict) or "mode" not in record or "id" not in record:
-        raise UsageError(f"{path} is not the run.json of a kubeswarm run")
-    slos = record.get("slos") or (record.get("config") or {}).get("slos") or []
+        record = read_run_record(run_dir)
+    except RunRecordError as e:
+        raise UsageError(str(e)) from None
+    slos = record.slos or (record.config or {}).get("slos") or []
     return [str(s) for s in slos]

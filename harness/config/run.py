@@ -12,6 +12,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.config.checks import (
+    LocustfileError,
+    check_local_flags,
+    check_watch_targets,
+    inspect_locustfile,
+    locust_command,
+)
 from harness.config.options import OPTIONS
 from harness.config.values import Toleration, WatchTarget
 from harness.errors import UsageError
@@ -54,11 +61,12 @@ class RunConfig:
     affinity: Mapping[str, Any] | None = None
     worker_cpu: str | None = None  # None: one core per Locust process
     worker_memory: str | None = None  # None: WORKER_MEMORY_MI_PER_PROCESS MiB per process
-    master_cpu: str = "1"
-    master_memory: str = "1Gi"
+    master_cpu: str = "500m"
+    master_memory: str = "512Mi"
     deadline_s: float | None = None  # None: run time + autoquit + STARTUP_MARGIN_S
     ttl_s: float = 3600.0
     open_browser: bool = False
+    shape: str | None = None  # the locustfile's LoadTestShape class, found by Locust's loader
 
     def as_record(self) -> dict[str, Any]:
         """The config as ``run.json`` keeps it: plain values, watch targets as written."""
@@ -80,7 +88,13 @@ def check_locustfile(path: Path) -> Path:
 
 
 def build_run_config(values: Mapping[str, Any]) -> RunConfig:
-    """Validate merged option values (see ``merge_sources``) into a frozen RunConfig."""
+    """Validate merged option values (see ``merge_sources``) into a frozen RunConfig.
+
+    Everything is checked here, before any process, run directory or cluster object exists:
+    options that contradict the mode, watch targets, and the locustfile under Locust's loader."""
+    local = bool(values.get("local", False))
+    if local:
+        check_local_flags(values)
     locustfile = values.get("locustfile")
     if locustfile is None:
         raise UsageError("no locustfile: pass -f FILE (examples ship in kubeswarm's locustfiles/)")
@@ -99,15 +113,20 @@ def build_run_config(values: Mapping[str, Any]) -> RunConfig:
         processes=values["processes"],
         autoquit_s=values["autoquit_s"],
     )
+    watch = tuple(values.get("watch", ()))
+    check_watch_targets(
+        watch, local=local, locust_command=locust_command(load.locustfile, load.host)
+    )
+    shape = _shape(load.locustfile, local=local, requirements=values.get("requirements", ()))
     name = values.get("name") or _name_from_file(load.locustfile)
     return RunConfig(
         load=load,
-        watch=tuple(values.get("watch", ())),
+        watch=watch,
         slos=tuple(values.get("slos", ())),
         out_dir=Path(values.get("out_dir") or OPTIONS["out_dir"].default),
         name=name,
         sample_interval_s=values["sample_interval_s"],
-        local=bool(values.get("local", False)),
+        local=local,
         kubeconfig=values.get("kubeconfig"),
         context=values.get("context"),
         namespace=values.get("namespace"),
@@ -125,7 +144,19 @@ def build_run_config(values: Mapping[str, Any]) -> RunConfig:
         deadline_s=_deadline(values.get("deadline_s"), load),
         ttl_s=values.get("ttl_s", OPTIONS["ttl_s"].default),
         open_browser=bool(values.get("open_browser", False)),
+        shape=shape,
     )
+
+
+def _shape(locustfile: Path, *, local: bool, requirements: tuple[str, ...]) -> str | None:
+    """The locustfile's LoadTestShape, from Locust's loader; a module the pods install with
+    ``--requirement`` may be missing here, which is no reason to refuse an in-cluster run."""
+    try:
+        return inspect_locustfile(locustfile).shape_class
+    except LocustfileError as e:
+        if not local and e.missing_module and requirements:
+            return None
+        raise
 
 
 def _requirements(requirements: tuple[str, ...]) -> tuple[str, ...]:

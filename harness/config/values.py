@@ -200,3 +200,28 @@ def affinity_file(text: str) -> Mapping[str, Any]:
             f"{text}: unknown affinity key(s) {', '.join(unknown)}; use {', '.join(_AFFINITY_KEYS)}"
         )
     return loaded
+
+
+def slo_expression(text: str) -> str:
+    """An ``--slo`` gate, checked now so a typo is refused before the load, not after it.
+
+    The analysis parser names the flag itself; the option layer prefixes the source the text came
+    from (flag, environment variable or config key), so only the quoted expression is kept."""
+    from analysis.judge.slo import parse_slo
+
+    try:
+        parse_slo(text)
+    except ValueError as e:
+        raise ValueError(str(e).removeprefix("--slo ")) from None
+    return text
+
+
+def whatif_spec(text: str) -> str:
+    """A ``--whatif`` replay, checked as the flags are read (pandas loads only if one is given)."""
+    from analysis.judge.whatif import parse_whatif
+
+    try:
+        parse_whatif(text)
+    except ValueError as e:
+        raise ValueError(str(e).removeprefix("--whatif ")) from None
+    return text

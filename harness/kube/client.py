@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import urllib3
+import yaml
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.config.config_exception import ConfigException
@@ -425,12 +426,21 @@ def _kubeconfig_source(kubeconfig: Path | None, env: Mapping[str, str]) -> str |
 def _load_kubeconfig(
     source: str, context: str | None, namespace: str | None, configuration: Any
 ) -> Connection:
+    for path in source.split(os.pathsep):
+        _check_kubeconfig_file(Path(path))
     try:
         contexts, current = kube_config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
             config_file=source
         )
     except (ConfigException, OSError) as e:
-        raise UsageError(f"cannot read kubeconfig {source}: {e}") from e
+        raise UsageError(f"cannot read kubeconfig {source}: {_first_line(e)}") from e
+    except Exception as e:
+        # The loader walks the YAML as dicts and fails with whatever a wrong shape raises
+        # (TypeError, AttributeError, KeyError); each is a malformed kubeconfig to the user.
+        raise UsageError(
+            f"kubeconfig {source} is not a valid kubeconfig ({type(e).__name__}: "
+            f"{_first_line(e)}); check it with kubectl config view"
+        ) from e
     by_name = {c["name"]: c for c in contexts or []}
     chosen_name = context or (current or {}).get("name")
     if chosen_name not in by_name:
@@ -446,9 +456,41 @@ def _load_kubeconfig(
             persist_config=False,
         )
     except (ConfigException, OSError, ValueError) as e:
-        raise UsageError(f"kubeconfig {source}, context {chosen_name}: {e}") from e
+        raise UsageError(f"kubeconfig {source}, context {chosen_name}: {_first_line(e)}") from e
+    except Exception as e:  # as above: a malformed cluster or user entry
+        raise UsageError(
+            f"kubeconfig {source}, context {chosen_name} is not valid ({type(e).__name__}: "
+            f"{_first_line(e)}); check it with kubectl config view"
+        ) from e
     ns = namespace or details.get("namespace") or "default"
     return Connection(configuration.host, chosen_name, ns, details.get("user"))
+
+
+def _check_kubeconfig_file(path: Path) -> None:
+    """A kubeconfig must be readable UTF-8 YAML holding a mapping; said in one line, before the
+    client's loader turns anything else into a long traceback."""
+    if not path.is_file():
+        return  # $KUBECONFIG may list files that do not exist; the loader skips them
+    try:
+        loaded = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise UsageError(f"cannot read kubeconfig {path}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise UsageError(f"kubeconfig {path} is not UTF-8 text (is it the right file?)") from e
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UsageError(f"kubeconfig {path} is not valid YAML{where}") from e
+    if not isinstance(loaded, dict):
+        raise UsageError(
+            f"kubeconfig {path} is not a kubeconfig (expected a mapping with clusters, users "
+            "and contexts)"
+        )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _in_cluster_namespace() -> str:

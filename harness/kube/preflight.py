@@ -2,22 +2,24 @@
 
 In order: the API server answers; the namespaces exist; every verb the run will use is allowed
 (one SelfSubjectAccessReview each, every missing one listed in a single message); the watched
-HPAs and workloads exist; the metrics API is served (else a warning: replicas only). The
-locustfile compiling is checked when the configuration is built, and the files fitting in a
+HPAs and workloads exist; the metrics API is served (else a warning: replicas only); the load
+pods fit in what the nodes can still schedule (refused naming the numbers if they do not). The
+locustfile loading is checked when the configuration is built, and the files fitting in a
 ConfigMap when the manifests are (``harness.kube.manifests.run_objects``), both before this.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
+from analysis.data.units import format_bytes
 from harness.config.values import WatchTarget
 from harness.errors import ClusterError, NotFound, PermissionDenied, UsageError
 from harness.kube import rows
-from harness.kube.api import WORKLOAD_KINDS, resolve_targets
-from harness.kube.client import KubeClient
+from harness.kube.api import WORKLOAD_KINDS, Body, Operation, resolve_targets
+from harness.kube.client import KubeClient, parse_quantity
 
 
 @dataclass(frozen=True)
@@ -109,8 +111,10 @@ def preflight(
     namespace: str,
     targets: Sequence[WatchTarget],
     creates: bool = True,
+    load_objects: Sequence[Body] = (),
 ) -> PreflightReport:
-    """Checks everything above; raises ``UsageError`` (bad input, exit 2) or ``ClusterError``."""
+    """Checks everything above; raises ``UsageError`` (bad input, exit 2) or ``ClusterError``.
+    ``load_objects`` are the run's manifests (``run_objects``): their Jobs' pods must fit."""
     try:
         version = kube.server_version()
     except ClusterError as e:
@@ -136,4 +140,203 @@ def preflight(
             "warning: the metrics API (metrics.k8s.io) is not served: recording replicas only, "
             "no pod CPU/memory (install metrics-server to get them)"
         )
+    if load_objects:
+        report.warnings.extend(check_capacity(kube, load_objects))
     return report
+
+
+@dataclass
+class NodeRoom:
+    """What one schedulable node can still take: allocatable minus the requests of the pods
+    bound to it that have not terminated. CPU in cores, memory in bytes."""
+
+    name: str
+    labels: Mapping[str, str]
+    taints: tuple[Mapping[str, Any], ...]
+    cpu: float
+    memory: float
+
+
+@dataclass(frozen=True)
+class LoadPods:
+    """One Job's pods as the scheduler sees them: how many, what each requests, where allowed."""
+
+    role: str  # master or worker, in the user's words
+    count: int
+    cpu: float
+    memory: float
+    node_selector: Mapping[str, str]
+    tolerations: tuple[Mapping[str, Any], ...]
+
+
+_TERMINATED: Final = ("Succeeded", "Failed")
+_HINTS: Final = {
+    "master": "--master-cpu/--master-memory",
+    "worker": "--worker-cpu/--worker-memory or --processes",
+}
+
+
+def check_capacity(kube: KubeClient, load_objects: Sequence[Body]) -> list[str]:
+    """Refuses (``UsageError``) a run whose pods do not all fit in the nodes' free room now;
+    returns a warning instead when the nodes cannot be listed (a namespaced Role)."""
+    try:
+        nodes = _items(kube, "/api/v1/nodes", "nodes")
+        pods = _items(kube, "/api/v1/pods", "pods", "status.phase!=Succeeded,status.phase!=Failed")
+    except PermissionDenied:
+        return [
+            "warning: cannot list nodes and pods cluster-wide: not checked that the load pods fit"
+        ]
+    rooms = node_rooms(nodes, pods)
+    if not rooms:
+        return ["warning: no schedulable node found: not checked that the load pods fit"]
+    place_load_pods(load_pods(load_objects), rooms)
+    return []
+
+
+def _items(kube: KubeClient, path: str, what: str, field_selector: str = "") -> list[Body]:
+    query = [("fieldSelector", field_selector)] if field_selector else []
+    body = kube.request("GET", path, Operation("list", what), query=query).json()
+    return list(body.get("items") or [])
+
+
+def node_rooms(nodes: Sequence[Body], pods: Sequence[Body]) -> list[NodeRoom]:
+    """Free room of each node that takes new pods (not cordoned, Ready)."""
+    used: dict[str, list[float]] = {}
+    for pod in pods:
+        node = rows.dig(pod, "spec", "nodeName")
+        if node and rows.dig(pod, "status", "phase") not in _TERMINATED:
+            cpu, memory = pod_requests(pod.get("spec") or {})
+            total = used.setdefault(str(node), [0.0, 0.0])
+            total[0] += cpu
+            total[1] += memory
+    rooms = []
+    for node in nodes:
+        name = str(rows.dig(node, "metadata", "name"))
+        if rows.dig(node, "spec", "unschedulable") or not _ready(node):
+            continue
+        allocatable = rows.dig(node, "status", "allocatable") or {}
+        cpu_used, memory_used = used.get(name, (0.0, 0.0))
+        rooms.append(
+            NodeRoom(
+                name,
+                rows.dig(node, "metadata", "labels") or {},
+                tuple(rows.dig(node, "spec", "taints") or ()),
+                parse_quantity(allocatable.get("cpu", "0")) - cpu_used,
+                parse_quantity(allocatable.get("memory", "0")) - memory_used,
+            )
+        )
+    return rooms
+
+
+def _ready(node: Body) -> bool:
+    conditions = rows.dig(node, "status", "conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def pod_requests(spec: Mapping[str, Any]) -> tuple[float, float]:
+    """CPU cores and memory bytes a pod spec requests, as the scheduler counts them: the sum of
+    its containers, or its largest init container if that is more."""
+
+    def requests(container: Mapping[str, Any]) -> tuple[float, float]:
+        asked = (container.get("resources") or {}).get("requests") or {}
+        return parse_quantity(asked.get("cpu", "0")), parse_quantity(asked.get("memory", "0"))
+
+    main = [requests(c) for c in spec.get("containers") or []]
+    init = [requests(c) for c in spec.get("initContainers") or []]
+    cpu = max([sum(c for c, _ in main), *(c for c, _ in init)])
+    memory = max([sum(m for _, m in main), *(m for _, m in init)])
+    return cpu, memory
+
+
+def load_pods(objects: Sequence[Body]) -> list[LoadPods]:
+    """The pods the run's Jobs will ask for, master first."""
+    found = []
+    for job in (o for o in objects if o.get("kind") == "Job"):
+        spec = rows.dig(job, "spec", "template", "spec") or {}
+        role = (rows.dig(job, "metadata", "labels") or {}).get("app.kubernetes.io/component")
+        cpu, memory = pod_requests(spec)
+        found.append(
+            LoadPods(
+                str(role or rows.dig(job, "metadata", "name")),
+                int(rows.dig(job, "spec", "parallelism") or 1),
+                cpu,
+                memory,
+                spec.get("nodeSelector") or {},
+                tuple(spec.get("tolerations") or ()),
+            )
+        )
+    return sorted(found, key=lambda p: p.role != "master")
+
+
+def place_load_pods(wanted: Sequence[LoadPods], rooms: Sequence[NodeRoom]) -> None:
+    """Places the pods first-fit on the nodes' free room, as the scheduler could; ``UsageError``
+    naming the numbers if they do not all fit: a worker left Pending keeps the master waiting
+    for it until the startup budget runs out, so the test would fail minutes later."""
+    for pods in wanted:
+        allowed = [r for r in rooms if _accepts(r, pods)]
+        if not allowed:
+            raise UsageError(
+                f"no schedulable node accepts the {pods.role} pods (node selector "
+                f"{dict(pods.node_selector) or 'none'}, taints not tolerated); check "
+                "--node-selector and --toleration"
+            )
+        largest = _largest(allowed)
+        placed = 0
+        for _ in range(pods.count):
+            room = next((r for r in allowed if r.cpu >= pods.cpu and r.memory >= pods.memory), None)
+            if room is None:
+                break
+            room.cpu -= pods.cpu
+            room.memory -= pods.memory
+            placed += 1
+        if placed < pods.count:
+            raise UsageError(_refusal(pods, placed, largest))
+
+
+def _largest(rooms: Sequence[NodeRoom]) -> str:
+    most_cpu = max(rooms, key=lambda r: r.cpu)
+    most_memory = max(rooms, key=lambda r: r.memory)
+    cpu = f"{max(most_cpu.cpu, 0):.2g} CPU"
+    memory = f"{format_bytes(max(most_memory.memory, 0))} memory"
+    if most_cpu is most_memory:
+        return f"the largest free node has {cpu} and {memory} ({most_cpu.name})"
+    return f"the most free is {cpu} ({most_cpu.name}) and {memory} ({most_memory.name})"
+
+
+def _refusal(pods: LoadPods, placed: int, largest: str) -> str:
+    plural = "s" if pods.count > 1 else ""
+    fits = f"only {placed} fit{'s' if placed == 1 else ''} now" if placed else largest
+    extra = f" ({largest})" if placed else ""
+    lower = _HINTS.get(pods.role, "the requests") + (" or --workers" if pods.count > 1 else "")
+    return (
+        f"{pods.role}{plural} need {pods.count} x {pods.cpu:g} CPU and "
+        f"{format_bytes(pods.memory)} memory, but {fits}{extra}; lower {lower}, or free room "
+        "on the nodes"
+    )
+
+
+def _accepts(room: NodeRoom, pods: LoadPods) -> bool:
+    if any(room.labels.get(k) != v for k, v in pods.node_selector.items()):
+        return False
+    return all(
+        _tolerated(taint, pods.tolerations)
+        for taint in room.taints
+        if taint.get("effect") in ("NoSchedule", "NoExecute")
+    )
+
+
+def _tolerated(taint: Mapping[str, Any], tolerations: Sequence[Mapping[str, Any]]) -> bool:
+    for toleration in tolerations:
+        if toleration.get("effect") not in (None, "", taint.get("effect")):
+            continue
+        if toleration.get("operator") == "Exists" and toleration.get("key") in (
+            None,
+            "",
+            taint.get("key"),
+        ):
+            return True
+        if toleration.get("key") == taint.get("key") and toleration.get("value", "") == taint.get(
+            "value", ""
+        ):
+            return True
+    return False

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from analysis.data import schema
+from analysis.data.runjson import record_from_dict
 from harness.errors import RunDirectoryError
 from harness.session.core import RunMode, RunStatus
 
@@ -165,9 +166,12 @@ class RunStore:
             writer.close()
 
     def save_metadata(self) -> None:
+        """run.json through its typed schema (``analysis.data.runjson``), replaced atomically."""
         path = self.directory / schema.RUN_JSON
+        plain = json.loads(json.dumps(self.metadata, default=str))
+        record = record_from_dict(plain, str(path))
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.metadata, indent=2, default=str) + "\n", encoding="utf-8")
+        tmp.write_text(record.to_json(), encoding="utf-8")
         tmp.replace(path)
 
     def locust_path(self, file_name: str) -> Path:

@@ -63,7 +63,14 @@ def make_config(
     tmp_path: Path, namespace: str, run_time_s: float = 20.0, **overrides: Any
 ) -> RunConfig:
     locustfile = tmp_path / "smoke.py"
-    locustfile.write_text("from locust import HttpUser\n", encoding="utf-8")
+    locustfile.write_text(
+        "from locust import HttpUser, task\n\n\n"
+        "class Smoke(HttpUser):\n"
+        "    @task\n"
+        "    def index(self) -> None:\n"
+        '        self.client.get("/")\n',
+        encoding="utf-8",
+    )
     values = merge_sources({}, {}, None, tuple(OPTIONS))
     values.update(
         locustfile=locustfile,
@@ -204,7 +211,14 @@ def test_a_run_is_created_owned_sampled_and_deleted(
 def kubeswarm_run(cluster: Cluster, namespace: str, tmp_path: Path) -> subprocess.Popen[bytes]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     locustfile = tmp_path / "smoke.py"
-    locustfile.write_text("from locust import HttpUser\n", encoding="utf-8")
+    locustfile.write_text(
+        "from locust import HttpUser, task\n\n\n"
+        "class Smoke(HttpUser):\n"
+        "    @task\n"
+        "    def index(self) -> None:\n"
+        '        self.client.get("/")\n',
+        encoding="utf-8",
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("KUBESWARM_")}
     env["HOME"] = str(tmp_path)
     return subprocess.Popen(

@@ -49,7 +49,14 @@ def _as_created(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _every_option(tmp: Path) -> list[str]:
     locustfile = tmp / "checkout.py"
-    locustfile.write_text("from locust import HttpUser\n", encoding="utf-8")
+    locustfile.write_text(
+        "from locust import HttpUser, task\n\n\n"
+        "class Shopper(HttpUser):\n"
+        "    @task\n"
+        "    def browse(self) -> None:\n"
+        '        self.client.get("/")\n',
+        encoding="utf-8",
+    )
     (tmp / "users.csv").write_text("name\nalice\n", encoding="utf-8")
     (tmp / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\xff")
     affinity = {
@@ -95,10 +102,11 @@ def _every_option(tmp: Path) -> list[str]:
 def produced(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
     tmp = tmp_path_factory.mktemp("schema")
     default_file = tmp / "health.py"
-    default_file.write_text("from locust import HttpUser\n", encoding="utf-8")
+    every_option = _every_option(tmp)  # writes checkout.py, a locustfile Locust loads
+    default_file.write_text((tmp / "checkout.py").read_text(encoding="utf-8"), encoding="utf-8")
     return {
         "run-default": _as_created(_render(["-f", str(default_file), "-H", "http://web:8080"])),
-        "run-every-option": _as_created(_render(_every_option(tmp))),
+        "run-every-option": _as_created(_render(every_option)),
         "rbac": _render(["--rbac", "-n", "load"]),
         "example-target": kustomization_objects("example-target", "demo"),
         "kustomize-base": kustomization_objects(),

@@ -22,7 +22,14 @@ RUN = tuple(name for name in OPTIONS if name not in ("duration_s", "demo_users")
 @pytest.fixture
 def locustfile(tmp_path: Path) -> Path:
     path = tmp_path / "ok.py"
-    path.write_text("from locust import HttpUser\n", encoding="utf-8")
+    path.write_text(
+        "from locust import HttpUser, task\n\n\n"
+        "class Shopper(HttpUser):\n"
+        "    @task\n"
+        "    def browse(self) -> None:\n"
+        '        self.client.get("/")\n',
+        encoding="utf-8",
+    )
     return path
 
 
@@ -151,3 +158,26 @@ def test_environment_names_follow_the_long_flags(locustfile: Path) -> None:
     assert config.load.run_time_s == 90.0
     assert config.sample_interval_s == 5.0
     assert [str(w) for w in config.watch] == ["hpa/web", "shop/hpa/api"]
+
+
+def test_committed_config_schema_is_current() -> None:
+    from harness.config.schema import schema_text
+
+    committed = Path(__file__).parents[2] / "docs" / "config.schema.json"
+    assert committed.read_text(encoding="utf-8") == schema_text(), (
+        "regenerate: python -m harness.config.schema > docs/config.schema.json"
+    )
+
+
+def test_config_schema_accepts_what_the_reader_accepts_and_refuses_unknown_keys() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from harness.config.schema import config_json_schema
+
+    validator = jsonschema.Draft202012Validator(config_json_schema())
+    good = {"users": 20, "run-time": "5m", "watch": ["hpa/web"], "slo": "p95_ms<500"}
+    assert list(validator.iter_errors({**good, "worker-cpu": "500m", "local": True})) == []
+    errors = sorted(e.message for e in validator.iter_errors({"userz": 1, "users": 0}))
+    assert errors == [
+        "0 is less than the minimum of 1",
+        "Additional properties are not allowed ('userz' was unexpected)",
+    ]

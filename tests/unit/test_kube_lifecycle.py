@@ -92,7 +92,14 @@ def kube(fake: FakeApiServer, tmp_path: Path) -> Iterator[KubeClient]:
 
 def make_config(tmp_path: Path, **overrides: Any) -> RunConfig:
     locustfile = tmp_path / "smoke.py"
-    locustfile.write_text("from locust import HttpUser\n", encoding="utf-8")
+    locustfile.write_text(
+        "from locust import HttpUser, task\n\n\n"
+        "class Smoke(HttpUser):\n"
+        "    @task\n"
+        "    def index(self) -> None:\n"
+        '        self.client.get("/")\n',
+        encoding="utf-8",
+    )
     values = merge_sources({}, {}, None, tuple(OPTIONS))
     values.update(
         locustfile=locustfile,

@@ -36,7 +36,14 @@ DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 @pytest.fixture
 def locustfile(tmp_path: Path) -> Path:
     path = tmp_path / "shop.py"
-    path.write_text("from locust import HttpUser\n", encoding="utf-8")
+    path.write_text(
+        "from locust import HttpUser, task\n\n\n"
+        "class Shopper(HttpUser):\n"
+        "    @task\n"
+        "    def browse(self) -> None:\n"
+        '        self.client.get("/")\n',
+        encoding="utf-8",
+    )
     return path
 
 
@@ -171,7 +178,7 @@ def test_the_locustfile_path_is_a_key_of_the_mounted_configmap(locustfile: Path)
         )
         path = _flag(_locust(objects[role])["args"], "-f")
         assert path == f"{mount['mountPath']}/shop.py"
-    assert objects["configmap"]["data"]["shop.py"] == "from locust import HttpUser\n"
+    assert objects["configmap"]["data"]["shop.py"] == locustfile.read_text(encoding="utf-8")
     assert objects["configmap"]["immutable"] is True
 
 
@@ -214,15 +221,15 @@ def test_deadline_and_ttl_can_be_set(locustfile: Path) -> None:
     assert _flag(_locust(objects["master"])["args"], "--expect-workers-max-wait") == "75"
 
 
-def test_resources_default_to_one_core_and_512mi_per_worker_process(locustfile: Path) -> None:
+def test_resources_default_to_one_core_and_256mi_per_worker_process(locustfile: Path) -> None:
     objects = _objects(_config(locustfile, processes="3"))
     worker = _locust(objects["worker"])["resources"]
     assert worker == {
-        "requests": {"cpu": "3", "memory": "1536Mi"},
-        "limits": {"cpu": "3", "memory": "1536Mi"},
+        "requests": {"cpu": "3", "memory": "768Mi"},
+        "limits": {"cpu": "3", "memory": "768Mi"},
     }
     master = _locust(objects["master"])["resources"]
-    assert master["requests"] == master["limits"] == {"cpu": "1", "memory": "1Gi"}
+    assert master["requests"] == master["limits"] == {"cpu": "500m", "memory": "512Mi"}
 
 
 def test_resources_and_image_can_be_set(locustfile: Path) -> None:
@@ -314,7 +321,7 @@ def test_files_too_big_for_a_configmap_are_refused_naming_the_size(
     with pytest.raises(UsageError) as caught:
         run_objects(config, RUN_ID, "shop")
     message = str(caught.value)
-    size = CONFIGMAP_LIMIT_BYTES + len("from locust import HttpUser\n")
+    size = CONFIGMAP_LIMIT_BYTES + locustfile.stat().st_size
     assert f"({size} bytes; largest data.json" in message
     assert "1 MiB" in message
     assert "\n" not in message
@@ -436,7 +443,8 @@ def test_render_prints_yaml_that_kubectl_can_apply(locustfile: Path) -> None:
     run_id = documents[0]["metadata"]["labels"][RUN_LABEL]
     assert re.fullmatch(r"\d{8}-\d{6}-checkout", run_id)
     assert documents[3]["spec"]["parallelism"] == 3
-    assert "    from locust import HttpUser\n" in out.getvalue()  # a block, not an escaped string
+    # a block, not an escaped string
+    assert "    from locust import HttpUser, task\n" in out.getvalue()
 
 
 def test_render_needs_a_locustfile_and_host_like_run(capsys: pytest.CaptureFixture[str]) -> None:
