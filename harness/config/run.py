@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.config.chaos import ChaosPick, ChaosSpec, check_chaos
 from harness.config.options import OPTIONS
 from harness.config.values import Toleration, WatchTarget
 from harness.errors import UsageError
@@ -59,11 +60,16 @@ class RunConfig:
     deadline_s: float | None = None  # None: run time + autoquit + STARTUP_MARGIN_S
     ttl_s: float = 3600.0
     open_browser: bool = False
+    chaos: tuple[ChaosSpec, ...] = ()  # disruptions, in the order given
+    chaos_target: WatchTarget | None = None  # None: the first watched HPA's workload or process
+    chaos_pick: ChaosPick = "oldest"
 
     def as_record(self) -> dict[str, Any]:
         """The config as ``run.json`` keeps it: plain values, watch targets as written."""
         record = asdict(self)
         record["watch"] = [str(t) for t in self.watch]
+        record["chaos"] = [str(spec) for spec in self.chaos]
+        record["chaos_target"] = None if self.chaos_target is None else str(self.chaos_target)
         return record
 
 
@@ -100,6 +106,8 @@ def build_run_config(values: Mapping[str, Any]) -> RunConfig:
         autoquit_s=values["autoquit_s"],
     )
     name = values.get("name") or _name_from_file(load.locustfile)
+    chaos = tuple(values.get("chaos", ()))
+    check_chaos(chaos, load.run_time_s, values.get("chaos_target"), local=bool(values.get("local")))
     return RunConfig(
         load=load,
         watch=tuple(values.get("watch", ())),
@@ -125,6 +133,9 @@ def build_run_config(values: Mapping[str, Any]) -> RunConfig:
         deadline_s=_deadline(values.get("deadline_s"), load),
         ttl_s=values.get("ttl_s", OPTIONS["ttl_s"].default),
         open_browser=bool(values.get("open_browser", False)),
+        chaos=chaos,
+        chaos_target=values.get("chaos_target"),
+        chaos_pick=values.get("chaos_pick") or "oldest",
     )
 
 
