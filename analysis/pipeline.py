@@ -22,6 +22,8 @@ from analysis.data.timeline import (
     mark_steps,
 )
 from analysis.judge.adequacy import Adequacy, LoadSummary, judge_adequacy, summarize_load
+from analysis.judge.disruption import Disruption, disruption_values, measure
+from analysis.judge.disruption_findings import disruption_findings
 from analysis.judge.findings import (
     Finding,
     load_findings,
@@ -58,6 +60,7 @@ class Analysis:
     slos: tuple[SloResult, ...]
     findings: tuple[Finding, ...]  # ordered by severity
     verdict: str
+    disruptions: tuple[Disruption, ...] = ()  # --chaos, in time order
 
 
 def _max(values: Sequence[float | None]) -> float | None:
@@ -133,8 +136,13 @@ def analyse(run_dir: Path, slos: Sequence[str] = (), whatifs: Sequence[str] = ()
         recorded_behavior(data.meta),
         sync_period_s=recorded_sync_period_s(data.meta),
     )
+    disruptions = _disruptions(data, window)
     slo_results = evaluate(
-        parsed_slos, observed_values(load_summary, hpas, workloads, bool(data.pods["ts"].size))
+        parsed_slos,
+        {
+            **observed_values(load_summary, hpas, workloads, bool(data.pods["ts"].size)),
+            **disruption_values(disruptions),
+        },
     )
     found: list[Finding] = [*problem_findings(data, window), *run_status_finding(data)]
     for hpa in hpas:
@@ -142,6 +150,7 @@ def analyse(run_dir: Path, slos: Sequence[str] = (), whatifs: Sequence[str] = ()
     for workload in workloads:
         found.extend(workload_findings(workload))
     found.extend(load_findings(load_summary, adequacy))
+    found.extend(disruption_findings(disruptions, window.load_start_s))
     found.extend(slo_findings(slo_results))
     in_order = ordered(found)
     return Analysis(
@@ -157,4 +166,19 @@ def analyse(run_dir: Path, slos: Sequence[str] = (), whatifs: Sequence[str] = ()
         tuple(slo_results),
         tuple(in_order),
         verdict_of(slo_results, in_order),
+        tuple(disruptions),
+    )
+
+
+def _disruptions(data: RunData, window: Window) -> list[Disruption]:
+    return measure(
+        data.marks,
+        pods=data.pods,
+        workloads=data.workloads,
+        hpa=data.hpa,
+        history=data.stats_history,
+        locust=data.locust,
+        end_s=window.loaded[1],
+        load_start_s=window.load_start_s,
+        interval_s=data.sample_interval_s,
     )
