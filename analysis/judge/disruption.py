@@ -106,12 +106,15 @@ def chaos_marks(marks: pd.DataFrame) -> list[tuple[float, ChaosMark]]:
 
 
 def readiness(
-    pods: pd.DataFrame, workloads: pd.DataFrame, mark: ChaosMark
+    pods: pd.DataFrame, workloads: pd.DataFrame, mark: ChaosMark, *, without_hit: bool = True
 ) -> tuple[pd.DataFrame, str | None]:
-    """Ready replicas over time (columns ts, ready), the pods hit not counted, and the source."""
+    """Ready replicas over time (columns ts, ready), the pods hit not counted unless
+    ``without_hit`` is False, and the source."""
     mine = pods[(pods["namespace"] == mark.namespace) & (pods["workload"] == mark.workload)]
     if not mine.empty:
-        counted = mine["ready"].fillna(False).astype(bool) & ~mine["pod"].isin(mark.pods)
+        counted = mine["ready"].fillna(False).astype(bool)
+        if without_hit:
+            counted &= ~mine["pod"].isin(mark.pods)
         series = counted.groupby(mine["ts"]).sum().astype(float)
         return pd.DataFrame({"ts": series.index.to_numpy(float), "ready": series.to_numpy()}), (
             "samples/pods.csv"
@@ -261,7 +264,8 @@ def measure(
     measured = []
     for ts, mark in chaos_marks(marks):
         ready, source = readiness(pods, workloads, mark)
-        before_rows = ready[ready["ts"] < ts]
+        everyone, _ = readiness(pods, workloads, mark, without_hit=False)
+        before_rows = everyone[everyone["ts"] < ts]
         ready_before = (
             int(before_rows["ready"].iloc[-1]) if not before_rows.empty else mark.ready_before
         )
