@@ -19,7 +19,8 @@ from harness.config.options import merge_sources
 from harness.config.values import WatchTarget
 from harness.errors import UsageError
 from harness.kube.client import KubeClient
-from harness.kube.manifests import RUN_LABEL
+from harness.kube.manifests import RUN_LABEL, rbac_objects
+from harness.kube.preflight import preflight
 from harness.session.core import TickContext
 
 from ._fake_apiserver import FakeApiServer, client_of, running
@@ -221,3 +222,32 @@ def test_no_target_at_all_is_a_usage_error(kube: tuple[FakeApiServer, KubeClient
         chaos_actions([parse_chaos("pod-kill@1s")], None, kube=client)
     with pytest.raises(UsageError, match="--chaos needs a target"):
         chaos_actions([parse_chaos("pod-kill@1s")], None)
+
+
+def test_render_rbac_adds_delete_pods_only_with_chaos() -> None:
+    plain = rbac_objects("load")
+    assert not any(
+        "delete" in r["verbs"] and "pods" in r["resources"]
+        for o in plain
+        for r in o.get("rules", [])
+    )
+    extra = [o for o in rbac_objects("load", chaos=True) if o not in plain]
+    assert [(o["kind"], o["metadata"]["name"]) for o in extra] == [
+        ("Role", "kubeswarm-chaos"),
+        ("RoleBinding", "kubeswarm-chaos"),
+    ]
+    assert extra[0]["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["delete"]}]
+    assert all(o["metadata"]["namespace"] == "load" for o in extra)
+    assert extra[1]["subjects"][0]["namespace"] == "load"
+
+
+def test_preflight_asks_for_delete_pods_only_with_chaos(
+    kube: tuple[FakeApiServer, KubeClient],
+) -> None:
+    fake, client = kube
+    fake.denied.add("delete pods")
+    fake.add("/api/v1/namespaces", {"metadata": {"name": NS}})
+    targets = [WatchTarget("hpa", "web-hpa", NS)]
+    preflight(client, NS, targets, creates=False)  # no --chaos: not asked
+    with pytest.raises(UsageError, match=r"delete pods in namespace shop.*render --rbac --chaos"):
+        preflight(client, NS, targets, creates=False, chaos_namespaces=[NS])
