@@ -366,6 +366,16 @@ OPTIONS: Final[dict[str, Option]] = {
             "local: pid/PID, cmd/PATTERN (default: the first watched HPA's workload or process)",
             metavar="TARGET",
         ),
+        # `render --rbac --chaos`: the same flag as a switch, for the one command that prints
+        # permissions instead of running disruptions.
+        Option(
+            "rbac_chaos",
+            ("--chaos",),
+            boolean,
+            False,
+            "with --rbac: add the Role that lets --chaos delete pods",
+            switch=True,
+        ),
         # The oldest ready pods are the ones a rollout or a node drain takes first.
         Option(
             "chaos_pick",

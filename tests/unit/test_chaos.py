@@ -63,6 +63,10 @@ def test_flag_errors_are_one_line_usage_errors() -> None:
         merge_sources({"chaos": ["pod-kill:0@1s"]}, {}, None, ("chaos",))
 
 
+def test_render_takes_chaos_as_a_switch() -> None:
+    assert merge_sources({"rbac_chaos": True}, {}, None, ("rbac_chaos",)) == {"rbac_chaos": True}
+
+
 def test_when_past_the_run_time_is_refused() -> None:
     with pytest.raises(UsageError, match="90s is not before the end of the test"):
         check_chaos([parse_chaos("pod-kill@90s")], 60.0, None, local=False)
