@@ -28,6 +28,8 @@ from analysis.judge.adequacy import (
     locust_total_rps,
     summarize_load,
 )
+from analysis.judge.disruption import Disruption, disruption_values, measure
+from analysis.judge.disruption_findings import disruption_findings
 from analysis.judge.evidence import (
     hpa_evidence,
     reaction_time_s,
@@ -73,6 +75,7 @@ class Analysis:
     slos: tuple[SloResult, ...]
     findings: tuple[Finding, ...]  # ordered by severity
     verdict: str
+    disruptions: tuple[Disruption, ...] = ()  # --chaos, in time order
 
 
 def _max(values: Sequence[float | None]) -> float | None:
@@ -165,8 +168,13 @@ def analyse(run_dir: Path, slos: Sequence[str] = (), whatifs: Sequence[str] = ()
         recorded_behavior(data.meta),
         sync_period_s=recorded_sync_period_s(data.meta),
     )
+    disruptions = _disruptions(data, window)
     slo_results = evaluate(
-        parsed_slos, observed_values(load_summary, hpas, workloads, bool(data.pods["ts"].size))
+        parsed_slos,
+        {
+            **observed_values(load_summary, hpas, workloads, bool(data.pods["ts"].size)),
+            **disruption_values(disruptions),
+        },
     )
     found: list[Finding] = [*problem_findings(data, window), *run_status_finding(data)]
     found.extend(loadgen_findings(data, load, load_summary, window, workloads))
@@ -182,6 +190,7 @@ def analyse(run_dir: Path, slos: Sequence[str] = (), whatifs: Sequence[str] = ()
         if not is_load_generator(workload.name):
             found.extend(workload_findings(workload))
     found.extend(load_findings(load_summary, adequacy))
+    found.extend(disruption_findings(disruptions, window.load_start_s))
     found.extend(slo_findings(slo_results))
     in_order = ordered(found)
     return Analysis(
@@ -197,4 +206,19 @@ def analyse(run_dir: Path, slos: Sequence[str] = (), whatifs: Sequence[str] = ()
         tuple(slo_results),
         tuple(in_order),
         verdict_of(slo_results, in_order),
+        tuple(disruptions),
+    )
+
+
+def _disruptions(data: RunData, window: Window) -> list[Disruption]:
+    return measure(
+        data.marks,
+        pods=data.pods,
+        workloads=data.workloads,
+        hpa=data.hpa,
+        history=data.stats_history,
+        locust=data.locust,
+        end_s=window.loaded[1],
+        load_start_s=window.load_start_s,
+        interval_s=data.sample_interval_s,
     )

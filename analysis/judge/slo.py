@@ -41,6 +41,10 @@ METRICS: Final[dict[str, str]] = {
     "restarts": "container restarts during the run",
     "time_at_max_s": "longest time any HPA spent at max replicas (s)",
     "peak_replicas": "highest replica count of any HPA",
+    "recovery_s": "longest --chaos recovery to the ready replicas before it (s; never: fails)",
+    "disruption_error_rate": "highest failed share of requests during a --chaos disruption",
+    "disruption_p95_ms": "highest p95 during a --chaos disruption (ms)",
+    "disruptions_recovered": "share of --chaos disruptions the workload recovered from (0..1)",
 }
 
 

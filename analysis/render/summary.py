@@ -17,6 +17,7 @@ import math
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from analysis.judge.disruption import Disruption
 from analysis.judge.resources import WorkloadResult
 from analysis.judge.scaling import HpaResult
 from analysis.pipeline import Analysis
@@ -124,6 +125,43 @@ def _workload(w: WorkloadResult) -> dict[str, Any]:
     }
 
 
+def _disruption(d: Disruption) -> dict[str, Any]:
+    hpa = d.hpa
+    return {
+        "ts": d.ts,
+        "action": d.mark.action,
+        "target": d.mark.target,
+        "pods": list(d.mark.pods),
+        "skipped": d.mark.skipped,
+        "recovery_s": _round(d.recovery_s),
+        "recovered": d.recovered,
+        "recovered_to": d.recovered_to,
+        "readiness_source": d.readiness_source,
+        "ready_before": d.ready_before,
+        "window_s": _round(d.window_s),
+        "requests": _count(d.during.requests),
+        "failures": _count(d.during.failures),
+        "error_rate": _round(d.during.error_rate, 6),
+        "error_rate_before": _round(d.before.error_rate, 6),
+        "p95_ms_before": d.before.p95_ms,
+        "p95_ms_during": d.during.p95_ms,
+        "p99_ms_before": d.before.p99_ms,
+        "p99_ms_during": d.during.p99_ms,
+        "load_source": d.load_source,
+        "replacement_seen_s": _round(d.replacement_seen_s),
+        "replacement_ready_s": _round(d.replacement_ready_s),
+        "hpa": None
+        if hpa is None
+        else {
+            "name": hpa.hpa,
+            "desired_before": hpa.desired_before,
+            "desired_peak": hpa.desired_peak,
+            "desired_changed": hpa.desired_changed,
+            "scaled_up": hpa.scaled_up,
+        },
+    }
+
+
 def build_summary(analysis: Analysis) -> dict[str, Any]:
     """The summary.json dict (DESIGN.md)."""
     load = analysis.load_summary
@@ -170,6 +208,7 @@ def build_summary(analysis: Analysis) -> dict[str, Any]:
             }
             for r in analysis.whatifs
         ],
+        "disruptions": [_disruption(d) for d in analysis.disruptions],
         "findings": [
             {
                 "code": f.code,

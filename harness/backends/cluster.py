@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from harness.actions.chaos import chaos_actions
 from harness.backends.local import load_status
 from harness.config.run import RunConfig
 from harness.errors import ClusterError, LoadGeneratorError
@@ -349,7 +350,23 @@ def run_cluster(
             else plan_for(dataclasses.replace(config, deadline_s=None), startup_s=startup_timeout)
         )
         objects = run_objects(config, new_run_id(config.name, now), namespace, plan)
-        checked = preflight(kube, namespace, config.watch, load_objects=objects)
+        chaos_target = config.chaos_target
+        chaos_namespace = (chaos_target.namespace if chaos_target else None) or namespace
+        checked = preflight(
+            kube,
+            namespace,
+            config.watch,
+            load_objects=objects,
+            chaos_namespaces=[chaos_namespace] if config.chaos else [],
+        )
+        chaos = chaos_actions(
+            config.chaos,
+            chaos_target,
+            watch=config.watch,
+            kube=kube,
+            namespace=namespace,
+            pick=config.chaos_pick,
+        )
         for warning in checked.warnings:
             reporter.event(warning)
         spec = SessionSpec(
@@ -377,7 +394,7 @@ def run_cluster(
         backend = ClusterBackend(
             kube, config, plan, namespace, transport=transport or ServiceProxyTransport
         )
-        return execute(spec, backend, samplers, reporter, actions=actions, report=report)
+        return execute(spec, backend, samplers, reporter, actions=[*actions, *chaos], report=report)
     finally:
         if own_client:
             kube.close()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from analysis.data import schema
+from harness.actions.chaos import chaos_actions
 from harness.config.run import RunConfig
 from harness.errors import LoadGeneratorError
 from harness.locust_api import DirectTransport, LocustApi, LocustSample, LocustWatch
@@ -216,4 +217,7 @@ def run_local(
     )
     samplers = [ProcessSource(ProcessSampler(target)) for target in config.watch]
     backend = LocalBackend(plan, open_browser=config.open_browser)
-    return execute(spec, backend, samplers, reporter, actions=actions, report=report)
+    chaos = chaos_actions(
+        config.chaos, config.chaos_target, watch=config.watch, pick=config.chaos_pick
+    )
+    return execute(spec, backend, samplers, reporter, actions=[*actions, *chaos], report=report)

@@ -55,7 +55,11 @@ _RUN_OPTIONS = (
     "baseline",
     "tolerances",
     "junit",
+    "chaos",
+    "chaos_target",
+    "chaos_pick",
 )
+_CHAOS_OPTIONS = ("chaos", "chaos_target", "chaos_pick")
 _RESULT_OPTIONS = ("baseline", "tolerances", "junit")
 _CLUSTER_OPTIONS = ("kubeconfig", "context", "namespace")
 
@@ -91,6 +95,8 @@ COMMANDS: tuple[Command, ...] = (
             "slos",
             "open_browser",
             *_RESULT_OPTIONS,
+            "chaos",
+            "chaos_pick",
         ),
         help={
             "sample_interval_s": "seconds between samples, at most 1s in the demo so its 5 s "
@@ -127,9 +133,10 @@ COMMANDS: tuple[Command, ...] = (
             *(
                 o
                 for o in _RUN_OPTIONS
-                if o not in ("local", "out_dir", "open_browser", *_RESULT_OPTIONS)
+                if o not in ("local", "out_dir", "open_browser", *_RESULT_OPTIONS, *_CHAOS_OPTIONS)
             ),
             "rbac",
+            "rbac_chaos",
         ),
     ),
     Command(

@@ -151,7 +151,7 @@ def render(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> 
 
     namespace = values.get("namespace") or "default"
     if values.get("rbac"):
-        out.write(to_yaml(rbac_objects(namespace)))
+        out.write(to_yaml(rbac_objects(namespace, chaos=bool(values.get("rbac_chaos")))))
         return EXIT_OK
     config = build_run_config(values)
     run_id = new_run_id(config.name, time.time())

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import yaml
 
+from harness.config.chaos import parse_chaos, parse_chaos_pick, parse_chaos_target
 from harness.config.values import (
     affinity_file,
     any_text,
@@ -395,6 +396,45 @@ OPTIONS: Final[dict[str, Option]] = {
             None,
             "directory for compare.json and compare.html (default: print only)",
             metavar="DIR",
+        ),
+        # Disruptions under load; none by default: deleting pods is never done unasked.
+        Option(
+            "chaos",
+            ("--chaos",),
+            parse_chaos,
+            (),
+            "disrupt the target while the load runs: pod-delete or pod-kill, COUNT pods (default "
+            "1), WHEN after the test started, e.g. pod-kill:2@60s (repeatable)",
+            multiple=True,
+            metavar="ACTION[:COUNT]@WHEN",
+        ),
+        Option(
+            "chaos_target",
+            ("--chaos-target",),
+            parse_chaos_target,
+            None,
+            "workload whose pods --chaos disrupts: deployment/NAME, NAMESPACE/deployment/NAME; "
+            "local: pid/PID, cmd/PATTERN (default: the first watched HPA's workload or process)",
+            metavar="TARGET",
+        ),
+        # `render --rbac --chaos`: the same flag as a switch, for the one command that prints
+        # permissions instead of running disruptions.
+        Option(
+            "rbac_chaos",
+            ("--chaos",),
+            boolean,
+            False,
+            "with --rbac: add the Role that lets --chaos delete pods",
+            switch=True,
+        ),
+        # The oldest ready pods are the ones a rollout or a node drain takes first.
+        Option(
+            "chaos_pick",
+            ("--chaos-pick",),
+            parse_chaos_pick,
+            "oldest",
+            "which pods --chaos hits: oldest (ready ones first) or random",
+            metavar="oldest|random",
         ),
         Option("all_runs", ("--all",), boolean, False, "every kubeswarm run", switch=True),
         # 0 lets the operating system pick a free port, so two UIs never collide.

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.config.chaos import ChaosPick, ChaosSpec, check_chaos
 from harness.config.checks import (
     LocustfileError,
     check_local_flags,
@@ -67,11 +68,16 @@ class RunConfig:
     ttl_s: float = 3600.0
     open_browser: bool = False
     shape: str | None = None  # the locustfile's LoadTestShape class, found by Locust's loader
+    chaos: tuple[ChaosSpec, ...] = ()  # disruptions, in the order given
+    chaos_target: WatchTarget | None = None  # None: the first watched HPA's workload or process
+    chaos_pick: ChaosPick = "oldest"
 
     def as_record(self) -> dict[str, Any]:
         """The config as ``run.json`` keeps it: plain values, watch targets as written."""
         record = asdict(self)
         record["watch"] = [str(t) for t in self.watch]
+        record["chaos"] = [str(spec) for spec in self.chaos]
+        record["chaos_target"] = None if self.chaos_target is None else str(self.chaos_target)
         return record
 
 
@@ -119,6 +125,8 @@ def build_run_config(values: Mapping[str, Any]) -> RunConfig:
     )
     shape = _shape(load.locustfile, local=local, requirements=values.get("requirements", ()))
     name = values.get("name") or _name_from_file(load.locustfile)
+    chaos = tuple(values.get("chaos", ()))
+    check_chaos(chaos, load.run_time_s, values.get("chaos_target"), local=bool(values.get("local")))
     return RunConfig(
         load=load,
         watch=watch,
@@ -145,6 +153,9 @@ def build_run_config(values: Mapping[str, Any]) -> RunConfig:
         ttl_s=values.get("ttl_s", OPTIONS["ttl_s"].default),
         open_browser=bool(values.get("open_browser", False)),
         shape=shape,
+        chaos=chaos,
+        chaos_target=values.get("chaos_target"),
+        chaos_pick=values.get("chaos_pick") or "oldest",
     )
 
 

@@ -24,7 +24,9 @@ import requests
 from analysis.data.units import parse_cpu_millicores, parse_quantity
 from analysis.hpa.model import Behavior, HpaSpec, MetricTarget, ScalingPolicy, ScalingRules
 from harness import resources
+from harness.actions.chaos import chaos_actions
 from harness.backends.local import LocalBackend
+from harness.config.chaos import ChaosPick, ChaosSpec, check_chaos
 from harness.config.run import LoadConfig
 from harness.config.values import WatchTarget
 from harness.demo.autoscaler import GunicornScaler, LocalAutoscaler, ScaledTarget
@@ -33,6 +35,7 @@ from harness.processes import Child, ProcessGroup, free_port
 from harness.samplers.local import ProcessSource
 from harness.samplers.processes import PodResources, ProcessSampler
 from harness.session.core import (
+    Action,
     HpaStatus,
     LoadPoll,
     NoteFn,
@@ -72,6 +75,8 @@ class DemoConfig:
     memory_request_bytes: float
     slos: tuple[str, ...]
     open_browser: bool = False
+    chaos: tuple[ChaosSpec, ...] = ()  # disruptions of the demo target's workers
+    chaos_pick: ChaosPick = "oldest"
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> DemoConfig:
@@ -87,6 +92,8 @@ class DemoConfig:
             )
         if cpu_request_m <= 0 or memory_request <= 0:
             raise UsageError("--cpu-request and --memory-request must be more than 0")
+        chaos = tuple(values.get("chaos") or ())
+        check_chaos(chaos, values["duration_s"], None, local=True)
         return cls(
             duration_s=values["duration_s"],
             out_dir=Path(values["out_dir"]),
@@ -101,6 +108,8 @@ class DemoConfig:
             memory_request_bytes=memory_request,
             slos=tuple(values["slos"]),
             open_browser=bool(values["open_browser"]),
+            chaos=chaos,
+            chaos_pick=values.get("chaos_pick") or "oldest",
         )
 
     def hpa_spec(self) -> HpaSpec:
@@ -247,6 +256,31 @@ class DemoAutoscaling:
         return observation
 
 
+class DemoChaos:
+    """``--chaos`` against the demo target's gunicorn workers, built once the target runs."""
+
+    def __init__(self, config: DemoConfig, backend: DemoBackend) -> None:
+        self.config = config
+        self.backend = backend
+        self.actions: list[Action] | None = None
+
+    def tick(self, ctx: TickContext) -> Observation:
+        if self.actions is None:
+            assert self.backend.target is not None and self.backend.locust.group is not None
+            self.actions = chaos_actions(
+                self.config.chaos,
+                None,
+                watch=[WatchTarget("pid", str(self.backend.target.pid))],
+                pick=self.config.chaos_pick,
+                protected_pids=self.backend.locust.group.pids,
+                workload_name=TARGET.workload,
+            )
+        observation = Observation()
+        for action in self.actions:
+            observation.merge(action.tick(ctx))
+        return observation
+
+
 def _target_pct(config: DemoConfig, metric: str | None) -> float | None:
     targets = {"cpu": config.cpu_target_pct, "memory": config.memory_target_pct}
     return None if metric is None else float(targets.get(metric, 0)) or None
@@ -274,7 +308,15 @@ def run_demo(
             "slos": list(config.slos),
         },
     )
-    return execute(spec, backend, [DemoAutoscaling(config, backend)], reporter, report=report)
+    actions = [DemoChaos(config, backend)] if config.chaos else []
+    return execute(
+        spec,
+        backend,
+        [DemoAutoscaling(config, backend)],
+        reporter,
+        actions=actions,
+        report=report,
+    )
 
 
 def _pod_resources(config: DemoConfig) -> PodResources:

@@ -347,6 +347,20 @@ class KubeClient:
             raise error_for(response.status, response.data, op, self.connection)
         return response
 
+    # -------------------------------------------------------------- disruptions
+
+    def delete_pod(self, name: str, namespace: str, grace_period_s: int | None) -> bool:
+        """Deletes one pod (``--chaos``): with its own terminationGracePeriodSeconds when
+        ``grace_period_s`` is None, at once with 0; False if it was already gone."""
+        op = Operation("delete", "pods", namespace, name)
+        body: Body = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if grace_period_s is not None:
+            body["gracePeriodSeconds"] = grace_period_s
+        response = self.request(
+            "DELETE", RESOURCES["Pod"].path(namespace, name), op, body=body, accept_status=(404,)
+        )
+        return response.status != 404
+
 
 def _is_api_status(response: Response) -> bool:
     """Whether an error answer came from the API server itself (a ``Status`` object)."""

@@ -150,9 +150,10 @@ def with_owner(obj: dict[str, Any], master_job: Mapping[str, Any]) -> dict[str, 
     return owned
 
 
-def rbac_objects(namespace: str) -> list[dict[str, Any]]:
-    """ServiceAccount, Role and RoleBinding (``k8s-jobs/rbac.yaml``) for ``namespace``."""
-    objects = _load("rbac.yaml")
+def rbac_objects(namespace: str, *, chaos: bool = False) -> list[dict[str, Any]]:
+    """ServiceAccount, Role and RoleBinding (``k8s-jobs/rbac.yaml``) for ``namespace``; with
+    ``chaos`` also the separate Role that lets ``--chaos`` delete pods (``rbac-chaos.yaml``)."""
+    objects = _load("rbac.yaml") + (_load("rbac-chaos.yaml") if chaos else [])
     for obj in objects:
         _set_namespace(obj, namespace)
         for subject in obj.get("subjects", []):

@@ -55,6 +55,8 @@ WATCH_ACCESS: Final = (
     Access("list", "pods", "metrics.k8s.io"),
     Access("list", "events"),
 )
+# In the namespace of the disrupted workload, only with --chaos (k8s-jobs/rbac-chaos.yaml).
+CHAOS_ACCESS: Final = (Access("delete", "pods"),)
 
 
 @dataclass
@@ -110,11 +112,14 @@ def preflight(
     kube: KubeClient,
     namespace: str,
     targets: Sequence[WatchTarget],
+    *,
     creates: bool = True,
     load_objects: Sequence[Body] = (),
+    chaos_namespaces: Sequence[str] = (),
 ) -> PreflightReport:
     """Checks everything above; raises ``UsageError`` (bad input, exit 2) or ``ClusterError``.
-    ``load_objects`` are the run's manifests (``run_objects``): their Jobs' pods must fit."""
+    ``load_objects`` are the run's manifests (``run_objects``): their Jobs' pods must fit.
+    ``chaos_namespaces``: where ``--chaos`` deletes pods (``delete pods`` is checked there)."""
     try:
         version = kube.server_version()
     except ClusterError as e:
@@ -127,11 +132,14 @@ def preflight(
     check_namespaces(kube, [namespace, *watched] if creates else watched)
     needs = [(namespace, a) for a in RUN_ACCESS] if creates else []
     needs += [(ns, a) for ns in watched for a in WATCH_ACCESS]
+    needs += [(ns, a) for ns in chaos_namespaces for a in CHAOS_ACCESS]
     missing = missing_access(kube, needs)
     if missing:
+        chaos = " --chaos" if chaos_namespaces else ""
         raise UsageError(
             f"missing permission(s): {'; '.join(missing)}. Apply kubeswarm's Role "
-            f"(kubeswarm render --rbac -n {namespace} | kubectl apply -f -) or ask a cluster admin"
+            f"(kubeswarm render --rbac{chaos} -n {namespace} | kubectl apply -f -) or ask a "
+            "cluster admin"
         )
     check_targets(kube, resolved)
     report = PreflightReport(version, kube.metrics_api_available())
