@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -146,7 +147,9 @@ def window_stats(old: Totals, new: Totals) -> WindowStats:
 
 def format_line(event: str, fields: Mapping[str, Any], text: str) -> str:
     """``kubeswarm ramp: <event> k=v ...: <text>``: one line for people and for parsers."""
-    pairs = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
+    pairs = " ".join(
+        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items()
+    )
     return f"{LINE_PREFIX} {event} {pairs}: {text}"
 
 
@@ -218,9 +221,12 @@ class RampController:
             return "no_responses", None
         if stats.error_rate is not None and stats.error_rate > self.settings.error_rate:
             return "error_rate", stats.error_rate
-        if stats.requests >= MIN_REQUESTS and stats.p95_ms is not None:
-            if stats.p95_ms > self.settings.p95_ms:
-                return "p95_ms", stats.p95_ms
+        if (
+            stats.requests >= MIN_REQUESTS
+            and stats.p95_ms is not None
+            and stats.p95_ms > self.settings.p95_ms
+        ):
+            return "p95_ms", stats.p95_ms
         return None, None
 
     def _verdict(self) -> RampStop | None:
@@ -262,7 +268,7 @@ def read_totals(runner: Any, now: float) -> Totals:
     return Totals(now, total.num_requests, total.num_failures, dict(total.response_times))
 
 
-class RampUser(FastHttpUser):  # type: ignore[misc]
+class RampUser(FastHttpUser):
     # Five requests per second per user whatever the latency: demand is set by the user count.
     wait_time = constant_pacing(0.2)
 
@@ -271,7 +277,7 @@ class RampUser(FastHttpUser):  # type: ignore[misc]
         self.client.get("/")
 
 
-class RampShape(LoadTestShape):  # type: ignore[misc]
+class RampShape(LoadTestShape):
     """Steps of users until an SLO breaks (see the module's docstring)."""
 
     controller: RampController | None = None
@@ -293,4 +299,7 @@ class RampShape(LoadTestShape):  # type: ignore[misc]
                 spawn_rate=getattr(options, "spawn_rate", None),
             )
             self.controller = RampController(settings)
-        return self.controller.tick(read_totals(self.runner, float(self.get_run_time())))
+        return self.controller.tick(read_totals(self.runner, self.elapsed_s()))
+
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - float(self.start_time)  # LoadTestShape.get_run_time

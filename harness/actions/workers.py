@@ -80,7 +80,9 @@ class WorkerAutoscaler:
 
     def observe(self, now: float, rows: Sequence[Mapping[str, Any]]) -> WorkerDecision | None:
         """One sample of every worker (rows of one tick); None when nothing is to be done."""
-        running = [r for r in rows if _cpu(r) is not None and str(r.get("state")) not in _IDLE_STATES]
+        running = [
+            r for r in rows if _cpu(r) is not None and str(r.get("state")) not in _IDLE_STATES
+        ]
         if not running:
             return None
         busiest = max(running, key=lambda r: _cpu(r) or 0.0)

@@ -25,8 +25,7 @@ pytestmark = pytest.mark.unit
 class _StubShape:
     runner: Any = None
 
-    def get_run_time(self) -> float:
-        return 0.0
+    start_time = 0.0
 
 
 def _identity(*args: Any, **kwargs: Any) -> Any:
@@ -43,7 +42,9 @@ def ramp() -> Iterator[types.ModuleType]:
     saved = sys.modules.get("locust")
     sys.modules["locust"] = stub
     try:
-        spec = importlib.util.spec_from_file_location("ramp_under_test", REPO / "locustfiles/ramp.py")
+        spec = importlib.util.spec_from_file_location(
+            "ramp_under_test", REPO / "locustfiles/ramp.py"
+        )
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules["ramp_under_test"] = module  # dataclasses look their module up
@@ -96,8 +97,11 @@ ENV = {
 
 
 def drive(
-    ramp: types.ModuleType, monkeypatch: pytest.MonkeyPatch, latency_by_users: dict[int, int],
-    fail_by_users: dict[int, float] | None = None, seconds: int = 300,
+    ramp: types.ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    latency_by_users: dict[int, int],
+    fail_by_users: dict[int, float] | None = None,
+    seconds: int = 300,
 ) -> tuple[Any, list[tuple[int, int | None]]]:
     """Runs the shape one tick per second; the fake service answers by the current users."""
     for key, value in ENV.items():
@@ -106,7 +110,7 @@ def drive(
     runner = FakeRunner()
     shape.runner = runner
     clock = {"t": 0.0}
-    monkeypatch.setattr(shape, "get_run_time", lambda: clock["t"])
+    monkeypatch.setattr(shape, "elapsed_s", lambda: clock["t"])
     trace: list[tuple[int, int | None]] = []
     users = 0
     for second in range(seconds):
@@ -116,8 +120,9 @@ def drive(
         if result is None:
             break
         users = result[0]
-        runner.serve(1, users * 5, latency_by_users.get(users, 50),
-                     (fail_by_users or {}).get(users, 0.0))
+        runner.serve(
+            1, users * 5, latency_by_users.get(users, 50), (fail_by_users or {}).get(users, 0.0)
+        )
     return shape, trace
 
 
@@ -148,16 +153,17 @@ def test_a_spike_the_hpa_absorbs_early_in_a_step_does_not_stop_it(
     users: int | None = None
     for second in range(130):
         result = controller.tick(
-            ramp.Totals(float(second), total.num_requests, total.num_failures,
-                        dict(total.response_times))
+            ramp.Totals(
+                float(second), total.num_requests, total.num_failures, dict(total.response_times)
+            )
         )
         if result is None:
             break
         users = result[0]
         slow = users == 20 and controller.step_start + 15 > second
         total.num_requests += users * 5
-        key = 2000 if slow else 30
-        total.response_times[key] = total.response_times.get(key, 0) + users * 5
+        latency = 2000 if slow else 30
+        total.response_times[latency] = total.response_times.get(latency, 0) + users * 5
     assert controller.stop is not None
     assert controller.stop.reason == "max_users" and controller.stop.users == 40
 

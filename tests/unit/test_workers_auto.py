@@ -17,8 +17,14 @@ pytestmark = pytest.mark.unit
 
 def rows(ts: float, *cpus: float | None, state: str = "running") -> list[dict[str, Any]]:
     return [
-        {"ts": ts, "worker": f"w{i}", "state": state, "user_count": 10, "cpu_pct": cpu,
-         "memory_bytes": 1e8}
+        {
+            "ts": ts,
+            "worker": f"w{i}",
+            "state": state,
+            "user_count": 10,
+            "cpu_pct": cpu,
+            "memory_bytes": 1e8,
+        }
         for i, cpu in enumerate(cpus)
     ]
 
