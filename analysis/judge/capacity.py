@@ -41,10 +41,21 @@ METRICS_DELAY_S: Final = 40.0
 RAMP_BREAK_S: Final = 20.0  # locustfiles/ramp.py judges the last 20 s of each step
 RAMP_LINE_PREFIX: Final = "kubeswarm ramp:"
 CURVE_COLUMNS: Final = (
-    "ts", "users", "rps", "error_rate", "p95_ms", "p99_ms", "replicas", "at_max",
-    "rps_per_replica", "cpu_m_per_pod", "cpu_pct_of_request", "cpu_pct_of_limit", "meets",
+    "ts",
+    "users",
+    "rps",
+    "error_rate",
+    "p95_ms",
+    "p99_ms",
+    "replicas",
+    "at_max",
+    "rps_per_replica",
+    "cpu_m_per_pod",
+    "cpu_pct_of_request",
+    "cpu_pct_of_limit",
+    "meets",
     "broken",
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -161,8 +172,13 @@ def capacity_curve(
     )
     curve = traffic.assign(error_rate=traffic["fail_per_s"] / traffic["rps"])
     curve = curve[curve["rps"] > 0]
-    extra = {"replicas": np.nan, "at_max": False, "cpu_m": np.nan, "request_m": np.nan,
-             "limit_m": np.nan}  # fmt: skip
+    extra = {
+        "replicas": np.nan,
+        "at_max": False,
+        "cpu_m": np.nan,
+        "request_m": np.nan,
+        "limit_m": np.nan,
+    }
     if hpa is not None and not hpa.series.empty:
         series = hpa.series[(hpa.series["ts"] >= lo) & (hpa.series["ts"] <= hi)]
         ready = series["ready"].where(series["ready"].notna(), series["current"])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -163,8 +163,22 @@ def size_for(
     if requests.any():
         ratio = curve["cpu_m_per_pod"][requests] * 100 / curve["cpu_pct_of_request"][requests]
         cpu_request = float(ratio.median())
-    sized = Sizing(target_rps, knee_rps, lower_bound, None, hpa.max_replicas, None, cpu_request,
-                   None, None, current_target, None, None, None, ())  # fmt: skip
+    sized = Sizing(
+        target_rps,
+        knee_rps,
+        lower_bound,
+        None,
+        hpa.max_replicas,
+        None,
+        cpu_request,
+        None,
+        None,
+        current_target,
+        None,
+        None,
+        None,
+        (),
+    )
     if knee_rps is None:
         notes.append("no knee: the SLOs broke at the lowest load per replica measured")
         return replace(sized, notes=tuple(notes))
@@ -192,14 +206,19 @@ def size_for(
     utilization = 100 * (fit.intercept_m + fit.slope_m_per_rps * knee_rps) / cpu_request
     recommended = cpu_target_for(utilization)
     peak = max(recorded_rps, default=0.0)
-    sized = replace(sized, utilization_at_knee_pct=utilization,
-                    recommended_cpu_target_pct=recommended, notes=tuple(notes))  # fmt: skip
+    sized = replace(
+        sized,
+        utilization_at_knee_pct=utilization,
+        recommended_cpu_target_pct=recommended,
+        notes=tuple(notes),
+    )
     if peak <= 0:
         return sized
     load = [r * target_rps / peak for r in recorded_rps] + [target_rps] * SETTLE_SYNCS
     low = hpa.min_replicas or 1
-    spec = HpaSpec(low, max(low, needed, hpa.max_replicas or 1),
-                   (MetricTarget("cpu", recommended),), behavior)  # fmt: skip
+    spec = HpaSpec(
+        low, max(low, needed, hpa.max_replicas or 1), (MetricTarget("cpu", recommended),), behavior
+    )
     replayed = replay_at_target(
         load, fit, cpu_request, spec, start=low, sync_period_s=sync_period_s
     )
@@ -316,3 +335,88 @@ def _recorded_rps(load: pd.DataFrame, window: Window, sync_period_s: float) -> l
     ticks = np.arange(lo, hi + 1e-9, sync_period_s)
     values = np.interp(ticks, rows["ts"].to_numpy(float), rows["rps"].to_numpy(float))
     return [float(v) for v in values]
+
+
+def _num(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(value, digits)
+
+
+def capacity_summary(result: CapacityResult) -> dict[str, Any]:
+    """summary.json's ``capacity``: plain values, rounded for people to read."""
+    t = result.thresholds
+    bp = result.break_point
+    return {
+        "slo_thresholds": {
+            "p95_ms": t.p95_ms,
+            "p99_ms": t.p99_ms,
+            "error_rate": t.error_rate,
+            "source": t.source,
+        },
+        "refused": result.refused,
+        "ramp_stop": result.ramp_stop,
+        "break_point": None
+        if bp is None
+        else {
+            "ts": bp.ts,
+            "elapsed_s": _num(bp.elapsed_s, 1),
+            "users": _num(bp.users, 0),
+            "rps": _num(bp.rps),
+            "replicas": {k: _num(v, 1) for k, v in bp.replicas.items()},
+            "broken": list(bp.broken),
+            "observed": {k: _num(v, 4) for k, v in bp.observed.items()},
+            "limit": bp.limit,
+            "explanation": bp.explanation,
+        },
+        "target_rps": result.target_rps,
+        "hpas": [_hpa_summary(h) for h in result.hpas],
+    }
+
+
+def _hpa_summary(h: HpaCapacity) -> dict[str, Any]:
+    knee, fit, sizing = h.knee, h.linearity, h.sizing
+    return {
+        "hpa": h.hpa,
+        "target": h.target,
+        "max_replicas": h.max_replicas,
+        "knee": None
+        if knee is None
+        else {
+            "rps_per_replica": _num(knee.rps_per_replica),
+            "reached": knee.reached,
+            "p95_ms": _num(knee.p95_ms, 1),
+            "p99_ms": _num(knee.p99_ms, 1),
+            "error_rate": _num(knee.error_rate, 4),
+            "replicas": _num(knee.replicas, 1),
+            "cpu_pct_of_request": _num(knee.cpu_pct_of_request, 1),
+            "first_broken_rps_per_replica": _num(knee.first_broken_rps_per_replica),
+            "points": knee.points,
+        },
+        "linearity": None
+        if fit is None
+        else {
+            "cpu_ms_per_request": _num(fit.slope_m_per_rps, 3),
+            "baseline_cpu_m": _num(fit.intercept_m, 1),
+            "r2": _num(fit.r2, 3),
+            "relative_residual": _num(fit.relative_residual, 3),
+            "points": fit.points,
+            "linear": fit.linear,
+        },
+        "sizing": None
+        if sizing is None
+        else {
+            "target_rps": sizing.target_rps,
+            "replicas_needed": sizing.replicas_needed,
+            "replicas_needed_is_upper_bound": sizing.knee_is_lower_bound,
+            "max_replicas": sizing.max_replicas,
+            "fits_max_replicas": sizing.fits_max,
+            "cpu_request_m": _num(sizing.cpu_request_m, 1),
+            "utilization_at_knee_pct": _num(sizing.utilization_at_knee_pct, 1),
+            "recommended_cpu_target_pct": sizing.recommended_cpu_target_pct,
+            "current_cpu_target_pct": _num(sizing.current_cpu_target_pct, 1),
+            "replay_replicas": sizing.replay_replicas,
+            "replay_rps_per_replica": _num(sizing.replay_rps_per_replica),
+            "holds_under_knee": sizing.holds_under_knee,
+            "notes": list(sizing.notes),
+            "assumption": sizing.assumption,
+        },
+    }

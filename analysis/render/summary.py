@@ -17,6 +17,7 @@ from typing import Any
 
 from analysis.judge.resources import WorkloadResult
 from analysis.judge.scaling import HpaResult
+from analysis.judge.sizing import capacity_summary
 from analysis.pipeline import Analysis
 
 
@@ -158,6 +159,7 @@ def build_summary(analysis: Analysis) -> dict[str, Any]:
             }
             for r in analysis.whatifs
         ],
+        "capacity": None if analysis.capacity is None else capacity_summary(analysis.capacity),
         "findings": [
             {
                 "code": f.code,
