@@ -59,6 +59,9 @@ class RunConfig:
     deadline_s: float | None = None  # None: run time + autoquit + STARTUP_MARGIN_S
     ttl_s: float = 3600.0
     open_browser: bool = False
+    auto_workers: bool = False  # --workers auto: load.workers is the starting count
+    max_workers: int | None = None  # the bound of --workers auto
+    target_rps: float | None = None  # --target-rps, for the report's capacity sizing
 
     def as_record(self) -> dict[str, Any]:
         """The config as ``run.json`` keeps it: plain values, watch targets as written."""
@@ -95,7 +98,7 @@ def build_run_config(values: Mapping[str, Any]) -> RunConfig:
         users=values["users"],
         spawn_rate=values["spawn_rate"],
         run_time_s=values["run_time_s"],
-        workers=values["workers"],
+        workers=_starting_workers(values),
         processes=values["processes"],
         autoquit_s=values["autoquit_s"],
     )
@@ -125,7 +128,19 @@ def build_run_config(values: Mapping[str, Any]) -> RunConfig:
         deadline_s=_deadline(values.get("deadline_s"), load),
         ttl_s=values.get("ttl_s", OPTIONS["ttl_s"].default),
         open_browser=bool(values.get("open_browser", False)),
+        auto_workers=values["workers"] == "auto",
+        max_workers=values.get("max_workers"),
+        target_rps=values.get("target_rps"),
     )
+
+
+def _starting_workers(values: Mapping[str, Any]) -> int:
+    """``--workers auto`` starts with one worker and needs ``--max-workers``."""
+    if values["workers"] != "auto":
+        return int(values["workers"])
+    if values.get("max_workers") is None:
+        raise UsageError("--workers auto needs --max-workers N, the most workers it may run")
+    return 1
 
 
 def _requirements(requirements: tuple[str, ...]) -> tuple[str, ...]:

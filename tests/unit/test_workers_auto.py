@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,9 @@ from harness.actions.workers import (
     WorkerAutoscaler,
     check_local_auto_workers,
 )
+from harness.config.options import OPTIONS, merge_sources
+from harness.config.run import build_run_config
+from harness.errors import UsageError
 
 pytestmark = pytest.mark.unit
 
@@ -93,3 +97,24 @@ def test_local_auto_workers_beyond_the_cores_are_refused() -> None:
     assert error is not None and "this machine has 2 core(s)" in error
     assert "--max-workers 2" in error
     assert check_local_auto_workers(2, 2, cores=2) is not None
+
+
+def config_values(tmp_path: Path, **flags: Any) -> dict[str, Any]:
+    locustfile = tmp_path / "shop.py"
+    locustfile.write_text("from locust import HttpUser\n", encoding="utf-8")
+    base = {"locustfile": str(locustfile), "host": "http://web:8080"}
+    return merge_sources(base | flags, {}, None, tuple(OPTIONS))
+
+
+def test_workers_auto_starts_with_one_and_keeps_the_bound(tmp_path: Path) -> None:
+    config = build_run_config(config_values(tmp_path, workers="auto", max_workers="4"))
+    assert config.auto_workers and config.max_workers == 4 and config.load.workers == 1
+    fixed = build_run_config(config_values(tmp_path, workers="3", target_rps="250"))
+    assert not fixed.auto_workers and fixed.load.workers == 3 and fixed.target_rps == 250
+
+
+def test_workers_auto_needs_max_workers(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--workers auto needs --max-workers"):
+        build_run_config(config_values(tmp_path, workers="auto"))
+    with pytest.raises(UsageError, match="--workers"):
+        config_values(tmp_path, workers="many")
