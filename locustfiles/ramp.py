@@ -5,8 +5,9 @@ seconds. A step is judged only over its last ``KUBESWARM_RAMP_BREAK_S`` seconds:
 HPA is still reacting (sync period + metrics delay), and a latency spike it then absorbs is not the
 service's limit. When the SLO (p95 above ``KUBESWARM_RAMP_P95_MS`` or error rate above
 ``KUBESWARM_RAMP_ERROR_RATE``) is broken through most of that judged part, the shape ends the test;
-at ``KUBESWARM_RAMP_MAX_USERS`` (default ``-u``) it ends after the last step's hold. ``-t`` still
-bounds the whole run.
+at ``KUBESWARM_RAMP_MAX_USERS`` (default ``-u``) it ends after the last step's hold. Locust
+ignores ``-t`` for a shape; kubeswarm still stops the test at ``-t``, so give ``-t`` room for every
+step. The shape runs on the master only: the variables need to reach the master alone.
 
 Use it as it is (``-f ramp.py``: one user class sending five requests per second to ``/``), or
 import the shape into your own locustfile so Locust finds it there::
@@ -17,8 +18,8 @@ Every step and the stop are logged as one line starting ``kubeswarm ramp:`` with
 fields (see ``format_line``), so a run's log says which step broke which SLO and why it stopped;
 the shape also keeps them in ``steps`` and ``stop``.
 
-Settings are read from the environment because Locust passes no custom options to a shape on
-the master before the test starts; the same variables reach local processes and the Jobs' pods.
+Settings come from the environment rather than custom Locust flags because kubeswarm builds
+Locust's command line itself; the same variables reach local processes and the master's pod.
 The judging works on deltas of Locust's cumulative totals (``runner.stats.total``), so it needs no
 response-time cache and sees on the master what all workers reported.
 """

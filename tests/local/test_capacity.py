@@ -155,8 +155,6 @@ def run_ramp(url: str, out: Path) -> tuple[str, float, float]:
         "40",
         "-r",
         "10",
-        "-t",
-        "85s",
         "--csv",
         str(out / "locust"),
         "--csv-full-history",
