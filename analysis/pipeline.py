@@ -49,6 +49,7 @@ from analysis.judge.loadgen import exception_count, is_load_generator, loadgen_f
 from analysis.judge.readiness import scale_up_not_ready
 from analysis.judge.resources import WorkloadResult, analyse_workloads
 from analysis.judge.scaling import HpaResult, analyse_hpas
+from analysis.judge.sizing import CapacityResult, analyse_capacity
 from analysis.judge.slo import SloResult, evaluate, parse_slos
 from analysis.judge.target_findings import hpa_findings, workload_findings
 from analysis.judge.whatif import (
@@ -76,6 +77,7 @@ class Analysis:
     findings: tuple[Finding, ...]  # ordered by severity
     verdict: str
     disruptions: tuple[Disruption, ...] = ()  # --chaos, in time order
+    capacity: CapacityResult | None = None
 
 
 def _max(values: Sequence[float | None]) -> float | None:
@@ -130,9 +132,15 @@ def _memory_targets(hpas: Sequence[HpaResult]) -> dict[tuple[str, str], float]:
     }
 
 
-def analyse(run_dir: Path, slos: Sequence[str] = (), whatifs: Sequence[str] = ()) -> Analysis:
-    """Loads and judges a run directory. ValueError (one line) for a malformed --slo/--whatif or
-    a --whatif naming an HPA the run did not record."""
+def analyse(
+    run_dir: Path,
+    slos: Sequence[str] = (),
+    whatifs: Sequence[str] = (),
+    target_rps: float | None = None,
+) -> Analysis:
+    """Loads and judges a run directory. ValueError (one line) for a malformed --slo/--whatif,
+    a --whatif naming an HPA the run did not record, or --target-rps on a run without Locust
+    data."""
     parsed_slos = parse_slos(slos)
     parsed_whatifs = [parse_whatif(text) for text in whatifs]
     data = load_run(run_dir)
@@ -193,6 +201,16 @@ def analyse(run_dir: Path, slos: Sequence[str] = (), whatifs: Sequence[str] = ()
     found.extend(disruption_findings(disruptions, window.load_start_s))
     found.extend(slo_findings(slo_results))
     in_order = ordered(found)
+    capacity = analyse_capacity(
+        data,
+        load,
+        window,
+        hpas,
+        slos=parsed_slos,
+        target_rps=target_rps,
+        behavior=recorded_behavior(data.meta),
+        sync_period_s=recorded_sync_period_s(data.meta),
+    )
     return Analysis(
         data,
         load,
@@ -207,6 +225,7 @@ def analyse(run_dir: Path, slos: Sequence[str] = (), whatifs: Sequence[str] = ()
         tuple(in_order),
         verdict_of(slo_results, in_order),
         tuple(disruptions),
+        capacity,
     )
 
 

@@ -35,8 +35,10 @@ def write_report(
     run_dir: Path,
     slos: Sequence[str] = (),
     whatifs: Sequence[str] = (),
+    *,
     baseline: Path | None = None,
     tolerances: Mapping[str, float] | None = None,
+    target_rps: float | None = None,
 ) -> dict[str, Any]:
     """Loads the run directory, computes everything, writes report/summary.json, report.html,
     report.md and report/*.png, returns the summary dict (DESIGN.md's summary.json).
@@ -48,7 +50,7 @@ def write_report(
 
     Raises ValueError with a one-line user-facing message for a malformed --slo or --whatif
     expression, a baseline that is not a run directory, or an unknown tolerance."""
-    analysis = analyse(run_dir, slos, whatifs)
+    analysis = analyse(run_dir, slos, whatifs, target_rps=target_rps)
     out_dir = run_dir / schema.REPORT_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = build_summary(analysis)
@@ -168,6 +170,7 @@ def format_summary(summary: Mapping[str, Any], run_dir: Path) -> str:
             f"slo {s['expr']}: {'passed' if s['passed'] else 'FAILED'} ({_rounded(s['observed'])})"
         )
     lines.extend(_whatif_line(w) for w in summary["whatif"])
+    lines.extend(_capacity_lines(summary.get("capacity")))
     regressions = summary.get("regressions")
     if regressions is not None:
         base = summary["comparison"]["baseline"]["run_id"]
@@ -177,3 +180,37 @@ def format_summary(summary: Mapping[str, Any], run_dir: Path) -> str:
         )
     lines.append(f"report: {run_dir / schema.REPORT_DIR / 'report.html'}")
     return "\n".join(lines) + "\n"
+
+
+def _capacity_lines(capacity: Mapping[str, Any] | None) -> list[str]:
+    """The knee, the break point and the sizing for ``--target-rps``, one line each."""
+    if not capacity:
+        return []
+    if capacity.get("refused"):
+        return [_shorten(f"capacity: not reported: {capacity['refused']}")]
+    lines = []
+    for hpa in capacity.get("hpas") or []:
+        knee = hpa.get("knee")
+        if knee is not None:
+            reached = "" if knee.get("reached") else " (the SLOs never broke: a lower bound)"
+            lines.append(
+                f"capacity {hpa['hpa']}: knee {_rounded(knee['rps_per_replica'])} req/s per "
+                f"replica at p95 {_rounded(knee['p95_ms'])} ms{reached}"
+            )
+        sizing = hpa.get("sizing")
+        if sizing is not None:
+            fits = "fits" if sizing["fits_max_replicas"] else "does NOT fit"
+            lines.append(
+                f"  {_rounded(sizing['target_rps'])} req/s needs {sizing['replicas_needed']} "
+                f"replicas ({fits} max {sizing['max_replicas']}); CPU target "
+                f"{sizing['recommended_cpu_target_pct']}% holds each pod under the knee"
+            )
+    point = capacity.get("break_point")
+    if point is not None:
+        lines.append(
+            _shorten(
+                f"break point: {_rounded(point['users'])} users, {_rounded(point['rps'])} req/s, "
+                f"{', '.join(point['broken'])} broke first; limit: {point['limit']}"
+            )
+        )
+    return lines

@@ -157,7 +157,16 @@ WORKERS: Final = CsvSchema(
 
 ALL_SAMPLES: Final = (LOCUST, HPA, HPA_METRICS, WORKLOADS, PODS, EVENTS, MARKS, WORKERS)
 
-MarkKind = Literal["test_start", "spawn_complete", "stage", "chaos", "test_stop", "sampler_gap"]
+MarkKind = Literal[
+    "test_start",
+    "spawn_complete",
+    "stage",
+    "chaos",
+    "test_stop",
+    "sampler_gap",
+    "ramp_stop",
+    "workers_added",
+]
 
 # Locust's own files, copied unmodified into ``locust/``.
 LOCUST_FILES: Final = (

@@ -20,6 +20,7 @@ from typing import Any
 from analysis.judge.disruption import Disruption
 from analysis.judge.resources import WorkloadResult
 from analysis.judge.scaling import HpaResult
+from analysis.judge.sizing import capacity_summary
 from analysis.pipeline import Analysis
 
 
@@ -209,6 +210,7 @@ def build_summary(analysis: Analysis) -> dict[str, Any]:
             for r in analysis.whatifs
         ],
         "disruptions": [_disruption(d) for d in analysis.disruptions],
+        "capacity": None if analysis.capacity is None else capacity_summary(analysis.capacity),
         "findings": [
             {
                 "code": f.code,

@@ -20,13 +20,16 @@ second Ctrl-C exits at once; the objects still have their deadline.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from harness.actions.auto_workers import AutoWorkers
 from harness.actions.chaos import chaos_actions
+from harness.actions.workers import AutoWorkersPolicy
 from harness.backends.local import load_status
 from harness.config.run import RunConfig
 from harness.errors import ClusterError, LoadGeneratorError
@@ -44,6 +47,7 @@ from harness.kube.preflight import preflight
 from harness.kube.runs import delete_run
 from harness.locust_api import LocustApi, LocustSample, LocustWatch, Transport
 from harness.samplers.kube import KubeSampler, KubeSource
+from harness.samplers.ramp_log import RAMP_SHAPE, ramp_env, ramp_warning
 from harness.session.core import (
     Action,
     LoadPoll,
@@ -194,7 +198,9 @@ class ClusterBackend:
         """The master Job first, then everything else owned by it (see the module docstring)."""
         self.run_id = run_dir.name  # the run id is the run directory's name
         self.names = object_names(self.run_id)
-        self.objects = run_objects(self.config, self.run_id, self.namespace, self.plan)
+        self.objects = run_objects(
+            self.config, self.run_id, self.namespace, self.plan, master_env=ramp_env(os.environ)
+        )
         self.watch = LocustWatch(
             LocustApi(self.transport(self.kube, self.namespace, self.names.service))
         )
@@ -292,6 +298,10 @@ class ClusterBackend:
         )
         return True
 
+    def scale_workers(self, total: int) -> None:
+        """The worker Job's parallelism raised to ``total`` pods (``--workers auto``)."""
+        self.kube.scale_job(self.names.worker_job, self.namespace, total)
+
     def stop(self, note: NoteFn) -> None:
         if self.watch is None or self.watch.last is None:
             return
@@ -358,6 +368,7 @@ def run_cluster(
             config.watch,
             load_objects=objects,
             chaos_namespaces=[chaos_namespace] if config.chaos else [],
+            scales_workers=config.auto_workers,
         )
         chaos = chaos_actions(
             config.chaos,
@@ -394,7 +405,14 @@ def run_cluster(
         backend = ClusterBackend(
             kube, config, plan, namespace, transport=transport or ServiceProxyTransport
         )
-        return execute(spec, backend, samplers, reporter, actions=[*actions, *chaos], report=report)
+        extra = [*actions, *chaos]
+        ramp = ramp_warning(os.environ, 15.0) if plan.shape == RAMP_SHAPE else None
+        if ramp is not None:
+            reporter.event(f"warning: {ramp}")
+        if config.auto_workers and config.max_workers is not None:
+            policy = AutoWorkersPolicy(config.max_workers)
+            extra.append(AutoWorkers(policy, plan.workers, backend.scale_workers))
+        return execute(spec, backend, samplers, reporter, actions=extra, report=report)
     finally:
         if own_client:
             kube.close()

@@ -26,6 +26,7 @@ from harness.locust_api import DirectTransport, LocustApi, LocustSample, LocustW
 from harness.processes import Child, ProcessGroup, free_port
 from harness.samplers.local import ProcessSource
 from harness.samplers.processes import ProcessSampler
+from harness.samplers.ramp_log import RAMP_SHAPE, RampLog
 from harness.session.core import (
     Action,
     LoadPoll,
@@ -42,6 +43,11 @@ from harness.session.run import Report, SessionSpec, default_report, execute
 # How long the master may take to open its web port.
 WEB_STARTUP_TIMEOUT_S: Final = 60.0
 CSV_PREFIX: Final = "kubeswarm"
+# A local worker process connects within a few seconds: a short wait before judging it.
+LOCAL_WORKER_COOLDOWN_S: Final = 10.0
+# What a watched HPA syncs at by default (kube-controller-manager --horizontal-pod-autoscaler-sync-
+# period): the pace the ramp's steps must leave room for.
+HPA_SYNC_PERIOD_S: Final = 15.0
 
 
 def master_argv(plan: LoadPlan, master_port: int, web_port: int, csv_prefix: Path) -> list[str]:
@@ -108,6 +114,7 @@ class LocalBackend:
         self.web_url = ""
         self.master_port = 0
         self.csv_dir = Path(tempfile.mkdtemp(prefix="kubeswarm-locust-"))
+        self.ramp: RampLog | None = None
 
     def start(self, run_dir: Path, note: NoteFn) -> dict[str, Any]:
         self.master_port, web_port = free_port(), free_port()
@@ -117,6 +124,8 @@ class LocalBackend:
             master_argv(self.plan, self.master_port, web_port, self.csv_dir / CSV_PREFIX),
             env=self.env,
         )
+        if self.plan.shape == RAMP_SHAPE:
+            self.ramp = RampLog(self.master.log_path)
         for _ in range(self.plan.workers):
             self.add_worker()
         self.web_url = f"http://127.0.0.1:{web_port}"
@@ -128,12 +137,24 @@ class LocalBackend:
             webbrowser.open(self.web_url)
         return {"processes": self.group.pids, "locust_web": self.web_url}
 
+    @property
+    def worker_count(self) -> int:
+        if self.group is None:
+            return 0
+        return sum(1 for c in self.group.children if c.name.startswith("locust-worker-"))
+
+    def scale_workers(self, total: int) -> None:
+        """At least ``total`` worker processes (``--workers auto``)."""
+        while self.worker_count < total:
+            self.add_worker()
+
     def add_worker(self) -> Child:
         """One more worker process (also while the test runs: ``--workers auto``)."""
         assert self.group is not None
-        index = sum(1 for c in self.group.children if c.name.startswith("locust-worker-"))
         return self.group.start(
-            f"locust-worker-{index}", worker_argv(self.plan, self.master_port), env=self.env
+            f"locust-worker-{self.worker_count}",
+            worker_argv(self.plan, self.master_port),
+            env=self.env,
         )
 
     def _wait_ready(self) -> None:
@@ -161,6 +182,8 @@ class LocalBackend:
         assert self.watch is not None and self.master is not None
         observation = Observation()
         sample = self.watch.poll(observation)
+        if self.ramp is not None:
+            observation.merge(self.ramp.read(now))
         if sample is None and self.master.exited():
             self.watch.finished = True
         if sample is not None:

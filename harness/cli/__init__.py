@@ -55,12 +55,14 @@ _RUN_OPTIONS = (
     "baseline",
     "tolerances",
     "junit",
+    "target_rps",
+    "max_workers",
     "chaos",
     "chaos_target",
     "chaos_pick",
 )
 _CHAOS_OPTIONS = ("chaos", "chaos_target", "chaos_pick")
-_RESULT_OPTIONS = ("baseline", "tolerances", "junit")
+_RESULT_OPTIONS = ("baseline", "tolerances", "junit", "target_rps")
 _CLUSTER_OPTIONS = ("kubeconfig", "context", "namespace")
 
 

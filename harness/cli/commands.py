@@ -57,6 +57,7 @@ def _report_writer(values: Mapping[str, Any]) -> Report:
         baseline=None if baseline is None else Path(baseline),
         tolerances=tolerances or None,
         junit=values.get("junit"),
+        target_rps=values.get("target_rps"),
     )
 
 
@@ -102,6 +103,7 @@ def report(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> 
             whatifs=values["whatif"],
             baseline=None if baseline is None else Path(baseline),
             tolerances=tolerances or None,
+            target_rps=values.get("target_rps"),
         )
     except ValueError as e:
         raise UsageError(str(e)) from e

@@ -60,6 +60,11 @@ class Option:
     metavar: str | None = None
 
 
+def workers_count(text: str) -> int | str:
+    """``--workers``: a count, or ``auto`` (decided while the load runs)."""
+    return "auto" if text.strip().lower() == "auto" else positive_int(text)
+
+
 OPTIONS: Final[dict[str, Option]] = {
     o.name: o
     for o in (
@@ -108,10 +113,29 @@ OPTIONS: Final[dict[str, Option]] = {
         Option(
             "workers",
             ("--workers",),
-            positive_int,
+            workers_count,
             2,
-            "Locust worker processes (local) or worker pods (cluster)",
-            metavar="W",
+            "Locust worker processes (local) or worker pods (cluster); auto: start with one and "
+            "add workers while their CPU stays above 85% (up to --max-workers)",
+            metavar="W|auto",
+        ),
+        # Without a bound, auto would add workers for as long as the load generator is busy.
+        Option(
+            "max_workers",
+            ("--max-workers",),
+            positive_int,
+            None,
+            "with --workers auto: the most workers to run (locally at most one per core)",
+            metavar="N",
+        ),
+        Option(
+            "target_rps",
+            ("--target-rps",),
+            positive_float,
+            None,
+            "size for this load: replicas needed at the measured knee and the HPA CPU target "
+            "that keeps each pod under it (requests/s)",
+            metavar="N",
         ),
         # One Locust process per core; a pod gets one core unless --processes says otherwise.
         Option(

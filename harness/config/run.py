@@ -71,6 +71,9 @@ class RunConfig:
     chaos: tuple[ChaosSpec, ...] = ()  # disruptions, in the order given
     chaos_target: WatchTarget | None = None  # None: the first watched HPA's workload or process
     chaos_pick: ChaosPick = "oldest"
+    auto_workers: bool = False  # --workers auto: load.workers is the starting count
+    max_workers: int | None = None  # the bound of --workers auto
+    target_rps: float | None = None  # --target-rps, for the report's capacity sizing
 
     def as_record(self) -> dict[str, Any]:
         """The config as ``run.json`` keeps it: plain values, watch targets as written."""
@@ -115,7 +118,7 @@ def build_run_config(values: Mapping[str, Any]) -> RunConfig:
         users=values["users"],
         spawn_rate=values["spawn_rate"],
         run_time_s=values["run_time_s"],
-        workers=values["workers"],
+        workers=_starting_workers(values),
         processes=values["processes"],
         autoquit_s=values["autoquit_s"],
     )
@@ -156,6 +159,9 @@ def build_run_config(values: Mapping[str, Any]) -> RunConfig:
         chaos=chaos,
         chaos_target=values.get("chaos_target"),
         chaos_pick=values.get("chaos_pick") or "oldest",
+        auto_workers=values["workers"] == "auto",
+        max_workers=values.get("max_workers"),
+        target_rps=values.get("target_rps"),
     )
 
 
@@ -168,6 +174,15 @@ def _shape(locustfile: Path, *, local: bool, requirements: tuple[str, ...]) -> s
         if not local and e.missing_module and requirements:
             return None
         raise
+
+
+def _starting_workers(values: Mapping[str, Any]) -> int:
+    """``--workers auto`` starts with one worker and needs ``--max-workers``."""
+    if values["workers"] != "auto":
+        return int(values["workers"])
+    if values.get("max_workers") is None:
+        raise UsageError("--workers auto needs --max-workers N, the most workers it may run")
+    return 1
 
 
 def _requirements(requirements: tuple[str, ...]) -> tuple[str, ...]:

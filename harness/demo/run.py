@@ -92,13 +92,15 @@ class DemoConfig:
             )
         if cpu_request_m <= 0 or memory_request <= 0:
             raise UsageError("--cpu-request and --memory-request must be more than 0")
+        if values["workers"] == "auto":
+            raise UsageError("demo: --workers auto is for run; give the demo a number of workers")
         chaos = tuple(values.get("chaos") or ())
         check_chaos(chaos, values["duration_s"], None, local=True)
         return cls(
             duration_s=values["duration_s"],
             out_dir=Path(values["out_dir"]),
             users=values["demo_users"],
-            workers=values["workers"],
+            workers=int(values["workers"]),
             sample_interval_s=min(values["sample_interval_s"], 1.0),
             min_replicas=values["min_replicas"],
             max_replicas=values["max_replicas"],

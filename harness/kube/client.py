@@ -361,6 +361,17 @@ class KubeClient:
         )
         return response.status != 404
 
+    def scale_job(self, name: str, namespace: str, parallelism: int) -> None:
+        """Sets a Job's parallelism (``--workers auto``); its pods start or stop accordingly."""
+        op = Operation("patch", "jobs", namespace, name)
+        self.request(
+            "PATCH",
+            RESOURCES["Job"].path(namespace, name),
+            op,
+            body={"spec": {"parallelism": parallelism}},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+
 
 def _is_api_status(response: Response) -> bool:
     """Whether an error answer came from the API server itself (a ``Status`` object)."""

@@ -104,7 +104,12 @@ def master_resources(config: RunConfig) -> dict[str, dict[str, str]]:
 
 
 def run_objects(
-    config: RunConfig, run_id: str, namespace: str, plan: LoadPlan | None = None
+    config: RunConfig,
+    run_id: str,
+    namespace: str,
+    plan: LoadPlan | None = None,
+    *,
+    master_env: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """All objects of one run in creation order: master Job, ConfigMap, Service, worker Job.
 
@@ -115,6 +120,14 @@ def run_objects(
     configmap = _configmap(config, names)
     locustfile_key = next(iter(configmap["data"]))
     master = _master_job(config, plan, names, locustfile_key)
+    if master_env:  # e.g. the ramp shape's settings: only the master runs a shape
+        locust = next(
+            c for c in _containers(master["spec"]["template"]["spec"]) if c["name"] == "locust"
+        )
+        locust["env"] = [
+            *locust.get("env", []),
+            *({"name": k, "value": v} for k, v in master_env.items()),
+        ]
     service = _service(names)
     worker = _worker_job(config, plan, names, locustfile_key)
     objects = [master, configmap, service, worker]
@@ -264,6 +277,10 @@ def _worker_job(
     job = _load_one("worker-job.yaml", "Job")
     job["spec"]["parallelism"] = plan.workers
     job["spec"]["completions"] = plan.workers
+    if plan.rebalance:
+        # --workers auto raises the parallelism while the run goes on; completions cannot change
+        # after creation, so the Job has none: it is done when its pods are (work-queue Job).
+        del job["spec"]["completions"]
     flags = locust_flags(plan, "worker", master_host=names.service)
     _patch_job(job, config, names.worker_job, plan.deadline_s, worker_resources(config))
     _patch_locust(job, names, locustfile_key, flags, "worker-job.yaml")

@@ -116,6 +116,7 @@ def preflight(
     creates: bool = True,
     load_objects: Sequence[Body] = (),
     chaos_namespaces: Sequence[str] = (),
+    scales_workers: bool = False,
 ) -> PreflightReport:
     """Checks everything above; raises ``UsageError`` (bad input, exit 2) or ``ClusterError``.
     ``load_objects`` are the run's manifests (``run_objects``): their Jobs' pods must fit.
@@ -133,6 +134,8 @@ def preflight(
     needs = [(namespace, a) for a in RUN_ACCESS] if creates else []
     needs += [(ns, a) for ns in watched for a in WATCH_ACCESS]
     needs += [(ns, a) for ns in chaos_namespaces for a in CHAOS_ACCESS]
+    if scales_workers and creates:  # --workers auto raises the worker Job's parallelism
+        needs.append((namespace, Access("patch", "jobs", "batch")))
     missing = missing_access(kube, needs)
     if missing:
         chaos = " --chaos" if chaos_namespaces else ""

@@ -115,6 +115,7 @@ class TickContext:
     run_start: float
     test_start: float | None  # when Locust first reported users (None: not yet, or no load)
     load: LoadStatus | None = None
+    workers: tuple[Row, ...] = ()  # this tick's rows of samples/workers.csv
 
     @property
     def elapsed_s(self) -> float:

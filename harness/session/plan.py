@@ -144,6 +144,6 @@ def plan_for(config: RunConfig, *, startup_s: float = STARTUP_MARGIN_S) -> LoadP
         config.load,
         startup_s=startup_s,
         deadline_s=config.deadline_s,
-        shape=getattr(config, "shape", None),
-        rebalance=bool(getattr(config, "workers_auto", False)),
+        shape=config.shape,
+        rebalance=config.auto_workers,
     )

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from analysis.data import schema
 from harness.errors import KubeswarmError, LoadGeneratorError, RunDirectoryError
 from harness.processes import sigterm_as_interrupt
 from harness.session.core import (
@@ -88,14 +89,23 @@ def report_writer(
     baseline: Path | None = None,
     tolerances: Mapping[str, float] | None = None,
     junit: Path | None = None,
+    target_rps: float | None = None,
 ) -> Report:
-    """The report of a run, compared with ``baseline`` and written as JUnit when asked."""
+    """The report of a run, compared with ``baseline``, sized for ``target_rps`` and written as
+    JUnit when asked. A run that ended without Locust data cannot be sized: it is reported
+    without the sizing rather than not at all."""
 
     def write(run_dir: Path, slos: Sequence[str]) -> dict[str, Any]:
         from analysis.render.junit import write_junit
         from analysis.report import write_report
 
-        summary = write_report(run_dir, slos=list(slos), baseline=baseline, tolerances=tolerances)
+        options: dict[str, Any] = {"baseline": baseline, "tolerances": tolerances}
+        try:
+            summary = write_report(run_dir, slos=list(slos), target_rps=target_rps, **options)
+        except ValueError:
+            if target_rps is None:
+                raise
+            summary = write_report(run_dir, slos=list(slos), **options)
         if junit is not None:
             write_junit(junit, summary)
         return summary
@@ -201,7 +211,13 @@ class _Ticker:
             if poll.running and self.test_start is None:
                 self.test_start = now
             self.load = observation.load or self.load
-            ctx = TickContext(now, self.start, self.test_start, self.load)
+            workers = tuple(
+                row
+                for table, rows in observation.rows
+                if table.file_name == schema.WORKERS.file_name
+                for row in rows
+            )
+            ctx = TickContext(now, self.start, self.test_start, self.load, workers)
             for source in sources:
                 observation.merge(source.tick(ctx))
             self.record(observation, now)
