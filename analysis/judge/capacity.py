@@ -336,10 +336,17 @@ def find_break(
     """The first sustained break along time of ``curve`` (the run's bins)."""
     ordered = curve.sort_values("ts").reset_index(drop=True)
     at = first_sustained_break([bool(m) for m in ordered["meets"]])
+    ramp_reason = _ramp_slo_reason(ramp_stop)
+    if at is None and ramp_reason is not None and not ordered.empty:
+        # The ramp judged its last step broken over a window finer than these bins: its own
+        # verdict places the break in the last bin before it stopped.
+        at = len(ordered) - 1
     if at is None:
         return None
     row = ordered.iloc[at]
-    broken = tuple(str(row["broken"]).split(","))
+    broken = tuple(b for b in str(row["broken"]).split(",") if b) or (
+        (ramp_reason,) if ramp_reason else ()
+    )
     replicas: dict[str, float | None] = {}
     limits: list[tuple[str, str]] = []
     for hpa in hpas:
@@ -365,6 +372,15 @@ def find_break(
         explanation,
         ramp_stop,
     )
+
+
+def _ramp_slo_reason(ramp_stop: str | None) -> str | None:
+    """The SLO the ramp stopped on (``p95_ms``, ``error_rate``), if it stopped on one."""
+    parsed = parse_ramp_line(ramp_stop) if ramp_stop else None
+    if parsed is None or parsed[0] != "stop":
+        return None
+    reason = parsed[1].get("reason")
+    return reason if reason in ("p95_ms", "error_rate", "no_responses") else None
 
 
 def ramp_stop_detail(marks: pd.DataFrame) -> str | None:

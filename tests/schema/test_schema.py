@@ -84,7 +84,8 @@ def _every_option(tmp: Path) -> list[str]:
     # change nothing that would not validate.
     return [
         "-f", str(locustfile), "-H", "https://web.shop.svc:8443", "-u", "500", "-r", "25",
-        "-t", "15m", "--workers", "8", "--processes", "4", "--watch", "hpa/web",
+        "-t", "15m", "--workers", "auto", "--max-workers", "8", "--processes", "4",
+        "--watch", "hpa/web",
         "--slo", "p95_ms<500", "--name", "checkout", "--interval", "5s", "-n", "load",
         "--image", "registry.example/locust:2.47.0-custom", "--keep",
         "--extra-file", str(tmp / "users.csv"), "--extra-file", str(tmp / "logo.png"),
@@ -108,12 +109,20 @@ def produced(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[st
         "run-default": _as_created(_render(["-f", str(default_file), "-H", "http://web:8080"])),
         "run-every-option": _as_created(_render(every_option)),
         "rbac": _render(["--rbac", "-n", "load"]),
+        "rbac-chaos": _render(["--rbac", "--chaos", "-n", "load"]),
         "example-target": kustomization_objects("example-target", "demo"),
         "kustomize-base": kustomization_objects(),
     }
 
 
-CASES = ["run-default", "run-every-option", "rbac", "example-target", "kustomize-base"]
+CASES = [
+    "run-default",
+    "run-every-option",
+    "rbac",
+    "rbac-chaos",
+    "example-target",
+    "kustomize-base",
+]
 
 
 def test_versions_cover_1_29_through_the_newest_shipped() -> None:
@@ -128,7 +137,7 @@ def test_the_every_option_case_sets_every_option_of_render(tmp_path: Path) -> No
     unset = [
         OPTIONS[name].flags[-1]
         for name in render.options
-        if name != "rbac" and not set(OPTIONS[name].flags) & given
+        if name not in ("rbac", "rbac_chaos") and not set(OPTIONS[name].flags) & given
     ]
     assert not unset, f"add {unset} to _every_option"
 

@@ -304,3 +304,23 @@ def test_target_rps_without_locust_data_is_an_error(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run", {"start": T0, "end": T0 + 60}, {})
     with pytest.raises(ValueError, match="--target-rps 100: this run has no Locust data"):
         analyse(run, target_rps=100)
+
+
+def test_the_ramps_own_stop_places_the_break_when_the_bins_never_broke() -> None:
+    """The ramp judges its last step over a window finer than the 10 s bins; when it stopped on
+    an SLO that no whole bin broke, its verdict still names the break (last bin, its reason)."""
+    from analysis.judge.capacity import CURVE_COLUMNS, find_break
+
+    rows = [
+        {"ts": 100.0 + 10 * i, "users": 4.0 * (i + 1), "rps": 10.0 * (i + 1), "error_rate": 0.0,
+         "p95_ms": 100.0 * (i + 1), "p99_ms": 120.0 * (i + 1), "meets": True, "broken": ""}
+        for i in range(4)
+    ]  # fmt: skip
+    curve = pd.DataFrame([{c: r.get(c) for c in CURVE_COLUMNS} for r in rows])
+    stop = "kubeswarm ramp: stop reason=p95_ms step=4 users=16 observed=420: stopped at 16 users"
+    found = find_break(curve, [], {}, 100.0, ramp_stop=stop)
+    assert found is not None
+    assert (found.users, found.broken, found.ramp_stop) == (16.0, ("p95_ms",), stop)
+    assert find_break(curve, [], {}, 100.0) is None  # no ramp verdict, no sustained break
+    max_users = "kubeswarm ramp: stop reason=max_users step=4 users=16: no break point found"
+    assert find_break(curve, [], {}, 100.0, ramp_stop=max_users) is None

@@ -101,7 +101,11 @@ def test_local_auto_workers_beyond_the_cores_are_refused() -> None:
 
 def config_values(tmp_path: Path, **flags: Any) -> dict[str, Any]:
     locustfile = tmp_path / "shop.py"
-    locustfile.write_text("from locust import HttpUser\n", encoding="utf-8")
+    locustfile.write_text(
+        "from locust import HttpUser, task\n\n\nclass Shop(HttpUser):\n"
+        "    @task\n    def home(self):\n        self.client.get('/')\n",
+        encoding="utf-8",
+    )
     base = {"locustfile": str(locustfile), "host": "http://web:8080"}
     return merge_sources(base | flags, {}, None, tuple(OPTIONS))
 
