@@ -200,10 +200,15 @@ def _capacity_lines(capacity: Mapping[str, Any] | None) -> list[str]:
         sizing = hpa.get("sizing")
         if sizing is not None:
             fits = "fits" if sizing["fits_max_replicas"] else "does NOT fit"
+            target = sizing["recommended_cpu_target_pct"]
+            advice = (
+                f"a CPU target of {target}% holds each pod under the knee"
+                if target is not None
+                else "no CPU target could be derived (see the report's notes)"
+            )
             lines.append(
                 f"  {_rounded(sizing['target_rps'])} req/s needs {sizing['replicas_needed']} "
-                f"replicas ({fits} max {sizing['max_replicas']}); CPU target "
-                f"{sizing['recommended_cpu_target_pct']}% holds each pod under the knee"
+                f"replicas ({fits} max {sizing['max_replicas']}); {advice}"
             )
     point = capacity.get("break_point")
     if point is not None:

@@ -99,11 +99,14 @@ COMMANDS: tuple[Command, ...] = (
             *_RESULT_OPTIONS,
             "chaos",
             "chaos_pick",
+            "locustfile",
         ),
         help={
             "sample_interval_s": "seconds between samples, at most 1s in the demo so its 5 s "
             "autoscaler sync is resolved (default: 1s)",
             "workers": "local Locust worker processes",
+            "locustfile": "locustfile to run against the demo target (default: the shipped step "
+            "load; locustfiles/ramp.py searches for its capacity)",
         },
     ),
     Command(

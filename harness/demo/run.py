@@ -27,13 +27,15 @@ from harness import resources
 from harness.actions.chaos import chaos_actions
 from harness.backends.local import LocalBackend
 from harness.config.chaos import ChaosPick, ChaosSpec, check_chaos
-from harness.config.run import LoadConfig
+from harness.config.checks import inspect_locustfile
+from harness.config.run import LoadConfig, check_locustfile
 from harness.config.values import WatchTarget
 from harness.demo.autoscaler import GunicornScaler, LocalAutoscaler, ScaledTarget
 from harness.errors import LoadGeneratorError, UsageError
 from harness.processes import Child, ProcessGroup, free_port
 from harness.samplers.local import ProcessSource
 from harness.samplers.processes import PodResources, ProcessSampler
+from harness.samplers.ramp_log import RAMP_SHAPE, ramp_warning
 from harness.session.core import (
     Action,
     HpaStatus,
@@ -55,6 +57,7 @@ DEMO_BEHAVIOR = Behavior(
     ),
     scale_down=ScalingRules(10.0, (ScalingPolicy("Percent", 100, 15.0),)),
 )
+DEMO_SHAPE = "StepLoadShape"  # the shape class of the shipped step_load.py
 TARGET = ScaledTarget(namespace="local", hpa="demo-target", workload="demo-target")
 
 
@@ -77,6 +80,8 @@ class DemoConfig:
     open_browser: bool = False
     chaos: tuple[ChaosSpec, ...] = ()  # disruptions of the demo target's workers
     chaos_pick: ChaosPick = "oldest"
+    locustfile: Path | None = None  # None: the shipped step load
+    shape: str | None = None  # the locustfile's LoadTestShape class
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> DemoConfig:
@@ -96,6 +101,11 @@ class DemoConfig:
             raise UsageError("demo: --workers auto is for run; give the demo a number of workers")
         chaos = tuple(values.get("chaos") or ())
         check_chaos(chaos, values["duration_s"], None, local=True)
+        locustfile = values.get("locustfile")
+        shape = None
+        if locustfile is not None:
+            locustfile = check_locustfile(Path(locustfile))
+            shape = inspect_locustfile(locustfile).shape_class
         return cls(
             duration_s=values["duration_s"],
             out_dir=Path(values["out_dir"]),
@@ -112,6 +122,8 @@ class DemoConfig:
             open_browser=bool(values["open_browser"]),
             chaos=chaos,
             chaos_pick=values.get("chaos_pick") or "oldest",
+            locustfile=locustfile,
+            shape=shape,
         )
 
     def hpa_spec(self) -> HpaSpec:
@@ -127,7 +139,7 @@ class DemoConfig:
 
     def load(self) -> LoadConfig:
         return LoadConfig(
-            locustfile=resources.locustfile("step_load.py"),
+            locustfile=self.locustfile or resources.locustfile("step_load.py"),
             host="",
             users=self.users,
             spawn_rate=float(self.users),
@@ -294,7 +306,7 @@ def run_demo(
     """Runs the demo end to end and writes its report; every process started is stopped."""
     port = free_port()
     load = LoadConfig(**{**asdict(config.load()), "host": f"http://127.0.0.1:{port}"})
-    plan = plan_load(load, startup_s=60.0)
+    plan = plan_load(load, startup_s=60.0, shape=config.shape or DEMO_SHAPE)
     backend = DemoBackend(config, plan, port)
     spec = SessionSpec(
         mode="demo",
@@ -311,6 +323,10 @@ def run_demo(
         },
     )
     actions = [DemoChaos(config, backend)] if config.chaos else []
+    if config.shape == RAMP_SHAPE:
+        ramp = ramp_warning(os.environ, SYNC_PERIOD_S, metrics_delay_s=0.0)
+        if ramp is not None:
+            reporter.event(f"warning: {ramp}")
     return execute(
         spec,
         backend,

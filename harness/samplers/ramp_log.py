@@ -28,15 +28,24 @@ def ramp_env(environ: Mapping[str, str]) -> dict[str, str]:
 def ramp_warning(
     environ: Mapping[str, str], sync_period_s: float, *, metrics_delay_s: float | None = None
 ) -> str | None:
-    """A warning when the ramp's steps are shorter than the HPA can react in."""
-    hold_text = environ.get(f"{RAMP_ENV_PREFIX}HOLD_S")
-    try:
-        hold_s = float(hold_text) if hold_text else minimum_hold_s(15.0)
-    except ValueError:
-        return f"{RAMP_ENV_PREFIX}HOLD_S={hold_text!r} is not a number of seconds"
-    if metrics_delay_s is None:
-        return check_ramp(hold_s, sync_period_s)
-    return check_ramp(hold_s, sync_period_s, metrics_delay_s=metrics_delay_s)
+    """A warning when the ramp's steps (``KUBESWARM_RAMP_HOLD_S``, judged over their last
+    ``KUBESWARM_RAMP_BREAK_S``) are shorter than the HPA can react in."""
+    settings: dict[str, float] = {}
+    for name in ("HOLD_S", "BREAK_S"):
+        text = environ.get(f"{RAMP_ENV_PREFIX}{name}")
+        if not text:
+            continue
+        try:
+            settings[name] = float(text)
+        except ValueError:
+            return f"{RAMP_ENV_PREFIX}{name}={text!r} is not a number of seconds"
+    options: dict[str, float] = {}
+    if "BREAK_S" in settings:
+        options["break_s"] = settings["BREAK_S"]
+    if metrics_delay_s is not None:
+        options["metrics_delay_s"] = metrics_delay_s
+    hold_s = settings.get("HOLD_S", minimum_hold_s(15.0))
+    return check_ramp(hold_s, sync_period_s, **options)
 
 
 class RampLog:
