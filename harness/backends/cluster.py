@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from analysis.data import schema
 from harness.actions.auto_workers import AutoWorkers
 from harness.actions.chaos import chaos_actions
 from harness.actions.workers import AutoWorkersPolicy
@@ -37,6 +38,7 @@ from harness.kube import rows
 from harness.kube.api import Body, RetryPolicy
 from harness.kube.client import KubeClient, connect
 from harness.kube.manifests import (
+    COMPONENT_LABEL,
     WEB_PORT,
     object_names,
     run_objects,
@@ -228,6 +230,8 @@ class ClusterBackend:
         sample = self.watch.poll(observation)
         if sample is not None:
             observation.load = load_status(sample)
+        if self.running_since is not None:
+            observation.append(schema.PODS, self._load_pod_rows(now))
         if self.running_since is None:
             if self._started(sample, note):
                 self.running_since = now
@@ -236,6 +240,22 @@ class ClusterBackend:
         elif self._master_gone(now, note):
             self.watch.finished = True
         return LoadPoll(observation, self.running_since is not None, self.watch.finished)
+
+    def _load_pod_rows(self, now: float) -> list[dict[str, Any]]:
+        """The run's own pods, as the workloads of its Jobs: the analysis judges the load
+        generator's restarts and OOM kills from them (one list call per tick)."""
+        try:
+            pods = self.kube.list_objects(
+                "Pod", self.namespace, label_selector=run_selector(self.run_id)
+            )
+        except ClusterError:
+            return []
+        by_component = {"master": self.names.master_job, "worker": self.names.worker_job}
+        return [
+            dict(rows.pod_row(now, pod, by_component.get(component, component), None))
+            for pod in pods
+            if (component := str(rows.dig(pod, "metadata", "labels", COMPONENT_LABEL)))
+        ]
 
     def _started(self, sample: LocustSample | None, note: NoteFn) -> bool:
         if sample is None or self.watch is None:

@@ -106,3 +106,16 @@ def test_serve_ui_picks_the_running_run_and_prints_the_address(
     assert f"Locust web UI of {run_id}: http://127.0.0.1:" in out.getvalue()
     with pytest.raises(UsageError, match="no single run 'other'"):
         serve_ui(client, NS, "other", port=0, open_browser=False, out=out, stop=stop)
+
+
+def test_the_api_servers_own_404_after_a_run_ended_is_said_in_words() -> None:
+    from harness.kube.uiproxy import _api_server_status
+
+    gone = b'{"kind":"Status","apiVersion":"v1","status":"Failure","code":404}'
+    text = _api_server_status(404, gone)
+    assert text is not None and b"this run has ended" in text
+    not_ready = b'{"kind": "Status", "code": 503, "message": "no endpoints available"}'
+    assert b"not ready yet" in (_api_server_status(503, not_ready) or b"")
+    # Locust's own 404 (a page it does not have) is passed through untouched.
+    assert _api_server_status(404, b"<html>Not Found</html>") is None
+    assert _api_server_status(200, gone) is None
