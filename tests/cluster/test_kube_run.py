@@ -256,7 +256,16 @@ def test_sigint_at_random_points_leaves_nothing_after_cleanup(
     rng = random.Random(4)
     for attempt in range(4):
         process = kubeswarm_run(cluster, namespace, tmp_path / str(attempt))
-        time.sleep(rng.uniform(0.5, 5.0))
+        if attempt < 3:
+            time.sleep(rng.uniform(0.5, 5.0))
+        else:  # at least once after the objects exist, however slow the machine is
+            deadline = time.monotonic() + 90
+            while not any(
+                json.loads(meta.read_text() or "{}").get("objects")
+                for meta in (tmp_path / str(attempt)).glob("runs/*/run.json")
+            ):
+                assert time.monotonic() < deadline, "the run created no objects within 90s"
+                time.sleep(0.2)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=120)
         left = run_objects_left(kube, namespace)
