@@ -250,6 +250,17 @@ def kubeswarm_run(cluster: Cluster, namespace: str, tmp_path: Path) -> subproces
     )
 
 
+def wait_for_objects(attempt_dir: Path, timeout_s: float = 90.0) -> None:
+    """Until the run in ``attempt_dir`` has recorded the objects it created."""
+    deadline = time.monotonic() + timeout_s
+    while not any(
+        json.loads(meta.read_text() or "{}").get("objects")
+        for meta in attempt_dir.glob("runs/*/run.json")
+    ):
+        assert time.monotonic() < deadline, f"the run created no objects within {timeout_s:g}s"
+        time.sleep(0.2)
+
+
 def test_sigint_at_random_points_leaves_nothing_after_cleanup(
     cluster: Cluster, kube: KubeClient, namespace: str, tmp_path: Path
 ) -> None:
@@ -259,13 +270,7 @@ def test_sigint_at_random_points_leaves_nothing_after_cleanup(
         if attempt < 3:
             time.sleep(rng.uniform(0.5, 5.0))
         else:  # at least once after the objects exist, however slow the machine is
-            deadline = time.monotonic() + 90
-            while not any(
-                json.loads(meta.read_text() or "{}").get("objects")
-                for meta in (tmp_path / str(attempt)).glob("runs/*/run.json")
-            ):
-                assert time.monotonic() < deadline, "the run created no objects within 90s"
-                time.sleep(0.2)
+            wait_for_objects(tmp_path / str(attempt))
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=120)
         left = run_objects_left(kube, namespace)
@@ -283,7 +288,10 @@ def test_sigkill_at_random_points_leaves_nothing_without_a_deadline(
     seen_objects = 0
     for attempt in range(4):
         process = kubeswarm_run(cluster, namespace, tmp_path / str(attempt))
-        time.sleep(rng.uniform(0.5, 4.0))
+        if attempt < 3:
+            time.sleep(rng.uniform(0.5, 4.0))
+        else:  # at least once after the objects exist, however slow the machine is
+            wait_for_objects(tmp_path / str(attempt))
         process.kill()
         process.communicate(timeout=30)
         left = run_objects_left(kube, namespace)
