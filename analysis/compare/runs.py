@@ -22,7 +22,6 @@ from analysis.data.timeline import load_series
 from analysis.pipeline import analyse
 from analysis.render.compare_charts import AlignedRun
 from analysis.render.summary import build_summary, kubeswarm_version
-from analysis.report import write_report
 
 
 def check_run_dir(run_dir: Path) -> dict[str, Any]:
@@ -71,18 +70,14 @@ def _recorded_slos(meta: Mapping[str, Any]) -> list[str]:
 
 
 def load_summary(run_dir: Path) -> tuple[dict[str, Any], bool]:
-    """(summary, rebuilt): the current summary.json, or a rebuilt one judged on the SLOs the run
-    recorded. A run directory that cannot be written to (an unpacked CI artifact, say) is
-    analysed in memory instead."""
+    """(summary, rebuilt): the current summary.json, or one rebuilt in memory by this version,
+    judged on the SLOs the run recorded. A compared run directory is only read, never rewritten
+    (it may be a baseline kept as a CI artifact)."""
     meta = check_run_dir(run_dir)
     summary = current_summary(run_dir)
     if summary is not None:
         return summary, False
-    slos = _recorded_slos(meta)
-    try:
-        return write_report(run_dir, slos=slos), True
-    except OSError:
-        return build_summary(analyse(run_dir, slos)), True
+    return build_summary(analyse(run_dir, _recorded_slos(meta))), True
 
 
 def compare(

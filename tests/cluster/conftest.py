@@ -24,6 +24,8 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from harness.kube.client import KubeClient, connect
+
 from ._controlplane import Cluster, ControlPlane, ControlPlaneError, find_binaries
 
 KUBECONFIG_ENV = "KUBESWARM_TEST_KUBECONFIG"
@@ -131,3 +133,13 @@ def namespace(api_client: client.ApiClient) -> Iterator[str]:
         except ApiException as err:
             if err.status != 404:
                 raise
+
+
+@pytest.fixture
+def kube(cluster: Cluster, namespace: str) -> Iterator[KubeClient]:
+    """kubeswarm's own client, as admin, defaulting to the test's namespace."""
+    admin = connect(cluster.kubeconfig, namespace=namespace, environ={})
+    try:
+        yield admin
+    finally:
+        admin.close()

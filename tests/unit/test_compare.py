@@ -151,7 +151,9 @@ def test_summary_is_reused_when_current_and_rebuilt_when_stale(tmp_path: Path) -
     os.utime(sample, (later, later))
     c = compare(base, cand)
     assert (c.baseline.rebuilt, c.candidate.rebuilt) == (True, True)
-    assert json.loads(summary_path.read_text())["kubeswarm_version"] != "0.0.1-old"
+    # Rebuilt in memory: a compared run directory (a stored baseline) is only read.
+    assert json.loads(summary_path.read_text())["kubeswarm_version"] == "0.0.1-old"
+    assert c.baseline.run_id == stale["run_id"]
 
 
 def test_modes_differ_and_a_run_without_locust_compares_what_it_has(tmp_path: Path) -> None:
