@@ -39,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"\nkubeconfig: {node.kubeconfig}")
     print(f"  export KUBECONFIG={node.kubeconfig}")
-    print("images: localhost/kubeswarm-locust:2.47.0 (kubeswarm run --image ...), "
-          "localhost/kubeswarm-python:3.11")
+    print(
+        "images: localhost/kubeswarm-locust:2.47.0 (kubeswarm run --image ...), "
+        "localhost/kubeswarm-python:3.11"
+    )
     print("stop it with: make dev-cluster-down")
     return 0
 

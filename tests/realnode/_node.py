@@ -53,7 +53,11 @@ NODE_NAME: Final = "kubeswarm-realnode"
 LOCUST_IMAGE: Final = "localhost/kubeswarm-locust:2.47.0"
 PYTHON_IMAGE: Final = "localhost/kubeswarm-python:3.11"
 PAUSE_IMAGE: Final = "localhost/kubeswarm-pause:1"
-IMAGE_TARS: Final = {"pause.tar": PAUSE_IMAGE, "python.tar": PYTHON_IMAGE, "locust.tar": LOCUST_IMAGE}
+IMAGE_TARS: Final = {
+    "pause.tar": PAUSE_IMAGE,
+    "python.tar": PYTHON_IMAGE,
+    "locust.tar": LOCUST_IMAGE,
+}
 
 #: Fixed, so a later session finds what a killed one left (one node per machine anyway).
 STATE_DIR_ENV: Final = "KUBESWARM_REALNODE_DIR"
@@ -118,7 +122,9 @@ def _run_build(argv: list[str], progress: Callable[[str], None]) -> str:
     if proc.returncode == 3:
         raise RealNodeUnavailable("\n".join(lines[-5:]))
     if proc.returncode != 0 or not lines:
-        raise RealNodeError(f"{' '.join(argv)} failed (exit {proc.returncode}):\n" + "\n".join(lines[-30:]))
+        raise RealNodeError(
+            f"{' '.join(argv)} failed (exit {proc.returncode}):\n" + "\n".join(lines[-30:])
+        )
     return lines[-1].strip()
 
 
@@ -184,7 +190,9 @@ def _pids_in(pattern: str) -> list[int]:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         with contextlib.suppress(OSError):
-            if pattern in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+            if pattern in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                errors="replace"
+            ):
                 found.append(int(entry.name))
     return found
 
@@ -240,7 +248,9 @@ class RealNode:
             self._say(f"start failed; logs in {self.dir / 'logs'}")
             raise
         self.start_seconds = time.monotonic() - self._t0
-        self._say(f"node {NODE_NAME} Ready in {self.start_seconds:.1f}s; KUBECONFIG={self.kubeconfig}")
+        self._say(
+            f"node {NODE_NAME} Ready in {self.start_seconds:.1f}s; KUBECONFIG={self.kubeconfig}"
+        )
 
     def stop(self) -> dict[str, Any]:
         report = cleanup(self.dir, self.artifacts.node_bin, self._say)
@@ -249,7 +259,9 @@ class RealNode:
                 child.wait(timeout=5)
         return report
 
-    def api(self, path: str, method: str = "GET", body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    def api(
+        self, path: str, method: str = "GET", body: dict[str, Any] | None = None
+    ) -> tuple[int, Any]:
         assert self._https is not None, "not started"
         return self._https.request(self.server + path, method, body)
 
@@ -263,7 +275,7 @@ class RealNode:
         clean_env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         clean_env.pop("KUBECONFIG", None)
         clean_env.update(env or {})
-        popen = subprocess.Popen(  # noqa: S603 - our own binaries
+        popen = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -282,7 +294,14 @@ class RealNode:
         self._say(f"started {name} (pid {popen.pid})")
         return popen.pid
 
-    def _wait(self, what: str, check: Callable[[], bool], deadline: float, blame: str, interval: float = 0.25) -> None:
+    def _wait(
+        self,
+        what: str,
+        check: Callable[[], bool],
+        deadline: float,
+        blame: str,
+        interval: float = 0.25,
+    ) -> None:
         pids = json.loads((self.dir / "pids.json").read_text())
         while True:
             for name, rec in pids.items():
@@ -297,7 +316,8 @@ class RealNode:
                     return
             if time.monotonic() > deadline:
                 raise RealNodeError(
-                    f"timed out waiting for {what}; last lines of {blame}'s log:\n" + cp._tail(self.log_path(blame))
+                    f"timed out waiting for {what}; last lines of {blame}'s log:\n"
+                    + cp._tail(self.log_path(blame))
                 )
             time.sleep(interval)
 
@@ -325,12 +345,12 @@ class RealNode:
         config = f"""\
 version = 2
 # The image store lives in the cache, so images are imported once, not at every start.
-root = "{cache_dir() / 'realnode-containerd'}"
-state = "{d / 'state'}"
+root = "{cache_dir() / "realnode-containerd"}"
+state = "{d / "state"}"
 [grpc]
   address = "{self.containerd_socket}"
 [ttrpc]
-  address = "{d / 'containerd.sock.ttrpc'}"
+  address = "{d / "containerd.sock.ttrpc"}"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{PAUSE_IMAGE}"
   stream_server_address = "127.0.0.1"
@@ -345,7 +365,7 @@ state = "{d / 'state'}"
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
-    conf_dir = "{self.dir / 'cni' / 'net.d'}"
+    conf_dir = "{self.dir / "cni" / "net.d"}"
     max_conf_num = 1
 """
         (d / "config.toml").write_text(config)
@@ -392,8 +412,12 @@ state = "{d / 'state'}"
         ca = cp._KeyPair(x509.load_pem_x509_certificate(pki.ca_cert.read_bytes()), ca_key)
         extra = {
             # The Node authorizer and NodeRestriction know the kubelet by this name and group.
-            "kubelet": cp._issue(f"system:node:{NODE_NAME}", issuer=ca, organizations=["system:nodes"], client=True),
-            "kubelet-serving": cp._issue(NODE_NAME, issuer=ca, server=True, dns_names=[NODE_NAME], ips=[net.NODE_IP]),
+            "kubelet": cp._issue(
+                f"system:node:{NODE_NAME}", issuer=ca, organizations=["system:nodes"], client=True
+            ),
+            "kubelet-serving": cp._issue(
+                NODE_NAME, issuer=ca, server=True, dns_names=[NODE_NAME], ips=[net.NODE_IP]
+            ),
             # Bound to the system:node-proxier role by the bootstrap policy.
             "kube-proxy": cp._issue("system:kube-proxy", issuer=ca, client=True),
         }
@@ -413,7 +437,9 @@ state = "{d / 'state'}"
         kubeconfigs = {}
         for name, (cert, key) in clients.items():
             kubeconfigs[name] = self.dir / f"{name}.kubeconfig"
-            cp._write_kubeconfig(kubeconfigs[name], self.server, ca=pki.ca_cert, cert=cert, key=key, user=name)
+            cp._write_kubeconfig(
+                kubeconfigs[name], self.server, ca=pki.ca_cert, cert=cert, key=key, user=name
+            )
         self._https = cp._Https(pki.ca_cert, *pki.clients["admin"])
         return pki, kubeconfigs
 
@@ -479,13 +505,24 @@ state = "{d / 'state'}"
                 "--v=1",
             ],
         )
-        self._wait("kube-apiserver", lambda: self.api("/readyz")[0] == 200, deadline, "kube-apiserver")
-        common = ["--bind-address=127.0.0.1", f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}", "--leader-elect=false", "--v=1"]
+        self._wait(
+            "kube-apiserver", lambda: self.api("/readyz")[0] == 200, deadline, "kube-apiserver"
+        )
+        common = [
+            "--bind-address=127.0.0.1",
+            f"--tls-cert-file={pki.serving_cert}",
+            f"--tls-private-key-file={pki.serving_key}",
+            "--leader-elect=false",
+            "--v=1",
+        ]
         self._spawn(
             "kube-controller-manager",
             [
                 str(bin_dir / "kube-controller-manager"),
-                *(f"--{f}={kc['kube-controller-manager']}" for f in ("kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig")),
+                *(
+                    f"--{f}={kc['kube-controller-manager']}"
+                    for f in ("kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig")
+                ),
                 f"--secure-port={kcm_port}",
                 *common,
                 "--controllers=*",
@@ -495,7 +532,7 @@ state = "{d / 'state'}"
                 f"--cluster-signing-cert-file={pki.ca_cert}",
                 f"--cluster-signing-key-file={pki.ca_key}",
                 f"--service-cluster-ip-range={net.SERVICE_CIDR}",
-                # As in the cluster tier: a faster HPA loop (default 15 s), every other default kept.
+                # As in the cluster tier: a faster HPA loop (default 15 s), other defaults kept.
                 f"--horizontal-pod-autoscaler-sync-period={cp.HPA_SYNC_PERIOD}",
             ],
         )
@@ -503,7 +540,10 @@ state = "{d / 'state'}"
             "kube-scheduler",
             [
                 str(bin_dir / "kube-scheduler"),
-                *(f"--{f}={kc['kube-scheduler']}" for f in ("kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig")),
+                *(
+                    f"--{f}={kc['kube-scheduler']}"
+                    for f in ("kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig")
+                ),
                 f"--secure-port={sched_port}",
                 *common,
             ],
@@ -559,7 +599,12 @@ state = "{d / 'state'}"
             "maxPods": 60,
             "serializeImagePulls": False,
             # The disk of a test machine is often nearly full: do not evict or collect images.
-            "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%", "nodefs.inodesFree": "1%"},
+            "evictionHard": {
+                "memory.available": "100Mi",
+                "nodefs.available": "1%",
+                "imagefs.available": "1%",
+                "nodefs.inodesFree": "1%",
+            },
             "imageGCHighThresholdPercent": 100,
             "imageGCLowThresholdPercent": 99,
             "oomScoreAdj": 0,  # no CAP_SYS_RESOURCE: a negative value is refused
@@ -604,13 +649,20 @@ state = "{d / 'state'}"
             "metricsBindAddress": "127.0.0.1:10249",
             "nodePortAddresses": [f"{net.NODE_IP}/32"],
             # Zero: leave this machine's conntrack settings alone.
-            "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
+            "conntrack": {
+                "maxPerCore": 0,
+                "min": 0,
+                "tcpEstablishedTimeout": "0s",
+                "tcpCloseWaitTimeout": "0s",
+            },
             # No route_localnet sysctl and no masquerading of traffic that stays on the bridge.
             "iptables": {"localhostNodePorts": False, "masqueradeAll": False},
         }
         path = self.dir / "kube-proxy-config.json"
         path.write_text(json.dumps(config, indent=1))
-        self._spawn("kube-proxy", [str(self.artifacts.node_bin / "kube-proxy"), f"--config={path}", "--v=1"])
+        self._spawn(
+            "kube-proxy", [str(self.artifacts.node_bin / "kube-proxy"), f"--config={path}", "--v=1"]
+        )
 
     def _start_metrics_server(self, pki: Any, deadline: float) -> None:
         port = cp._free_ports(1)[0]
@@ -618,7 +670,12 @@ state = "{d / 'state'}"
         for path, body in (
             (
                 "/api/v1/namespaces/kube-system/services",
-                {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "metrics-server", "namespace": "kube-system"}, "spec": {"type": "ExternalName", "externalName": "localhost"}},
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": "metrics-server", "namespace": "kube-system"},
+                    "spec": {"type": "ExternalName", "externalName": "localhost"},
+                },
             ),
             (
                 "/apis/apiregistration.k8s.io/v1/apiservices",
@@ -632,7 +689,11 @@ state = "{d / 'state'}"
                         "groupPriorityMinimum": 100,
                         "versionPriority": 100,
                         "caBundle": base64.b64encode(pki.ca_cert.read_bytes()).decode(),
-                        "service": {"name": "metrics-server", "namespace": "kube-system", "port": port},
+                        "service": {
+                            "name": "metrics-server",
+                            "namespace": "kube-system",
+                            "port": port,
+                        },
                     },
                 },
             ),
@@ -645,7 +706,10 @@ state = "{d / 'state'}"
             "metrics-server",
             [
                 str(self.artifacts.controlplane_bin / "metrics-server"),
-                *(f"--{f}={admin}" for f in ("kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig")),
+                *(
+                    f"--{f}={admin}"
+                    for f in ("kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig")
+                ),
                 "--bind-address=127.0.0.1",
                 f"--secure-port={port}",
                 f"--tls-cert-file={pki.serving_cert}",
@@ -687,7 +751,7 @@ def _kubepods_cgroups() -> Iterator[Path]:
             yield top
 
 
-def cleanup(
+def cleanup(  # noqa: PLR0912 - one ordered list of undo steps reads best in one place
     directory: Path,
     node_bin: Path | None,
     say: Callable[[str], None] = print,
@@ -700,7 +764,9 @@ def cleanup(
     """
     report: dict[str, Any] = {}
     pids_file = directory / "pids.json"
-    pids: dict[str, dict[str, Any]] = json.loads(pids_file.read_text()) if pids_file.exists() else {}
+    pids: dict[str, dict[str, Any]] = (
+        json.loads(pids_file.read_text()) if pids_file.exists() else {}
+    )
     sock = directory / "containerd" / "containerd.sock"
     if node_bin is None and (directory / "node-bin").exists():
         node_bin = Path((directory / "node-bin").read_text().strip())
@@ -731,7 +797,9 @@ def cleanup(
     report["stray_processes_killed"] = len(set(strays))
     time.sleep(0.3 if strays else 0)
     containerd_root = cache_dir() / "realnode-containerd"
-    mounts = _mounts_under(directory, containerd_root, Path("/run/containerd"), Path("/var/lib/kubelet"))
+    mounts = _mounts_under(
+        directory, containerd_root, Path("/run/containerd"), Path("/var/lib/kubelet")
+    )
     netns = Path("/run/netns")
     if netns.is_dir():
         for ns in netns.glob("cni-*"):
@@ -743,7 +811,9 @@ def cleanup(
     report["unmounted"] = len(mounts)
     report["network"] = net.down(directory)
     for top in _kubepods_cgroups():
-        for cgroup in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        for cgroup in sorted(
+            (p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True
+        ):
             with contextlib.suppress(OSError):
                 cgroup.rmdir()
         with contextlib.suppress(OSError):
@@ -754,7 +824,7 @@ def cleanup(
     logs_link_dir = Path("/var/log/containers")
     if logs_link_dir.is_dir():
         for link in logs_link_dir.iterdir():
-            if link.is_symlink() and str(os.readlink(link)).startswith(str(directory)):
+            if link.is_symlink() and str(link.readlink()).startswith(str(directory)):
                 link.unlink()
         with contextlib.suppress(OSError):
             logs_link_dir.rmdir()

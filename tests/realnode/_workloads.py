@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client, utils
 
 from ._node import LOCUST_IMAGE, PYTHON_IMAGE, RealNode
 
@@ -67,12 +66,30 @@ def example_target(
     return objects
 
 
-def deploy(api: client.ApiClient, namespace: str, objects: Sequence[dict[str, Any]]) -> None:
+_COLLECTIONS = {
+    "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
+    "Service": "/api/v1/namespaces/{ns}/services",
+    "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
+    "HorizontalPodAutoscaler": "/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers",
+}
+
+
+def deploy(node: RealNode, namespace: str, objects: Sequence[dict[str, Any]]) -> None:
     for obj in objects:
-        utils.create_from_dict(api, obj, namespace=namespace)
+        status, body = node.api(_COLLECTIONS[obj["kind"]].format(ns=namespace), "POST", obj)
+        assert status == 201, f"creating {obj['kind']} failed: HTTP {status}: {body}"
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout_s: float, interval_s: float = 1.0) -> None:
+def get(node: RealNode, path: str) -> dict[str, Any]:
+    status, body = node.api(path)
+    assert status == 200, f"GET {path}: HTTP {status}: {body}"
+    assert isinstance(body, dict)
+    return body
+
+
+def wait_for(
+    what: str, check: Callable[[], bool], timeout_s: float, interval_s: float = 1.0
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
         if time.monotonic() > deadline:
@@ -80,12 +97,10 @@ def wait_for(what: str, check: Callable[[], bool], timeout_s: float, interval_s:
         time.sleep(interval_s)
 
 
-def deployment_available(api: client.ApiClient, namespace: str, name: str) -> Callable[[], bool]:
-    apps = client.AppsV1Api(api)
-
+def deployment_available(node: RealNode, namespace: str, name: str) -> Callable[[], bool]:
     def check() -> bool:
-        status = apps.read_namespaced_deployment_status(name, namespace).status
-        return bool(status.available_replicas)
+        status, body = node.api(f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+        return status == 200 and bool(body.get("status", {}).get("availableReplicas"))
 
     return check
 
@@ -132,7 +147,9 @@ def finish(proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> int:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-        raise AssertionError(f"kubeswarm did not finish in {timeout_s:.0f}s:\n{log.read_text()[-3000:]}") from None
+        raise AssertionError(
+            f"kubeswarm did not finish in {timeout_s:.0f}s:\n{log.read_text()[-3000:]}"
+        ) from None
 
 
 def run_dir(out: Path) -> Path:
@@ -151,23 +168,34 @@ def summary(run: Path) -> dict[str, Any]:
     return data
 
 
-def run_objects(api: client.ApiClient, namespace: str) -> dict[str, list[str]]:
-    """Names of the run's Jobs, Services, ConfigMaps and live pods in the namespace."""
-    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
-    kw = {"label_selector": RUN_LABEL}
-    pods = core.list_namespaced_pod(namespace, **kw).items
+def run_objects(node: RealNode, namespace: str) -> dict[str, list[str]]:
+    """Names of the run's Jobs, Services, ConfigMaps and pods in the namespace."""
+    paths = {
+        "jobs": f"/apis/batch/v1/namespaces/{namespace}/jobs",
+        "services": f"/api/v1/namespaces/{namespace}/services",
+        "configmaps": f"/api/v1/namespaces/{namespace}/configmaps",
+        "pods": f"/api/v1/namespaces/{namespace}/pods",
+    }
     return {
-        "jobs": [j.metadata.name for j in batch.list_namespaced_job(namespace, **kw).items],
-        "services": [s.metadata.name for s in core.list_namespaced_service(namespace, **kw).items],
-        "configmaps": [c.metadata.name for c in core.list_namespaced_config_map(namespace, **kw).items],
-        "pods": [p.metadata.name for p in pods],
+        kind: [
+            o["metadata"]["name"] for o in get(node, f"{path}?labelSelector={RUN_LABEL}")["items"]
+        ]
+        for kind, path in paths.items()
     }
 
 
 def cri_containers(node: RealNode, namespace: str) -> list[str]:
     """Running containers of the namespace's kubeswarm pods, as containerd sees them."""
     proc = subprocess.run(
-        [*node.crictl, "ps", "-q", "--state", "Running", "--label", f"io.kubernetes.pod.namespace={namespace}"],
+        [
+            *node.crictl,
+            "ps",
+            "-q",
+            "--state",
+            "Running",
+            "--label",
+            f"io.kubernetes.pod.namespace={namespace}",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -175,7 +203,9 @@ def cri_containers(node: RealNode, namespace: str) -> list[str]:
     ids = proc.stdout.split()
     names = []
     for cid in ids:
-        info = subprocess.run([*node.crictl, "inspect", cid], capture_output=True, text=True, check=False)
+        info = subprocess.run(
+            [*node.crictl, "inspect", cid], capture_output=True, text=True, check=False
+        )
         if info.returncode == 0:
             labels = json.loads(info.stdout).get("status", {}).get("labels", {})
             if labels.get("io.kubernetes.pod.name", "").startswith("kubeswarm-"):
@@ -191,7 +221,10 @@ def write_wheel(directory: Path, name: str, version: str, module_source: str) ->
     files = {
         f"{dist}.py": module_source,
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: kubeswarm-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{info}/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: kubeswarm-tests\nRoot-Is-Purelib: true\n"
+            "Tag: py3-none-any\n"
+        ),
     }
     record = "".join(f"{path},,\n" for path in files) + f"{info}/RECORD,,\n"
     with zipfile.ZipFile(wheel, "w") as zf:

@@ -18,8 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 
 from ._node import Artifacts, RealNode, RealNodeError, RealNodeUnavailable, build
 
@@ -71,35 +69,18 @@ def realnode(request: pytest.FixtureRequest) -> Iterator[RealNode]:
         node.stop()
 
 
-@pytest.fixture(scope="session")
-def core(realnode: RealNode) -> Iterator[client.CoreV1Api]:
-    api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=str(realnode.kubeconfig)
-    )
-    try:
-        yield client.CoreV1Api(api)
-    finally:
-        api.close()  # type: ignore[no-untyped-call]
-
-
 @pytest.fixture
-def namespace(core: client.CoreV1Api) -> Iterator[str]:
+def namespace(realnode: RealNode) -> Iterator[str]:
     name = f"kubeswarm-realnode-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(
-        client.V1Namespace(
-            metadata=client.V1ObjectMeta(name=name, labels={"kubeswarm.io/test": "realnode"})
-        )
-    )
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    status, resp = realnode.api("/api/v1/namespaces", "POST", body)
+    assert status == 201, f"creating namespace {name}: HTTP {status}: {resp}"
     deadline = time.monotonic() + 60
-    while True:  # pods are refused until the default ServiceAccount exists
-        try:
-            core.read_namespaced_service_account("default", name)
-            break
-        except ApiException as err:
-            if err.status != 404 or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    # Pods are refused until the namespace's default ServiceAccount exists.
+    while realnode.api(f"/api/v1/namespaces/{name}/serviceaccounts/default")[0] != 200:
+        assert time.monotonic() < deadline, f"no default ServiceAccount in {name}"
+        time.sleep(0.2)
     try:
         yield name
     finally:
-        core.delete_namespace(name, propagation_policy="Background", grace_period_seconds=0)
+        realnode.api(f"/api/v1/namespaces/{name}", "DELETE")

@@ -13,13 +13,11 @@ import http.server
 import re
 import signal
 import threading
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from . import _hostnet as net
 from ._node import RealNode
@@ -30,6 +28,7 @@ from ._workloads import (
     deployment_available,
     example_target,
     finish,
+    get,
     read_samples,
     run_args,
     run_dir,
@@ -46,46 +45,33 @@ SAMPLE_INTERVAL_S = 2.0
 HOST = "http://example-web:8080"
 
 
-@pytest.fixture
-def api(realnode: RealNode) -> Iterator[client.ApiClient]:
-    from kubernetes import config
-
-    api_client: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=str(realnode.kubeconfig)
-    )
-    try:
-        yield api_client
-    finally:
-        api_client.close()  # type: ignore[no-untyped-call]
-
-
-def _nothing_left(api: client.ApiClient, namespace: str, node: RealNode) -> None:
+def _nothing_left(node: RealNode, namespace: str) -> None:
     """Every object of the run gone from the API, and no container of it left in containerd."""
 
     def gone() -> bool:
-        left = run_objects(api, namespace)
+        left = run_objects(node, namespace)
         return not any(left.values()) and not cri_containers(node, namespace)
 
     wait_for("the run's objects and containers to be gone", gone, timeout_s=60)
 
 
-def _rescale_events(api: client.ApiClient, namespace: str) -> list[tuple[float, int]]:
+def _rescale_events(node: RealNode, namespace: str) -> list[tuple[float, int]]:
     """(time, new size) of the HPA's SuccessfulRescale events, as `kubectl describe` shows."""
     found = []
-    for event in client.CoreV1Api(api).list_namespaced_event(namespace).items:
-        if event.reason != "SuccessfulRescale":
+    for event in get(node, f"/api/v1/namespaces/{namespace}/events")["items"]:
+        match = re.search(r"New size: (\d+)", event.get("message") or "")
+        if event.get("reason") != "SuccessfulRescale" or not match:
             continue
-        match = re.search(r"New size: (\d+)", event.message or "")
-        stamps = [event.first_timestamp, event.last_timestamp, event.event_time]
-        for stamp in {s for s in stamps if isinstance(s, dt.datetime)}:
-            if match:
-                found.append((stamp.timestamp(), int(match.group(1))))
+        stamps = {event.get("firstTimestamp"), event.get("lastTimestamp"), event.get("eventTime")}
+        for stamp in stamps - {None}:
+            when = dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+            found.append((when.timestamp(), int(match.group(1))))
     return found
 
 
-def test_step_load_scales_the_real_hpa(realnode: RealNode, api: client.ApiClient, namespace: str, tmp_path: Path) -> None:
-    deploy(api, namespace, example_target())
-    wait_for("example-web available", deployment_available(api, namespace, "example-web"), 90)
+def test_step_load_scales_the_real_hpa(realnode: RealNode, namespace: str, tmp_path: Path) -> None:
+    deploy(realnode, namespace, example_target())
+    wait_for("example-web available", deployment_available(realnode, namespace, "example-web"), 90)
     out = tmp_path / "runs"
     args = run_args(
         realnode,
@@ -129,7 +115,11 @@ def test_step_load_scales_the_real_hpa(realnode: RealNode, api: client.ApiClient
     replicas = [int(float(r["current_replicas"])) for r in hpa if r["current_replicas"]]
     assert replicas[0] == 1 and max(replicas) > 1, f"the real HPA scaled up: {replicas}"
     pods = read_samples(run, "pods.csv")
-    working_sets = [float(r["memory_bytes"]) for r in pods if r["memory_bytes"] and r["workload"] == "example-web"]
+    working_sets = [
+        float(r["memory_bytes"])
+        for r in pods
+        if r["memory_bytes"] and r["workload"] == "example-web"
+    ]
     assert working_sets and max(working_sets) > 20 * 2**20, "real working sets from the kubelet"
 
     report = summary(run)
@@ -137,22 +127,24 @@ def test_step_load_scales_the_real_hpa(realnode: RealNode, api: client.ApiClient
     reported = [(e["ts"], e["to"]) for e in hpa_summary["scale_events"]]
     assert reported, "the report lists the scale-ups"
     start, end = min(float(r["ts"]) for r in locust), max(float(r["ts"]) for r in locust)
-    for ts, size in _rescale_events(api, namespace):
+    for ts, size in _rescale_events(realnode, namespace):
         if not start <= ts <= end:
             continue
         # Event times have one-second resolution; the sampler sees a change within one tick.
-        assert any(to == size and abs(rts - ts) <= SAMPLE_INTERVAL_S + 1.5 for rts, to in reported), (
-            f"SuccessfulRescale to {size} at {ts:.0f} matches a reported scale event: {reported}"
-        )
-    _nothing_left(api, namespace, realnode)
+        assert any(
+            to == size and abs(rts - ts) <= SAMPLE_INTERVAL_S + 1.5 for rts, to in reported
+        ), f"SuccessfulRescale to {size} at {ts:.0f} matches a reported scale event: {reported}"
+    _nothing_left(realnode, namespace)
 
 
 def test_memory_limit_below_load_gives_real_oom_kills(
-    realnode: RealNode, api: client.ApiClient, namespace: str, tmp_path: Path
+    realnode: RealNode, namespace: str, tmp_path: Path
 ) -> None:
     # Each request keeps 256 KiB for 10 s: 30 req/s hold ~75 MiB, above a 48 MiB limit.
-    deploy(api, namespace, example_target(memory_request="32Mi", memory_limit="48Mi", hpa=False))
-    wait_for("example-web available", deployment_available(api, namespace, "example-web"), 90)
+    deploy(
+        realnode, namespace, example_target(memory_request="32Mi", memory_limit="48Mi", hpa=False)
+    )
+    wait_for("example-web available", deployment_available(realnode, namespace, "example-web"), 90)
     out = tmp_path / "runs"
     args = run_args(
         realnode,
@@ -183,18 +175,18 @@ def test_memory_limit_below_load_gives_real_oom_kills(
     assert "oom_killed" in codes, f"the report says so: {report['findings']}"
     pods = read_samples(run_dir(out), "pods.csv")
     assert any(r["last_termination_reason"] == "OOMKilled" for r in pods)
-    _nothing_left(api, namespace, realnode)
+    _nothing_left(realnode, namespace)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     requested: list[str] = []  # noqa: RUF012 - shared on purpose: the test reads it
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         _QuietHandler.requested.append(self.path)
 
 
 def test_requirement_installed_from_a_local_index(
-    realnode: RealNode, api: client.ApiClient, namespace: str, tmp_path: Path
+    realnode: RealNode, namespace: str, tmp_path: Path
 ) -> None:
     wheels = tmp_path / "wheels"
     wheels.mkdir()
@@ -214,8 +206,8 @@ def test_requirement_installed_from_a_local_index(
         "    def probe(self) -> None:\n"
         "        self.client.get(kubeswarm_probe.PATH, name='probe-from-requirement')\n"
     )
-    deploy(api, namespace, example_target(hpa=False))
-    wait_for("example-web available", deployment_available(api, namespace, "example-web"), 90)
+    deploy(realnode, namespace, example_target(hpa=False))
+    wait_for("example-web available", deployment_available(realnode, namespace, "example-web"), 90)
     out = tmp_path / "runs"
     # kubeswarm has no index option: a requirements file line may carry pip's own options.
     args = run_args(
@@ -252,7 +244,7 @@ def test_requirement_installed_from_a_local_index(
     stats = (run_dir(out) / "locust" / "stats.csv").read_text()
     row = next(line for line in stats.splitlines() if "probe-from-requirement" in line)
     assert int(row.split(",")[2]) > 0, f"requests named by the installed package: {row}"
-    _nothing_left(api, namespace, realnode)
+    _nothing_left(realnode, namespace)
 
 
 def _wait_running(out: Path, timeout_s: float) -> Path:
@@ -268,13 +260,15 @@ def _wait_running(out: Path, timeout_s: float) -> Path:
 
 
 @pytest.fixture
-def plain_target(api: client.ApiClient, namespace: str) -> str:
-    deploy(api, namespace, example_target(hpa=False))
-    wait_for("example-web available", deployment_available(api, namespace, "example-web"), 90)
+def plain_target(realnode: RealNode, namespace: str) -> str:
+    deploy(realnode, namespace, example_target(hpa=False))
+    wait_for("example-web available", deployment_available(realnode, namespace, "example-web"), 90)
     return namespace
 
 
-def _long_run(realnode: RealNode, namespace: str, tmp_path: Path, *extra: str) -> tuple[Any, Path, Path]:
+def _long_run(
+    realnode: RealNode, namespace: str, tmp_path: Path, *extra: str
+) -> tuple[Any, Path, Path]:
     out = tmp_path / "runs"
     args = run_args(
         realnode,
@@ -299,7 +293,7 @@ def _long_run(realnode: RealNode, namespace: str, tmp_path: Path, *extra: str) -
 
 
 def test_ctrl_c_stops_the_run_and_removes_its_pods(
-    realnode: RealNode, api: client.ApiClient, plain_target: str, tmp_path: Path
+    realnode: RealNode, plain_target: str, tmp_path: Path
 ) -> None:
     proc, out, log = _long_run(realnode, plain_target, tmp_path)
     run = _wait_running(out, timeout_s=120)
@@ -309,26 +303,26 @@ def test_ctrl_c_stops_the_run_and_removes_its_pods(
     assert code == 130, log.read_text()[-2000:]
     assert '"interrupted"' in (run / "run.json").read_text()
     assert (run / "report" / "summary.json").exists(), "a partial report is still written"
-    _nothing_left(api, plain_target, realnode)
+    _nothing_left(realnode, plain_target)
 
 
 def test_sigkill_leaves_jobs_that_end_at_their_deadline(
-    realnode: RealNode, api: client.ApiClient, plain_target: str, tmp_path: Path
+    realnode: RealNode, plain_target: str, tmp_path: Path
 ) -> None:
-    proc, out, log = _long_run(realnode, plain_target, tmp_path, "--deadline", "40s")
+    proc, out, _ = _long_run(realnode, plain_target, tmp_path, "--deadline", "40s")
     _wait_running(out, timeout_s=120)
     proc.kill()
     proc.wait()
-    batch = client.BatchV1Api(api)
-    jobs = batch.list_namespaced_job(plain_target, label_selector="kubeswarm.io/run").items
+    jobs_path = f"/apis/batch/v1/namespaces/{plain_target}/jobs?labelSelector=kubeswarm.io/run"
+    jobs = get(realnode, jobs_path)["items"]
     assert jobs, "a killed harness cannot clean up: the Jobs are still there"
-    assert all(j.spec.active_deadline_seconds == 40 for j in jobs)
+    assert all(j["spec"]["activeDeadlineSeconds"] == 40 for j in jobs)
 
     def pods_stopped() -> bool:
         return not cri_containers(realnode, plain_target)
 
     # The deadline counts from each Job's start; the kubelet then stops the containers.
     wait_for("the Job deadline to stop every Locust container", pods_stopped, timeout_s=75)
-    ended = batch.list_namespaced_job(plain_target, label_selector="kubeswarm.io/run").items
-    reasons = {c.reason for j in ended for c in (j.status.conditions or [])}
+    ended = get(realnode, jobs_path)["items"]
+    reasons = {c.get("reason") for j in ended for c in j.get("status", {}).get("conditions") or []}
     assert "DeadlineExceeded" in reasons, reasons
