@@ -123,8 +123,10 @@ chroot "$rootfs" /usr/bin/env -i PATH="/opt/venv/bin:$std_path" HOME=/root \
     die "pip install failed; last lines:\n$(tail -20 "$work/pip.log")"
 umount "$rootfs/proc"
 rm -f "$rootfs/tmp/build-ca.pem"
-find "$rootfs/opt/venv" -name __pycache__ -prune -exec rm -rf {} +
 slim
+# Byte-code compiled at build time: uid 1000 cannot write into the venv, so anything left
+# uncompiled would be compiled again by every Locust process at every start.
+chroot "$rootfs" /opt/venv/bin/python -m compileall -q -j 0 /opt/venv >/dev/null
 chroot "$rootfs" /opt/venv/bin/locust --version >&2
 image "$rootfs" "localhost/kubeswarm-locust:$LOCUST_VERSION" "$out/locust.tar" 1000 /home/locust \
     "/opt/venv/bin:$std_path" locust
