@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shlex
 import subprocess
 from pathlib import Path
 from typing import Any, Final
@@ -146,7 +147,7 @@ def _delete_tagged_rules() -> int:
             for line in listing.splitlines():
                 if f"--comment {RULE_TAG}" not in line or not line.startswith("-A "):
                     continue
-                spec = line.split()[1:]
+                spec = shlex.split(line)[1:]
                 if _run(tool, "-t", "mangle", "-D", *spec, check=False).returncode == 0:
                     removed += 1
     return removed
@@ -160,7 +161,8 @@ def _delete_kube_chains() -> int:
             listing = _run(tool, "-t", table, "-S", check=False).stdout.splitlines()
             for line in listing:
                 if line.startswith("-A ") and re.search(r"\b(KUBE|CNI)-", line):
-                    _run(tool, "-t", table, "-D", *line.split()[1:], check=False)
+                    # shlex: the comments kube-proxy puts on its rules are quoted phrases.
+                    _run(tool, "-t", table, "-D", *shlex.split(line)[1:], check=False)
                     removed += 1
             chains = [ln.split()[1] for ln in listing if re.match(r"-N (KUBE|CNI)-", ln)]
             for chain in chains:

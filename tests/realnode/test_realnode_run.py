@@ -226,12 +226,10 @@ def test_requirement_installed_from_a_local_index(
         "15s",
         "--workers",
         "1",
-        "--requirement",
-        "--no-index",
-        "--requirement",
-        f"--find-links {index}",
-        "--requirement",
-        "kubeswarm-probe==1.0",
+        # `=`: the values start with dashes, which argparse would take for flags.
+        "--requirement=--no-index",
+        f"--requirement=--find-links {index}",
+        "--requirement=kubeswarm-probe==1.0",
     )
     log = tmp_path / "kubeswarm.log"
     try:
