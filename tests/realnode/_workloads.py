@@ -184,13 +184,18 @@ def run_objects(node: RealNode, namespace: str) -> dict[str, list[str]]:
     }
 
 
+#: Container names of kubeswarm's pods (k8s-jobs/master-job.yaml, worker-job.yaml).
+KUBESWARM_CONTAINERS = frozenset({"locust", "install-requirements"})
+
+
 def cri_containers(node: RealNode, namespace: str) -> list[str]:
-    """Running containers of the namespace's kubeswarm pods, as containerd sees them."""
+    """Pods of the namespace with a running kubeswarm container, as containerd sees them."""
     proc = subprocess.run(
         [
             *node.crictl,
             "ps",
-            "-q",
+            "-o",
+            "json",
             "--state",
             "Running",
             "--label",
@@ -200,17 +205,12 @@ def cri_containers(node: RealNode, namespace: str) -> list[str]:
         text=True,
         check=True,
     )
-    ids = proc.stdout.split()
-    names = []
-    for cid in ids:
-        info = subprocess.run(
-            [*node.crictl, "inspect", cid], capture_output=True, text=True, check=False
-        )
-        if info.returncode == 0:
-            labels = json.loads(info.stdout).get("status", {}).get("labels", {})
-            if labels.get("io.kubernetes.pod.name", "").startswith("kubeswarm-"):
-                names.append(labels["io.kubernetes.pod.name"])
-    return names
+    containers = json.loads(proc.stdout).get("containers") or []
+    return sorted(
+        c["labels"]["io.kubernetes.pod.name"]
+        for c in containers
+        if c.get("labels", {}).get("io.kubernetes.container.name") in KUBESWARM_CONTAINERS
+    )
 
 
 def write_wheel(directory: Path, name: str, version: str, module_source: str) -> Path:

@@ -8,10 +8,14 @@ build is not charged to a test's timeout). On a machine that cannot run it (not 
 every test of the tier is skipped with the reason.
 
 `namespace` (function): a fresh namespace, deleted afterwards.
+
+`processes` (function): a list to put started `kubeswarm` processes in; any still running when
+the test ends (it failed half-way) is killed, so no run outlives its test.
 """
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -84,3 +88,15 @@ def namespace(realnode: RealNode) -> Iterator[str]:
         yield name
     finally:
         realnode.api(f"/api/v1/namespaces/{name}", "DELETE")
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        yield started
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()

@@ -12,6 +12,7 @@ import datetime as dt
 import http.server
 import re
 import signal
+import subprocess
 import threading
 from functools import partial
 from pathlib import Path
@@ -229,6 +230,8 @@ def test_requirement_installed_from_a_local_index(
         # `=`: the values start with dashes, which argparse would take for flags.
         "--requirement=--no-index",
         f"--requirement=--find-links {index}",
+        # Plain HTTP: pip ignores such an index unless its host is trusted.
+        f"--requirement=--trusted-host {net.NODE_IP}",
         "--requirement=kubeswarm-probe==1.0",
     )
     log = tmp_path / "kubeswarm.log"
@@ -243,6 +246,13 @@ def test_requirement_installed_from_a_local_index(
     row = next(line for line in stats.splitlines() if "probe-from-requirement" in line)
     assert int(row.split(",")[2]) > 0, f"requests named by the installed package: {row}"
     _nothing_left(realnode, namespace)
+
+
+def _started(
+    processes: list[subprocess.Popen[bytes]], proc: subprocess.Popen[bytes]
+) -> subprocess.Popen[bytes]:
+    processes.append(proc)
+    return proc
 
 
 def _wait_running(out: Path, timeout_s: float) -> Path:
@@ -264,36 +274,28 @@ def plain_target(realnode: RealNode, namespace: str) -> str:
     return namespace
 
 
-def _long_run(
-    realnode: RealNode, namespace: str, tmp_path: Path, *extra: str
-) -> tuple[Any, Path, Path]:
+def _run_in_background(
+    realnode: RealNode,
+    namespace: str,
+    tmp_path: Path,
+    processes: list[subprocess.Popen[bytes]],
+    *extra: str,
+) -> tuple[subprocess.Popen[bytes], Path, Path]:
     out = tmp_path / "runs"
-    args = run_args(
-        realnode,
-        namespace,
-        out,
-        "-f",
-        str(copy_locustfile("health.py", tmp_path)),
-        "-H",
-        HOST,
-        "-u",
-        "4",
-        "-r",
-        "4",
-        "-t",
-        "5m",
-        "--workers",
-        "1",
-        *extra,
-    )
+    locustfile = str(copy_locustfile("health.py", tmp_path))
+    args = run_args(realnode, namespace, out, "-f", locustfile, "-H", HOST)
+    args += ["-u", "4", "-r", "4", "--workers", "1", *extra]
     log = tmp_path / "kubeswarm.log"
-    return start_run(args, log), out, log
+    return _started(processes, start_run(args, log)), out, log
 
 
 def test_ctrl_c_stops_the_run_and_removes_its_pods(
-    realnode: RealNode, plain_target: str, tmp_path: Path
+    realnode: RealNode,
+    plain_target: str,
+    tmp_path: Path,
+    processes: list[subprocess.Popen[bytes]],
 ) -> None:
-    proc, out, log = _long_run(realnode, plain_target, tmp_path)
+    proc, out, log = _run_in_background(realnode, plain_target, tmp_path, processes, "-t", "5m")
     run = _wait_running(out, timeout_s=120)
     assert cri_containers(realnode, plain_target), "Locust containers run in containerd"
     proc.send_signal(signal.SIGINT)
@@ -305,21 +307,28 @@ def test_ctrl_c_stops_the_run_and_removes_its_pods(
 
 
 def test_sigkill_leaves_jobs_that_end_at_their_deadline(
-    realnode: RealNode, plain_target: str, tmp_path: Path
+    realnode: RealNode,
+    plain_target: str,
+    tmp_path: Path,
+    processes: list[subprocess.Popen[bytes]],
 ) -> None:
-    proc, out, _ = _long_run(realnode, plain_target, tmp_path, "--deadline", "40s")
+    # The deadline counts from the Job's start; 30 s of load only start once the pods are up
+    # and the worker connected, and the master then waits --autoquit (10 s): 41 s always
+    # comes first, so the Job controller, not Locust, ends this run.
+    extra = ("-t", "30s", "--deadline", "41s")
+    proc, out, _ = _run_in_background(realnode, plain_target, tmp_path, processes, *extra)
     _wait_running(out, timeout_s=120)
     proc.kill()
     proc.wait()
     jobs_path = f"/apis/batch/v1/namespaces/{plain_target}/jobs?labelSelector=kubeswarm.io/run"
     jobs = get(realnode, jobs_path)["items"]
     assert jobs, "a killed harness cannot clean up: the Jobs are still there"
-    assert all(j["spec"]["activeDeadlineSeconds"] == 40 for j in jobs)
+    assert all(j["spec"]["activeDeadlineSeconds"] == 41 for j in jobs)
+    assert cri_containers(realnode, plain_target), "and their Locust containers still run"
 
     def pods_stopped() -> bool:
         return not cri_containers(realnode, plain_target)
 
-    # The deadline counts from each Job's start; the kubelet then stops the containers.
     wait_for("the Job deadline to stop every Locust container", pods_stopped, timeout_s=75)
     ended = get(realnode, jobs_path)["items"]
     reasons = {c.get("reason") for j in ended for c in j.get("status", {}).get("conditions") or []}

@@ -42,7 +42,9 @@ FLAGS = (
 )
 
 
-def test_ui_shows_the_running_test(realnode: RealNode, namespace: str, tmp_path: Path) -> None:
+def test_ui_shows_the_running_test(
+    realnode: RealNode, namespace: str, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
     if not CHROMIUM.is_file():
         pytest.skip("Chromium is missing (scripts/ensure-chromium installs it)")
     deploy(realnode, namespace, example_target(hpa=False))
@@ -52,6 +54,7 @@ def test_ui_shows_the_running_test(realnode: RealNode, namespace: str, tmp_path:
     args = run_args(realnode, namespace, out, "-f", locustfile, "-H", "http://example-web:8080")
     log = tmp_path / "run.log"
     run = start_run([*args, "-u", "3", "-r", "3", "-t", "5m", "--workers", "1"], log)
+    processes.append(run)
     ui: subprocess.Popen[str] | None = None
     try:
 
