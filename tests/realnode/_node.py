@@ -772,14 +772,14 @@ def cleanup(  # noqa: PLR0912 - one ordered list of undo steps reads best in one
         node_bin = Path((directory / "node-bin").read_text().strip())
     # Pods first, through the CRI, while containerd runs: that tears down their networks.
     crictl = node_bin / "crictl" if node_bin is not None else None
+    stopped: list[str] = []
     rec = pids.get("containerd")
     if rec and _alive(rec["pid"], rec["started"]) and crictl is not None and crictl.exists():
         for name in ("metrics-server", "kube-proxy", "kubelet"):  # nothing may restart pods
-            if name in pids:
-                _terminate(pids[name]["pid"], pids[name]["started"])
+            if name in pids and _terminate(pids[name]["pid"], pids[name]["started"]):
+                stopped.append(name)
         base = [str(crictl), "-r", f"unix://{sock}", "-t", "20s"]
         subprocess.run([*base, "rmp", "-af"], capture_output=True, check=False, timeout=120)
-    stopped = []
     for name in _STOP_ORDER:
         rec = pids.get(name)
         if rec and _terminate(rec["pid"], rec["started"]):
