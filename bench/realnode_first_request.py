@@ -57,7 +57,8 @@ def node_memory(node: RealNode) -> dict[str, float]:
         and str(node.containerd_socket).encode() in _cmdline(p)
         and b"shim" in _cmdline(p)
     ]
-    memory[f"shims ({len(shims)})"] = sum(_rss_mib(p) for p in shims)
+    memory["containerd shims"] = sum(_rss_mib(p) for p in shims)
+
     usage = Path("/sys/fs/cgroup/memory/kubepods/memory.usage_in_bytes")
     if usage.exists():
         memory["pods (cgroup kubepods)"] = int(usage.read_text()) / 2**20
