@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._node import RealNode, RealNodeError, RealNodeUnavailable, build, cleanup, state_dir
+from ._node import RealNode, RealNodeError, RealNodeUnavailable, build, state_dir
+from ._teardown import cleanup
 
 
 def main(argv: list[str] | None = None) -> int:
