@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install lint test test-cluster bench demo clean
+.PHONY: install lint test test-cluster test-realnode dev-cluster dev-cluster-down bench demo clean
 
 install: $(BIN)/kubeswarm
 	@scripts/ensure-chromium
@@ -28,6 +28,21 @@ test: $(BIN)/kubeswarm
 test-cluster: $(BIN)/kubeswarm
 	bash tests/cluster/controlplane/build.sh
 	$(BIN)/python -m pytest -m cluster tests/cluster
+
+# Tier 5: a real single-node cluster on this machine (kubelet, containerd, runc); needs root.
+# Missing Debian packages are installed; binaries and images are built once into the cache.
+test-realnode: $(BIN)/kubeswarm
+	bash tests/realnode/install-packages.sh
+	bash tests/cluster/controlplane/build.sh node
+	bash tests/realnode/images/build.sh
+	$(BIN)/python -m pytest -m realnode tests/realnode
+
+# The same single-node cluster, standalone: prints its kubeconfig; stop it with dev-cluster-down.
+dev-cluster: $(BIN)/kubeswarm
+	$(BIN)/python -m tests.realnode up
+
+dev-cluster-down: $(BIN)/kubeswarm
+	$(BIN)/python -m tests.realnode down
 
 demo: $(BIN)/kubeswarm
 	$(BIN)/kubeswarm demo

@@ -3,9 +3,13 @@
 #   kube-apiserver, kube-controller-manager, kube-scheduler  (module ./kube, k8s.io/kubernetes)
 #   etcd                                                      (module ./etcd, go.etcd.io/etcd/server/v3)
 #   kwok, metrics-server                                      (go install of their release tags)
+# With the argument `node`, also what the real-node tier runs on this machine, into node-bin/:
+#   kubelet, kube-proxy                                       (module ./kube, same build as above)
+#   coredns, crictl                                           (go install of their release tags)
 #
 # The cache directory is ${KUBESWARM_CACHE_DIR:-$HOME/.cache/kubeswarm}:
 #   controlplane/<key>/bin/   the binaries; <key> names every version and a hash of the modules
+#   controlplane/<key>/node-bin/  the node binaries (only with `node`)
 #   go/mod, go/build          GOMODCACHE and GOCACHE, reused across keys and runs
 # When the binaries for the key exist this script does nothing but say so. It needs the Go
 # toolchain and the Go module proxy, nothing else. The last line printed is the bin directory.
@@ -13,6 +17,15 @@ set -euo pipefail
 
 KWOK_VERSION=v0.7.0
 METRICS_SERVER_VERSION=v0.8.0
+COREDNS_VERSION=v1.14.7
+# v1.35.0 is not served by every module proxy; v1.34 speaks the same CRI v1 API.
+CRICTL_VERSION=v1.34.0
+
+mode="${1:-controlplane}"
+[[ "$mode" == controlplane || "$mode" == node ]] || {
+    echo "usage: $0 [node]" >&2
+    exit 2
+}
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache_root="${KUBESWARM_CACHE_DIR:-$HOME/.cache/kubeswarm}"
@@ -39,6 +52,7 @@ go_version="$(go env GOVERSION)"
 inputs_hash="$(
     cd "$here" && {
         printf '%s\n' "$go_version" "$KWOK_VERSION" "$METRICS_SERVER_VERSION"
+        printf '%s\n' "$COREDNS_VERSION" "$CRICTL_VERSION"
         cat build.sh kube/go.mod kube/go.sum kube/*/main.go etcd/go.mod etcd/go.sum etcd/main.go
     } | sha256sum | cut -c1-12
 )"
@@ -46,15 +60,23 @@ key="k8s-${KUBE_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_ms-${METRICS_
 key_dir="$cache_root/controlplane/$key"
 bin_dir="$key_dir/bin"
 binaries=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok metrics-server)
+node_bin_dir="$key_dir/node-bin"
+node_binaries=(kubelet kube-proxy coredns crictl)
 
 have_all() {
     local b
     for b in "${binaries[@]}"; do [[ -x "$bin_dir/$b" ]] || return 1; done
+    [[ "$mode" == controlplane ]] && return 0
+    for b in "${node_binaries[@]}"; do [[ -x "$node_bin_dir/$b" ]] || return 1; done
+}
+
+result() { # the last line printed: where the caller finds the binaries
+    if [[ "$mode" == node ]]; then echo "$node_bin_dir"; else echo "$bin_dir"; fi
 }
 
 if have_all; then
-    say "binaries for $key are already built; nothing to do"
-    echo "$bin_dir"
+    say "binaries for $key ($mode) are already built; nothing to do"
+    result
     exit 0
 fi
 
@@ -64,8 +86,8 @@ exec 9>"$key_dir/.lock"
 say "waiting for the build lock $key_dir/.lock"
 flock 9
 if have_all; then
-    say "binaries for $key were built by another process meanwhile"
-    echo "$bin_dir"
+    say "binaries for $key ($mode) were built by another process meanwhile"
+    result
     exit 0
 fi
 
@@ -75,11 +97,7 @@ export CGO_ENABLED=0
 export GOFLAGS="-buildvcs=false"
 export GOWORK=off
 
-tmp_bin="$key_dir/bin.partial"
-rm -rf "$tmp_bin"
-mkdir -p "$tmp_bin"
-
-say "building into $bin_dir with $go_version (GOMODCACHE=$GOMODCACHE GOCACHE=$GOCACHE)"
+say "building into $key_dir with $go_version (GOMODCACHE=$GOMODCACHE GOCACHE=$GOCACHE)"
 
 step() { # step NAME COMMAND... : run a build step with its timing
     local name="$1" t0=$SECONDS
@@ -96,25 +114,69 @@ kube_ldflags="-s -w -X $version_pkg.gitVersion=$KUBE_VERSION -X $version_pkg.git
 kube_ldflags+=" -X $version_pkg.gitMinor=$kube_minor -X $version_pkg.gitTreeState=clean"
 kube_ldflags+=" -X $version_pkg.buildDate=1970-01-01T00:00:00Z"
 
-# Downloads first, so a build failure and a download failure read differently.
-step "module downloads (kube)" bash -c "cd '$here/kube' && go mod download"
-step "module downloads (etcd)" bash -c "cd '$here/etcd' && go mod download"
-# The three kube mains in one invocation: the packages they share compile once.
-step "kube-apiserver, kube-controller-manager, kube-scheduler ($KUBE_VERSION)" \
-    bash -c "cd '$here/kube' && go build -p 2 -trimpath -ldflags '$kube_ldflags' -o '$tmp_bin/' ./..."
-step "etcd ($ETCD_VERSION)" \
-    bash -c "cd '$here/etcd' && go build -p 2 -trimpath -ldflags '-s -w' -o '$tmp_bin/etcd' ."
-step "kwok ($KWOK_VERSION)" \
-    env GOBIN="$tmp_bin" go install -p 2 -trimpath -ldflags '-s -w' \
-    "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
-step "metrics-server ($METRICS_SERVER_VERSION)" \
-    env GOBIN="$tmp_bin" go install -p 2 -trimpath -ldflags '-s -w' \
-    "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+build_controlplane() {
+    local tmp_bin="$key_dir/bin.partial" b
+    rm -rf "$tmp_bin"
+    mkdir -p "$tmp_bin"
+    # Downloads first, so a build failure and a download failure read differently.
+    step "module downloads (kube)" bash -c "cd '$here/kube' && go mod download"
+    step "module downloads (etcd)" bash -c "cd '$here/etcd' && go mod download"
+    # The three kube mains in one invocation: the packages they share compile once. Named, not
+    # ./..., because the node's mains live in the same module and the cluster tier needs none.
+    step "kube-apiserver, kube-controller-manager, kube-scheduler ($KUBE_VERSION)" \
+        bash -c "cd '$here/kube' && go build -p 2 -trimpath -ldflags '$kube_ldflags' -o '$tmp_bin/' \
+            ./kube-apiserver ./kube-controller-manager ./kube-scheduler"
+    step "etcd ($ETCD_VERSION)" \
+        bash -c "cd '$here/etcd' && go build -p 2 -trimpath -ldflags '-s -w' -o '$tmp_bin/etcd' ."
+    step "kwok ($KWOK_VERSION)" \
+        env GOBIN="$tmp_bin" go install -p 2 -trimpath -ldflags '-s -w' \
+        "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+    step "metrics-server ($METRICS_SERVER_VERSION)" \
+        env GOBIN="$tmp_bin" go install -p 2 -trimpath -ldflags '-s -w' \
+        "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
 
-for b in "${binaries[@]}"; do
-    [[ -x "$tmp_bin/$b" ]] || die "the build finished but $tmp_bin/$b is missing"
-done
-rm -rf "$bin_dir"
-mv "$tmp_bin" "$bin_dir"
-say "done: $(du -sh "$bin_dir" | cut -f1) of binaries; total $((SECONDS - start_s))s"
-echo "$bin_dir"
+    for b in "${binaries[@]}"; do
+        [[ -x "$tmp_bin/$b" ]] || die "the build finished but $tmp_bin/$b is missing"
+    done
+    rm -rf "$bin_dir"
+    mv "$tmp_bin" "$bin_dir"
+}
+
+build_node() {
+    local tmp_bin="$key_dir/node-bin.partial" b
+    rm -rf "$tmp_bin"
+    mkdir -p "$tmp_bin"
+    # Same module, flags and GOCACHE as the control plane: the packages kubelet and kube-proxy
+    # share with it (client-go, apiserver libraries, ...) are not compiled again.
+    step "kubelet, kube-proxy ($KUBE_VERSION)" \
+        bash -c "cd '$here/kube' && go build -p 2 -trimpath -ldflags '$kube_ldflags' -o '$tmp_bin/' \
+            ./kubelet ./kube-proxy"
+    step "coredns ($COREDNS_VERSION)" \
+        env GOBIN="$tmp_bin" go install -p 2 -trimpath -ldflags '-s -w' \
+        "github.com/coredns/coredns@$COREDNS_VERSION"
+    step "crictl ($CRICTL_VERSION)" \
+        env GOBIN="$tmp_bin" go install -p 2 -trimpath -ldflags '-s -w' \
+        "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
+    for b in "${node_binaries[@]}"; do
+        [[ -x "$tmp_bin/$b" ]] || die "the build finished but $tmp_bin/$b is missing"
+    done
+    rm -rf "$node_bin_dir"
+    mv "$tmp_bin" "$node_bin_dir"
+}
+
+have_controlplane() {
+    local b
+    for b in "${binaries[@]}"; do [[ -x "$bin_dir/$b" ]] || return 1; done
+}
+
+have_node() {
+    local b
+    for b in "${node_binaries[@]}"; do [[ -x "$node_bin_dir/$b" ]] || return 1; done
+}
+
+have_controlplane || build_controlplane
+if [[ "$mode" == node ]] && ! have_node; then
+    build_node
+fi
+say "done: $(du -sh "$key_dir" | cut -f1) of binaries; total $((SECONDS - start_s))s"
+result

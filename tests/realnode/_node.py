@@ -1,0 +1,654 @@
+"""A real single-node Kubernetes cluster on this machine, for the real-node test tier.
+
+`RealNode.start()` brings up, in this order: the network (`_hostnet`), containerd (own root,
+state and socket; runc; CNI bridge), the locally built images imported into it, etcd,
+kube-apiserver, kube-controller-manager and kube-scheduler (the cluster tier's binaries and
+certificate helpers, without kwok), CoreDNS, a real kubelet and kube-proxy, and metrics-server
+scraping the kubelet; then it waits for the node to be Ready and the metrics API to answer.
+`RealNode.stop()` ends every process by its PID and undoes every change to the host.
+
+The node is one per machine: the kubelet uses fixed ports (10250, 10248) and fixed paths
+(/var/lib/kubelet, /var/log/containers, /run/netns, ...). Its state directory is fixed too, so
+`cleanup()` can always find what an earlier session left, even one that was killed: `start()`
+calls it first, and it is idempotent. PIDs are recorded with their start times, so a PID reused
+by an unrelated process is never signalled.
+
+Host facts that shape the configuration: root here lacks CAP_SYS_RESOURCE, so runc cannot lower
+oom_score_adj (containerd's `restrict_oom_score_adj`, `oomScoreAdj: 0` for kubelet and
+kube-proxy); cgroups are v1 (`failCgroupV1: false`, cgroupfs driver).
+
+Nothing listens on or connects to any address off this machine: the control plane is on
+127.0.0.1, the node's components on the bridge address, and pods have no route off the host.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.cluster import _controlplane as cp
+from tests.realnode import _hostnet as net
+from tests.realnode._teardown import alive, cache_dir, cleanup, start_time
+
+HERE: Final = Path(__file__).resolve().parent
+NODE_BUILD: Final = HERE.parent / "cluster" / "controlplane" / "build.sh"
+IMAGE_BUILD: Final = HERE / "images" / "build.sh"
+PACKAGES: Final = HERE / "install-packages.sh"
+
+NODE_NAME: Final = "kubeswarm-realnode"
+LOCUST_IMAGE: Final = "localhost/kubeswarm-locust:2.47.0"
+PYTHON_IMAGE: Final = "localhost/kubeswarm-python:3.11"
+PAUSE_IMAGE: Final = "localhost/kubeswarm-pause:1"
+IMAGE_TARS: Final = {
+    "pause.tar": PAUSE_IMAGE,
+    "python.tar": PYTHON_IMAGE,
+    "locust.tar": LOCUST_IMAGE,
+}
+
+#: Fixed, so a later session finds what a killed one left (one node per machine anyway).
+STATE_DIR_ENV: Final = "KUBESWARM_REALNODE_DIR"
+DEFAULT_STATE_DIR: Final = Path("/var/lib/kubeswarm-realnode")
+
+
+class RealNodeError(RuntimeError):
+    """The node could not be built or started."""
+
+
+class RealNodeUnavailable(RealNodeError):
+    """This machine cannot run the node (not root, packages cannot be installed)."""
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
+
+
+# --------------------------------------------------------------------------------------------
+# Building
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """Where `build()` left the binaries and images."""
+
+    controlplane_bin: Path
+    node_bin: Path
+    images: Path
+
+
+def _run_build(argv: list[str], progress: Callable[[str], None]) -> str:
+    """Run a build script, streaming its lines; return its last line (the output directory)."""
+    lines: list[str] = []
+    with subprocess.Popen(
+        ["nice", *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            progress(lines[-1])
+    if proc.returncode == 3:
+        raise RealNodeUnavailable("\n".join(lines[-5:]))
+    if proc.returncode != 0 or not lines:
+        raise RealNodeError(
+            f"{' '.join(argv)} failed (exit {proc.returncode}):\n" + "\n".join(lines[-30:])
+        )
+    return lines[-1].strip()
+
+
+def build(progress: Callable[[str], None] = print) -> Artifacts:
+    """Install missing Debian packages, build (or find cached) binaries and images."""
+    if os.geteuid() != 0:
+        raise RealNodeUnavailable("the real node needs root (containers, bridge, iptables)")
+    _run_build(["bash", str(PACKAGES)], progress)
+    if shutil.which("go") is None:
+        raise RealNodeUnavailable("the Go toolchain (go) is not on PATH; install Go >= 1.25")
+    node_bin = Path(_run_build(["bash", str(NODE_BUILD), "node"], progress))
+    images = Path(_run_build(["bash", str(IMAGE_BUILD)], progress))
+    return Artifacts(node_bin.parent / "bin", node_bin, images)
+
+
+# --------------------------------------------------------------------------------------------
+# The node
+
+
+@dataclass
+class RealNode:
+    """`start()` then use `kubeconfig`; `stop()` always (it is also safe after a failed start)."""
+
+    artifacts: Artifacts
+    progress: Callable[[str], None] = print
+    #: Children get SIGTERM when this process dies (pytest); off for a standalone dev cluster.
+    die_with_parent: bool = True
+    start_timeout_s: float = 240.0
+    dir: Path = field(default_factory=state_dir)
+    kubeconfig: Path = field(init=False)
+    server: str = field(init=False, default="")
+    start_seconds: float = field(init=False, default=0.0)
+    _https: cp._Https | None = field(init=False, default=None)
+    _children: list[subprocess.Popen[bytes]] = field(init=False, default_factory=list)
+    _t0: float = field(init=False, default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.kubeconfig = self.dir / "admin.kubeconfig"
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def containerd_socket(self) -> Path:
+        return self.dir / "containerd" / "containerd.sock"
+
+    @property
+    def crictl(self) -> list[str]:
+        """argv prefix of crictl talking to this node's containerd."""
+        sock = f"unix://{self.containerd_socket}"
+        return [str(self.artifacts.node_bin / "crictl"), "-r", sock, "-i", sock, "-t", "10s"]
+
+    def log_path(self, component: str) -> Path:
+        return self.dir / "logs" / f"{component}.log"
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        cleanup(self.dir, self.artifacts.node_bin, self._say, keep_dir=False)
+        (self.dir / "logs").mkdir(parents=True)
+        # For a cleanup by a later process (`python -m tests.realnode down`, a crashed session).
+        (self.dir / "node-bin").write_text(str(self.artifacts.node_bin))
+        try:
+            self._start(time.monotonic() + self.start_timeout_s)
+        except BaseException:
+            self._say(f"start failed; logs in {self.dir / 'logs'}")
+            raise
+        self.start_seconds = time.monotonic() - self._t0
+        self._say(
+            f"node {NODE_NAME} Ready in {self.start_seconds:.1f}s; KUBECONFIG={self.kubeconfig}"
+        )
+
+    def stop(self) -> dict[str, Any]:
+        report = cleanup(self.dir, self.artifacts.node_bin, self._say)
+        for child in self._children:  # all ended by cleanup(); collect their exit status
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=5)
+        return report
+
+    def api(
+        self, path: str, method: str = "GET", body: dict[str, Any] | None = None
+    ) -> tuple[int, Any]:
+        assert self._https is not None, "not started"
+        return self._https.request(self.server + path, method, body)
+
+    # ------------------------------------------------------------------ internals
+
+    def _say(self, message: str) -> None:
+        self.progress(f"[realnode {time.monotonic() - self._t0:5.1f}s] {message}")
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+        log = self.log_path(name).open("ab")
+        clean_env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        clean_env.pop("KUBECONFIG", None)
+        clean_env.update(env or {})
+        popen = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.dir,
+            env=clean_env,
+            start_new_session=True,
+            preexec_fn=cp._die_with_parent if self.die_with_parent else None,  # noqa: PLW1509
+        )
+        log.close()
+        self._children.append(popen)
+        pids_file = self.dir / "pids.json"
+        pids = json.loads(pids_file.read_text()) if pids_file.exists() else {}
+        pids[name] = {"pid": popen.pid, "started": start_time(popen.pid)}
+        pids_file.write_text(json.dumps(pids, indent=1))
+        self._say(f"started {name} (pid {popen.pid})")
+        return popen.pid
+
+    def _wait(
+        self,
+        what: str,
+        check: Callable[[], bool],
+        deadline: float,
+        blame: str,
+        interval: float = 0.25,
+    ) -> None:
+        pids = json.loads((self.dir / "pids.json").read_text())
+        while True:
+            for name, rec in pids.items():
+                if not alive(rec["pid"], rec["started"]):
+                    raise RealNodeError(
+                        f"{name} exited while waiting for {what}; last lines of its log:\n"
+                        + cp._tail(self.log_path(name))
+                    )
+            with contextlib.suppress(Exception):
+                if check():
+                    self._say(f"ready: {what}")
+                    return
+            if time.monotonic() > deadline:
+                raise RealNodeError(
+                    f"timed out waiting for {what}; last lines of {blame}'s log:\n"
+                    + cp._tail(self.log_path(blame))
+                )
+            time.sleep(interval)
+
+    def _start(self, deadline: float) -> None:
+        net.up(self.dir)
+        self._say(f"network up: bridge {net.BRIDGE} {net.NODE_IP}, isolation rules in place")
+        self._start_containerd(deadline)
+        self._import_images(deadline)
+        pki, kubeconfigs = self._write_pki()
+        self._start_controlplane(pki, kubeconfigs, deadline)
+        self._start_coredns(kubeconfigs["admin"])
+        self._start_kubelet(pki, kubeconfigs["kubelet"], deadline)
+        self._start_kube_proxy(kubeconfigs["kube-proxy"])
+        self._start_metrics_server(pki, deadline)
+
+    # containerd ------------------------------------------------------------------------------
+
+    def _start_containerd(self, deadline: float) -> None:
+        d = self.dir / "containerd"
+        (self.dir / "cni" / "net.d").mkdir(parents=True)
+        (self.dir / "cni" / "net.d" / "10-kubeswarm.conflist").write_text(
+            json.dumps(net.cni_config(self.dir / "cni" / "ipam"), indent=1)
+        )
+        d.mkdir(parents=True, exist_ok=True)
+        config = f"""\
+version = 2
+# The image store lives in the cache, so images are imported once, not at every start.
+root = "{cache_dir() / "realnode-containerd"}"
+state = "{d / "state"}"
+[grpc]
+  address = "{self.containerd_socket}"
+[ttrpc]
+  address = "{d / "containerd.sock.ttrpc"}"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{PAUSE_IMAGE}"
+  stream_server_address = "127.0.0.1"
+  # Root here lacks CAP_SYS_RESOURCE: runc cannot lower oom_score_adj, so never ask it to.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{self.dir / "cni" / "net.d"}"
+    max_conf_num = 1
+"""
+        (d / "config.toml").write_text(config)
+        self._spawn("containerd", ["containerd", "--config", str(d / "config.toml")])
+        self._wait(
+            "containerd",
+            lambda: self._ctr("version").returncode == 0,
+            deadline,
+            "containerd",
+        )
+
+    def _ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ctr", "--address", str(self.containerd_socket), "-n", "k8s.io", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+
+    def _import_images(self, deadline: float) -> None:
+        marker_dir = cache_dir() / "realnode-containerd" / "kubeswarm-imported"
+        marker_dir.mkdir(parents=True, exist_ok=True)
+        present = set(self._ctr("images", "ls", "-q").stdout.split())
+        for tar, ref in IMAGE_TARS.items():
+            # The image directory's name is its build key: a rebuilt image is imported again.
+            marker = marker_dir / f"{self.artifacts.images.name}-{tar}"
+            if ref in present and marker.exists():
+                continue
+            t0 = time.monotonic()
+            proc = self._ctr("images", "import", str(self.artifacts.images / tar))
+            if proc.returncode != 0:
+                raise RealNodeError(f"importing {tar} failed: {proc.stderr.strip()}")
+            marker.touch()
+            self._say(f"imported {ref} in {time.monotonic() - t0:.1f}s")
+
+    # control plane ---------------------------------------------------------------------------
+
+    def _write_pki(self) -> tuple[Any, dict[str, Path]]:
+        pki_dir = self.dir / "pki"
+        pki = cp._write_pki(pki_dir)
+        ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), None)
+        assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+        ca = cp._KeyPair(x509.load_pem_x509_certificate(pki.ca_cert.read_bytes()), ca_key)
+        extra = {
+            # The Node authorizer and NodeRestriction know the kubelet by this name and group.
+            "kubelet": cp._issue(
+                f"system:node:{NODE_NAME}", issuer=ca, organizations=["system:nodes"], client=True
+            ),
+            "kubelet-serving": cp._issue(
+                NODE_NAME, issuer=ca, server=True, dns_names=[NODE_NAME], ips=[net.NODE_IP]
+            ),
+            # Bound to the system:node-proxier role by the bootstrap policy.
+            "kube-proxy": cp._issue("system:kube-proxy", issuer=ca, client=True),
+        }
+        for name, pair in extra.items():
+            (pki_dir / f"{name}.crt").write_bytes(pair.cert_pem)
+            (pki_dir / f"{name}.key").write_bytes(pair.key_pem)
+            (pki_dir / f"{name}.key").chmod(0o600)
+        api_port = cp._free_ports(1)[0]
+        self.server = f"https://127.0.0.1:{api_port}"
+        clients = {
+            "admin": pki.clients["admin"],
+            "kube-controller-manager": pki.clients["kube-controller-manager"],
+            "kube-scheduler": pki.clients["kube-scheduler"],
+            "kubelet": (pki_dir / "kubelet.crt", pki_dir / "kubelet.key"),
+            "kube-proxy": (pki_dir / "kube-proxy.crt", pki_dir / "kube-proxy.key"),
+        }
+        kubeconfigs = {}
+        for name, (cert, key) in clients.items():
+            kubeconfigs[name] = self.dir / f"{name}.kubeconfig"
+            cp._write_kubeconfig(
+                kubeconfigs[name], self.server, ca=pki.ca_cert, cert=cert, key=key, user=name
+            )
+        self._https = cp._Https(pki.ca_cert, *pki.clients["admin"])
+        return pki, kubeconfigs
+
+    def _start_controlplane(self, pki: Any, kc: dict[str, Path], deadline: float) -> None:
+        bin_dir = self.artifacts.controlplane_bin
+        etcd_port, peer_port, kcm_port, sched_port = cp._free_ports(4)
+        api_port = self.server.rsplit(":", 1)[1]
+        etcd_url, peer_url = f"http://127.0.0.1:{etcd_port}", f"http://127.0.0.1:{peer_port}"
+        self._spawn(
+            "etcd",
+            [
+                str(bin_dir / "etcd"),
+                "--name=default",
+                f"--data-dir={self.dir / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=default={peer_url}",
+                "--unsafe-no-fsync=true",  # test data only
+                "--log-level=warn",
+            ],
+        )
+
+        def etcd_healthy() -> bool:
+            with urllib.request.urlopen(f"{etcd_url}/health", timeout=2) as resp:  # noqa: S310
+                return bool(json.loads(resp.read()).get("health") == "true")
+
+        self._wait("etcd", etcd_healthy, deadline, "etcd")
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(bin_dir / "kube-apiserver"),
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                f"--tls-cert-file={pki.apiserver_cert}",
+                f"--tls-private-key-file={pki.apiserver_key}",
+                f"--client-ca-file={pki.ca_cert}",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction,PodSecurity",
+                "--allow-privileged=true",
+                f"--service-account-key-file={pki.sa_pub}",
+                f"--service-account-signing-key-file={pki.sa_key}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-cluster-ip-range={net.SERVICE_CIDR}",
+                f"--requestheader-client-ca-file={pki.front_proxy_ca_cert}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={pki.front_proxy_client_cert}",
+                f"--proxy-client-key-file={pki.front_proxy_client_key}",
+                # Logs, exec and the node proxy go to the kubelet, whose certificate is checked.
+                f"--kubelet-client-certificate={pki.clients['admin'][0]}",
+                f"--kubelet-client-key={pki.clients['admin'][1]}",
+                f"--kubelet-certificate-authority={pki.ca_cert}",
+                "--kubelet-preferred-address-types=InternalIP",
+                # The API server is on 127.0.0.1, which pods cannot reach (and Locust needs not).
+                "--endpoint-reconciler-type=none",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
+        self._wait(
+            "kube-apiserver", lambda: self.api("/readyz")[0] == 200, deadline, "kube-apiserver"
+        )
+        common = [
+            "--bind-address=127.0.0.1",
+            f"--tls-cert-file={pki.serving_cert}",
+            f"--tls-private-key-file={pki.serving_key}",
+            "--leader-elect=false",
+            "--v=1",
+        ]
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(bin_dir / "kube-controller-manager"),
+                *(
+                    f"--{f}={kc['kube-controller-manager']}"
+                    for f in ("kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig")
+                ),
+                f"--secure-port={kcm_port}",
+                *common,
+                "--controllers=*",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={pki.sa_key}",
+                f"--root-ca-file={pki.ca_cert}",
+                f"--cluster-signing-cert-file={pki.ca_cert}",
+                f"--cluster-signing-key-file={pki.ca_key}",
+                f"--service-cluster-ip-range={net.SERVICE_CIDR}",
+                # As in the cluster tier: a faster HPA loop (default 15 s), other defaults kept.
+                f"--horizontal-pod-autoscaler-sync-period={cp.HPA_SYNC_PERIOD}",
+            ],
+        )
+        self._spawn(
+            "kube-scheduler",
+            [
+                str(bin_dir / "kube-scheduler"),
+                *(
+                    f"--{f}={kc['kube-scheduler']}"
+                    for f in ("kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig")
+                ),
+                f"--secure-port={sched_port}",
+                *common,
+            ],
+        )
+
+    # node components -------------------------------------------------------------------------
+
+    def _start_coredns(self, kubeconfig: Path) -> None:
+        # Only the cluster's names: nothing is forwarded, so a pod cannot resolve (or reach)
+        # anything outside the cluster through it.
+        corefile = self.dir / "Corefile"
+        corefile.write_text(
+            f""".:53 {{
+    bind {net.NODE_IP}
+    errors
+    kubernetes cluster.local in-addr.arpa ip6.arpa {{
+        kubeconfig {kubeconfig}
+        pods insecure
+        ttl 5
+    }}
+}}
+"""
+        )
+        self._spawn("coredns", [str(self.artifacts.node_bin / "coredns"), "-conf", str(corefile)])
+
+    def _start_kubelet(self, pki: Any, kubeconfig: Path, deadline: float) -> None:
+        empty_resolv = self.dir / "resolv.conf"
+        empty_resolv.write_text("")  # pods get the cluster's DNS and nothing of this machine's
+        config = {
+            "apiVersion": "kubelet.config.k8s.io/v1beta1",
+            "kind": "KubeletConfiguration",
+            "failCgroupV1": False,  # this machine has cgroups v1 (1.35 refuses it by default)
+            "cgroupDriver": "cgroupfs",
+            "failSwapOn": False,
+            "containerRuntimeEndpoint": f"unix://{self.containerd_socket}",
+            "address": net.NODE_IP,
+            "port": 10250,
+            "readOnlyPort": 0,
+            "healthzBindAddress": "127.0.0.1",
+            "healthzPort": 10248,
+            "authentication": {
+                "anonymous": {"enabled": False},
+                "webhook": {"enabled": True},
+                "x509": {"clientCAFile": str(pki.ca_cert)},
+            },
+            "authorization": {"mode": "Webhook"},
+            "tlsCertFile": str(self.dir / "pki" / "kubelet-serving.crt"),
+            "tlsPrivateKeyFile": str(self.dir / "pki" / "kubelet-serving.key"),
+            "resolvConf": str(empty_resolv),
+            "clusterDomain": "cluster.local",
+            "clusterDNS": [net.NODE_IP],
+            "podCIDR": net.POD_CIDR,
+            "maxPods": 60,
+            "serializeImagePulls": False,
+            # The disk of a test machine is often nearly full: do not evict or collect images.
+            "evictionHard": {
+                "memory.available": "100Mi",
+                "nodefs.available": "1%",
+                "imagefs.available": "1%",
+                "nodefs.inodesFree": "1%",
+            },
+            "imageGCHighThresholdPercent": 100,
+            "imageGCLowThresholdPercent": 99,
+            "oomScoreAdj": 0,  # no CAP_SYS_RESOURCE: a negative value is refused
+            "podLogsDir": str(self.dir / "pod-logs"),
+            "volumePluginDir": str(self.dir / "volume-plugins"),
+            "nodeStatusUpdateFrequency": "10s",
+            "cgroupsPerQOS": True,
+            "enforceNodeAllocatable": ["pods"],
+        }
+        config_path = self.dir / "kubelet-config.json"
+        config_path.write_text(json.dumps(config, indent=1))
+        self._spawn(
+            "kubelet",
+            [
+                str(self.artifacts.node_bin / "kubelet"),
+                f"--config={config_path}",
+                f"--kubeconfig={kubeconfig}",
+                f"--root-dir={self.dir / 'kubelet'}",
+                f"--cert-dir={self.dir / 'kubelet-pki'}",
+                f"--hostname-override={NODE_NAME}",
+                f"--node-ip={net.NODE_IP}",
+                "--v=1",
+            ],
+        )
+        self._wait("node Ready", self._node_ready, deadline, "kubelet", interval=0.5)
+
+    def _node_ready(self) -> bool:
+        status, node = self.api(f"/api/v1/nodes/{NODE_NAME}")
+        conditions = node.get("status", {}).get("conditions") or [] if status == 200 else []
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    def _start_kube_proxy(self, kubeconfig: Path) -> None:
+        config = {
+            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+            "kind": "KubeProxyConfiguration",
+            "mode": "iptables",
+            "oomScoreAdj": 0,
+            "clientConnection": {"kubeconfig": str(kubeconfig)},
+            "hostnameOverride": NODE_NAME,
+            "clusterCIDR": net.POD_CIDR,
+            "healthzBindAddress": "127.0.0.1:10256",
+            "metricsBindAddress": "127.0.0.1:10249",
+            "nodePortAddresses": [f"{net.NODE_IP}/32"],
+            # Zero: leave this machine's conntrack settings alone.
+            "conntrack": {
+                "maxPerCore": 0,
+                "min": 0,
+                "tcpEstablishedTimeout": "0s",
+                "tcpCloseWaitTimeout": "0s",
+            },
+            # No route_localnet sysctl and no masquerading of traffic that stays on the bridge.
+            "iptables": {"localhostNodePorts": False, "masqueradeAll": False},
+        }
+        path = self.dir / "kube-proxy-config.json"
+        path.write_text(json.dumps(config, indent=1))
+        self._spawn(
+            "kube-proxy", [str(self.artifacts.node_bin / "kube-proxy"), f"--config={path}", "--v=1"]
+        )
+
+    def _start_metrics_server(self, pki: Any, deadline: float) -> None:
+        port = cp._free_ports(1)[0]
+        # As in the cluster tier: an ExternalName Service to localhost behind the APIService.
+        for path, body in (
+            (
+                "/api/v1/namespaces/kube-system/services",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": "metrics-server", "namespace": "kube-system"},
+                    "spec": {"type": "ExternalName", "externalName": "localhost"},
+                },
+            ),
+            (
+                "/apis/apiregistration.k8s.io/v1/apiservices",
+                {
+                    "apiVersion": "apiregistration.k8s.io/v1",
+                    "kind": "APIService",
+                    "metadata": {"name": "v1beta1.metrics.k8s.io"},
+                    "spec": {
+                        "group": "metrics.k8s.io",
+                        "version": "v1beta1",
+                        "groupPriorityMinimum": 100,
+                        "versionPriority": 100,
+                        "caBundle": base64.b64encode(pki.ca_cert.read_bytes()).decode(),
+                        "service": {
+                            "name": "metrics-server",
+                            "namespace": "kube-system",
+                            "port": port,
+                        },
+                    },
+                },
+            ),
+        ):
+            status, resp = self.api(path, "POST", body)
+            if status not in (200, 201, 409):
+                raise RealNodeError(f"POST {path}: HTTP {status}: {resp}")
+        admin = self.kubeconfig
+        self._spawn(
+            "metrics-server",
+            [
+                str(self.artifacts.controlplane_bin / "metrics-server"),
+                *(
+                    f"--{f}={admin}"
+                    for f in ("kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig")
+                ),
+                "--bind-address=127.0.0.1",
+                f"--secure-port={port}",
+                f"--tls-cert-file={pki.serving_cert}",
+                f"--tls-private-key-file={pki.serving_key}",
+                # The real kubelet, at the node's InternalIP, with its certificate verified.
+                "--kubelet-preferred-address-types=InternalIP",
+                "--kubelet-use-node-status-port",
+                f"--kubelet-certificate-authority={pki.ca_cert}",
+                f"--metric-resolution={cp.METRIC_RESOLUTION}",
+                "--kubelet-request-timeout=5s",
+            ],
+        )
+        self._wait(
+            "metrics API (node metrics from the kubelet)",
+            lambda: self.api(f"/apis/metrics.k8s.io/v1beta1/nodes/{NODE_NAME}")[0] == 200,
+            deadline,
+            "metrics-server",
+            interval=1.0,
+        )

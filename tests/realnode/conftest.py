@@ -1,0 +1,102 @@
+"""Fixtures of the real-node tier (marker `realnode`).
+
+`realnode` (session): a real single-node cluster on this machine (`_node.RealNode`): the
+cluster tier's control plane without kwok, plus containerd, runc, a real kubelet, kube-proxy,
+CoreDNS and metrics-server. Needs root; Debian packages are installed when missing; binaries
+and images are built once into the cache (right after collection, progress printed, so the
+build is not charged to a test's timeout). On a machine that cannot run it (not root, no apt),
+every test of the tier is skipped with the reason.
+
+`namespace` (function): a fresh namespace, deleted afterwards.
+
+`processes` (function): a list to put started `kubeswarm` processes in; any still running when
+the test ends (it failed half-way) is killed, so no run outlives its test.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ._node import Artifacts, RealNode, RealNodeError, RealNodeUnavailable, build
+
+HERE = Path(__file__).resolve().parent
+_build: dict[str, Artifacts | str] = {}
+
+
+def _write_line(config_: pytest.Config, line: str) -> None:
+    reporter = config_.pluginmanager.get_plugin("terminalreporter")
+    capture = config_.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    if capture is None:
+        reporter.write_line(line)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(line)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build (or find in the cache) binaries and images before the first test runs."""
+    if not any(Path(str(item.path)).is_relative_to(HERE) for item in session.items):
+        return
+    try:
+        _build["artifacts"] = build(lambda line: _write_line(session.config, line))
+    except RealNodeUnavailable as err:
+        _build["unavailable"] = str(err)
+    except RealNodeError as err:
+        _build["error"] = str(err)
+
+
+@pytest.fixture(scope="session")
+def realnode(request: pytest.FixtureRequest) -> Iterator[RealNode]:
+    if "unavailable" in _build:
+        pytest.skip(f"this machine cannot run a real node: {_build['unavailable']}")
+    if "error" in _build:
+        pytest.fail(f"cannot build the real node: {_build['error']}", pytrace=False)
+    artifacts = _build["artifacts"]
+    assert isinstance(artifacts, Artifacts)
+    node = RealNode(artifacts, progress=lambda line: _write_line(request.config, line))
+    try:
+        node.start()
+    except RealNodeError as err:
+        node.stop()
+        pytest.fail(f"the real node did not start: {err}", pytrace=False)
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture
+def namespace(realnode: RealNode) -> Iterator[str]:
+    name = f"kubeswarm-realnode-{uuid.uuid4().hex[:8]}"
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    status, resp = realnode.api("/api/v1/namespaces", "POST", body)
+    assert status == 201, f"creating namespace {name}: HTTP {status}: {resp}"
+    deadline = time.monotonic() + 60
+    # Pods are refused until the namespace's default ServiceAccount exists.
+    while realnode.api(f"/api/v1/namespaces/{name}/serviceaccounts/default")[0] != 200:
+        assert time.monotonic() < deadline, f"no default ServiceAccount in {name}"
+        time.sleep(0.2)
+    try:
+        yield name
+    finally:
+        realnode.api(f"/api/v1/namespaces/{name}", "DELETE")
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        yield started
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
