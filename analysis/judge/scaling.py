@@ -274,13 +274,7 @@ def _reversals(series: pd.DataFrame) -> int:
     )
 
 
-def analyse_hpa(
-    data: RunData, rows: pd.DataFrame, window: Window, steps: list[LoadStep], interval_s: float
-) -> HpaResult:
-    """One HPA's rows of hpa.csv (and its metrics) into an ``HpaResult``."""
-    namespace, name = str(rows["namespace"].iloc[0]), str(rows["hpa"].iloc[0])
-    target_kind, target_name = str(rows["target_kind"].iloc[-1]), str(rows["target_name"].iloc[-1])
-    ready = ready_series(data, namespace, target_name)
+def _hpa_series(rows: pd.DataFrame) -> pd.DataFrame:
     series = pd.DataFrame(
         {
             "ts": rows["ts"].to_numpy(float),
@@ -292,6 +286,21 @@ def analyse_hpa(
             "active": rows["scaling_active"].fillna(True).to_numpy(bool),
         }
     )
+    # A new HPA's 0 before it has counted any pod is "not computed yet" (runs recorded before
+    # the sampler said so leave it in hpa.csv): not a scale event from or to 0.
+    not_computed = (series["desired"] == 0) & series["current"].isna()
+    series.loc[not_computed, "desired"] = np.nan
+    return series
+
+
+def analyse_hpa(
+    data: RunData, rows: pd.DataFrame, window: Window, steps: list[LoadStep], interval_s: float
+) -> HpaResult:
+    """One HPA's rows of hpa.csv (and its metrics) into an ``HpaResult``."""
+    namespace, name = str(rows["namespace"].iloc[0]), str(rows["hpa"].iloc[0])
+    target_kind, target_name = str(rows["target_kind"].iloc[-1]), str(rows["target_name"].iloc[-1])
+    ready = ready_series(data, namespace, target_name)
+    series = _hpa_series(rows)
     if not ready.empty:
         series = merge_nearest(series, ready, 2 * interval_s, direction="backward")
     else:

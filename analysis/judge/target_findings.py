@@ -173,16 +173,29 @@ def workload_findings(w: WorkloadResult) -> list[Finding]:
     rec = w.recommendation
     limit_text = format_bytes(w.memory_limit_bytes) if w.memory_limit_bytes else "no limit"
     if w.oom_kills:
+        measured = w.peak_memory_bytes is not None and rec.memory_limit_bytes is not None
+        peak_text = (
+            f"peak working set {format_bytes(w.peak_memory_bytes or 0)}"
+            if w.peak_memory_bytes is not None
+            else "its memory was never measured (the pods restarted before metrics-server "
+            "reported them)"
+        )
+        advice = (
+            "Raise the memory limit to at least "
+            f"{format_bytes(rec.memory_limit_bytes or 0)} ({rec.memory_limit_formula})."
+            if measured
+            else f"Raise the memory limit well above {limit_text} (try doubling it) and run "
+            "again: with the pods alive long enough to be measured, the report sizes it."
+        )
         out.append(
             Finding(
                 "oom_killed",
                 "high",
                 w.key,
-                f"{w.oom_kills} container(s) of {w.key} were OOM-killed; peak working set "
-                f"{format_bytes(w.peak_memory_bytes or 0)} against a {limit_text} limit.",
+                f"{w.oom_kills} container(s) of {w.key} were OOM-killed; {peak_text} against "
+                f"a {limit_text} limit.",
                 "An OOM kill drops every request in flight on that pod and restarts it cold.",
-                "Raise the memory limit to at least "
-                f"{format_bytes(rec.memory_limit_bytes or 0)} ({rec.memory_limit_formula}).",
+                advice,
                 {
                     "oom_kills": w.oom_kills,
                     "recommended_memory_limit_bytes": rec.memory_limit_bytes,

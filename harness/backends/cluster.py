@@ -68,6 +68,8 @@ from harness.session.store import new_run_id
 DIAGNOSE_EVERY_S: Final = 6.0
 # The master answering nothing for this long, once the test ran, means it is gone.
 MASTER_SILENT_S: Final = 30.0
+# The init container that pip-installs --requirement (k8s-jobs/*-job.yaml).
+INSTALL_CONTAINER: Final = "install-requirements"
 # Waiting reasons that do not fix themselves.
 FATAL_WAITING: Final = frozenset(
     {"InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "ErrImageNeverPull"}
@@ -116,13 +118,8 @@ def pod_problems(pods: Sequence[Body], events: Sequence[Body]) -> list[Problem]:
         status = pod.get("status") or {}
         phase = status.get("phase")
         if phase == "Failed":
-            problems.append(
-                Problem(
-                    f"pod {name} failed: {status.get('reason') or ''} "
-                    f"{status.get('message') or ''}".rstrip(),
-                    fatal=True,
-                )
-            )
+            why = f"{status.get('reason') or ''} {status.get('message') or ''}".strip()
+            problems.append(Problem(f"pod {name} failed" + (f": {why}" if why else ""), True))
         for condition in status.get("conditions") or []:
             if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
                 problems.append(
@@ -151,10 +148,19 @@ def pod_problems(pods: Sequence[Body], events: Sequence[Body]) -> list[Problem]:
                 or {}
             )
             if terminated and terminated.get("exitCode") not in (0, None):
+                container_name = container.get("name")
+                hint = ""
+                if container_name == INSTALL_CONTAINER:
+                    hint = (
+                        ": pip could not install the --requirement packages (`kubectl logs "
+                        f"{name} -c {INSTALL_CONTAINER}` shows why; --keep keeps the pod)"
+                    )
                 problems.append(
                     Problem(
-                        f"pod {name}, container {container.get('name')} exited with code "
+                        f"pod {name}, container {container_name} exited with code "
                         f"{terminated.get('exitCode')} ({terminated.get('reason') or 'Error'})"
+                        + hint,
+                        fatal=bool(hint),
                     )
                 )
     for event in events:

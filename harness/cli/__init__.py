@@ -41,6 +41,7 @@ _RUN_OPTIONS = (
     "keep",
     "extra_files",
     "requirements",
+    "pip_index_url",
     "autoquit_s",
     "open_browser",
     "node_selector",

@@ -35,6 +35,7 @@ CLUSTER_ONLY: Final[dict[str, str]] = {
     "keep": "keeps the Jobs",
     "extra_files": "ships files into a ConfigMap",
     "requirements": "is installed in the pods",
+    "pip_index_url": "is where the pods install --requirement from",
     "node_selector": "places the pods",
     "tolerations": "places the pods",
     "affinity": "places the pods",

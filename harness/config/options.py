@@ -40,6 +40,12 @@ from harness.errors import UsageError
 # on a cold node, pip installing --requirement, workers connecting. Five minutes covers a slow
 # pull; it is also how long the master waits for its workers before giving up.
 STARTUP_MARGIN_S: Final = 300.0
+# A --deadline must leave at least this to start: two pods scheduled and running on a warm node
+# take 10-20 s; less would fail every run at its start.
+MIN_STARTUP_S: Final = 30
+# After the run-time bound, how long a run may take to stop (a LoadTestShape's last tick, the
+# /stop request) before the autoquit window; part of every run's budget.
+STOP_GRACE_S: Final = 15
 # Measured (docs/DECISIONS.md, "Load pod requests"): a Locust 2.47 worker process holds 53 MiB
 # RSS with 20 users and 62 MiB with 300 (about 32 KiB a user); 256 MiB is four times the busy
 # figure, room for ~6,000 users per process, more than one core can drive.
@@ -245,6 +251,16 @@ OPTIONS: Final[dict[str, Option]] = {
             "pip requirement installed in the pods before Locust starts (repeatable)",
             multiple=True,
             metavar="REQ",
+        ),
+        # None: pip's own default index; pods often cannot reach it, a mirror they can is given.
+        Option(
+            "pip_index_url",
+            ("--pip-index-url",),
+            any_text,
+            None,
+            "package index the pods install --requirement from (a plain-http index is trusted "
+            "for its host)",
+            metavar="URL",
         ),
         # Scheduling of the load pods: empty by default, so they go wherever the cluster puts them.
         Option(

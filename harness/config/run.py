@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -20,7 +21,7 @@ from harness.config.checks import (
     inspect_locustfile,
     locust_command,
 )
-from harness.config.options import OPTIONS
+from harness.config.options import MIN_STARTUP_S, OPTIONS, STOP_GRACE_S
 from harness.config.values import Toleration, WatchTarget
 from harness.errors import UsageError
 
@@ -57,6 +58,7 @@ class RunConfig:
     keep: bool = False
     extra_files: tuple[Path, ...] = ()
     requirements: tuple[str, ...] = ()
+    pip_index_url: str | None = None  # the index --requirement installs from (pip's default)
     node_selector: tuple[tuple[str, str], ...] = ()
     tolerations: tuple[Toleration, ...] = ()
     affinity: Mapping[str, Any] | None = None
@@ -145,6 +147,7 @@ def build_run_config(values: Mapping[str, Any]) -> RunConfig:
         keep=bool(values.get("keep", False)),
         extra_files=tuple(values.get("extra_files", ())),
         requirements=_requirements(values.get("requirements", ())),
+        pip_index_url=_pip_index_url(values.get("pip_index_url"), values.get("requirements")),
         node_selector=_unique_node_selector(values.get("node_selector", ())),
         tolerations=tuple(values.get("tolerations", ())),
         affinity=values.get("affinity"),
@@ -185,6 +188,16 @@ def _starting_workers(values: Mapping[str, Any]) -> int:
     return 1
 
 
+def _pip_index_url(url: str | None, requirements: tuple[str, ...] | None) -> str | None:
+    if url is None:
+        return None
+    if not requirements:
+        raise UsageError("--pip-index-url is where --requirement installs from: give both")
+    if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
+        raise UsageError(f"--pip-index-url {url!r}: give an http:// or https:// URL")
+    return url
+
+
 def _requirements(requirements: tuple[str, ...]) -> tuple[str, ...]:
     for requirement in requirements:
         if not requirement.strip() or "\n" in requirement:
@@ -202,11 +215,13 @@ def _unique_node_selector(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str
 
 
 def _deadline(deadline_s: float | None, load: LoadConfig) -> float | None:
-    busy_s = load.run_time_s + load.autoquit_s
-    if deadline_s is not None and deadline_s <= busy_s:
+    """``--deadline`` must cover the run, its stop and autoquit, and leave time to start."""
+    needed_s = math.ceil(load.run_time_s) + STOP_GRACE_S + math.ceil(load.autoquit_s)
+    if deadline_s is not None and deadline_s < needed_s + MIN_STARTUP_S:
         raise UsageError(
             f"--deadline {deadline_s:g}s would stop the Jobs before the test ends: it must be "
-            f"longer than --run-time + --autoquit ({busy_s:g}s), plus time for pods to start"
+            f"at least --run-time + {STOP_GRACE_S}s to stop + --autoquit ({needed_s}s) plus "
+            f"{MIN_STARTUP_S}s for the pods to start ({needed_s + MIN_STARTUP_S}s)"
         )
     return deadline_s
 

@@ -25,6 +25,7 @@ import functools
 import hashlib
 import math
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,7 +211,7 @@ def _configmap(config: RunConfig, names: RunObjectNames) -> dict[str, Any]:
     if config.requirements:
         if REQUIREMENTS_KEY in files:
             raise UsageError(f"{REQUIREMENTS_KEY} is kubeswarm's own file name; rename yours")
-        files[REQUIREMENTS_KEY] = ("\n".join(config.requirements) + "\n").encode()
+        files[REQUIREMENTS_KEY] = _requirements_file(config).encode()
     _check_fits(files)
     text: dict[str, str] = {}
     binary: dict[str, str] = {}
@@ -223,6 +224,19 @@ def _configmap(config: RunConfig, names: RunObjectNames) -> dict[str, Any]:
     if binary:
         configmap["binaryData"] = binary
     return configmap
+
+
+def _requirements_file(config: RunConfig) -> str:
+    """The init container's ``pip install -r`` file: the index first, then one requirement per
+    line (pip reads options such as ``--index-url`` from the file itself)."""
+    lines = []
+    if config.pip_index_url:
+        lines.append(f"--index-url {config.pip_index_url}")
+        if config.pip_index_url.startswith("http://"):
+            # pip refuses a plain-http index unless its host is trusted.
+            host = urllib.parse.urlsplit(config.pip_index_url).hostname
+            lines.append(f"--trusted-host {host}")
+    return "\n".join([*lines, *config.requirements]) + "\n"
 
 
 def _read_files(paths: Iterable[Path]) -> dict[str, bytes]:

@@ -65,9 +65,11 @@ def hpa_row(ts: float, hpa: Body) -> Row:
     spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
     conditions = status.get("conditions")
     desired = status.get("desiredReplicas")
-    if desired == 0 and (status.get("currentReplicas") or 0) > 0:
+    current = status.get("currentReplicas")
+    if desired == 0 and (current is None or current > 0):
         # A new HPA reports 0 until its first successful computation (and while its metrics are
-        # missing); with pods running, 0 is "not computed yet", never a decision to scale to 0.
+        # missing); with pods running, or before it has even counted them, 0 is "not computed
+        # yet", never a decision to scale to 0.
         desired = None
     return {
         "ts": ts,

@@ -18,17 +18,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Literal
 
-from harness.config.options import STARTUP_MARGIN_S
+from harness.config.options import MIN_STARTUP_S, STARTUP_MARGIN_S, STOP_GRACE_S
 from harness.config.run import LoadConfig, RunConfig
 from harness.errors import UsageError
 
 Role = Literal["master", "worker"]
-
-# After the run-time bound, how long the session waits for Locust to stop on its own (a shape's
-# last tick, the ``/stop`` request) before it stops waiting; the autoquit window comes after.
-STOP_GRACE_S: Final = 15
 
 
 def whole_seconds(value: float) -> int:
@@ -79,11 +75,11 @@ def plan_load(
         deadline = whole_seconds(startup_s) + busy_s
     else:
         deadline = whole_seconds(deadline_s)
-        if deadline <= busy_s:
+        if deadline < busy_s + MIN_STARTUP_S:
             raise UsageError(
                 f"--deadline {deadline_s:g}s would stop the test before it ends: it must be "
-                f"longer than --run-time + {STOP_GRACE_S}s + --autoquit ({busy_s}s), plus time "
-                "for pods to start"
+                f"at least --run-time + {STOP_GRACE_S}s + --autoquit ({busy_s}s) plus "
+                f"{MIN_STARTUP_S}s for the pods to start"
             )
     return LoadPlan(
         locustfile=load.locustfile,

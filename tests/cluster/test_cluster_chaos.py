@@ -5,6 +5,7 @@ sampled readiness. (kwok runs no containers: errors under load are the real-node
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,17 @@ from .test_kube_run import (
 pytestmark = pytest.mark.cluster
 
 
+def web_pods(kube: KubeClient, namespace: str, count: int, timeout_s: float = 60.0) -> set[str]:
+    """The names of the Deployment's pods once ``count`` of them exist."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        names = {p["metadata"]["name"] for p in kube.list_objects("Pod", namespace, "app=web")}
+        if len(names) >= count:
+            return names
+        assert time.monotonic() < deadline, f"{len(names)} of {count} web pods after {timeout_s}s"
+        time.sleep(0.5)
+
+
 def test_pod_delete_is_replaced_by_the_deployment_and_the_recovery_is_measured(
     cluster: Cluster,
     kube: KubeClient,
@@ -37,7 +49,7 @@ def test_pod_delete_is_replaced_by_the_deployment_and_the_recovery_is_measured(
     if not cluster.simulated:
         pytest.skip("deletes pods of a kwok Deployment of its own")
     create_target(kube, namespace, replicas=2)
-    before = {p["metadata"]["name"] for p in kube.list_objects("Pod", namespace, "app=web")}
+    before = web_pods(kube, namespace, 2)
     config = make_config(
         tmp_path,
         namespace,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.session.plan import STOP_GRACE_S
+from harness.config.options import STOP_GRACE_S
 from tests.local.helpers import REPO, clean_env, csv_rows, kubeswarm_argv, run_dir, run_json
 
 pytestmark = pytest.mark.local

@@ -191,8 +191,9 @@ def test_requirement_installed_from_a_local_index(
     realnode: RealNode, namespace: str, tmp_path: Path
 ) -> None:
     wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    write_wheel(wheels, "kubeswarm-probe", "1.0", 'PATH = "/healthz?installed-by-pip"\n')
+    project = wheels / "kubeswarm-probe"  # a simple index: one directory per project (PEP 503)
+    project.mkdir(parents=True)
+    write_wheel(project, "kubeswarm-probe", "1.0", 'PATH = "/healthz?installed-by-pip"\n')
     # A package index on the bridge address: reachable from pods, from nowhere else.
     handler = partial(_QuietHandler, directory=str(wheels))
     server = http.server.ThreadingHTTPServer((net.NODE_IP, 0), handler)
@@ -211,7 +212,6 @@ def test_requirement_installed_from_a_local_index(
     deploy(realnode, namespace, example_target(hpa=False))
     wait_for("example-web available", deployment_available(realnode, namespace, "example-web"), 90)
     out = tmp_path / "runs"
-    # kubeswarm has no index option: a requirements file line may carry pip's own options.
     args = run_args(
         realnode,
         namespace,
@@ -228,12 +228,11 @@ def test_requirement_installed_from_a_local_index(
         "15s",
         "--workers",
         "1",
-        # `=`: the values start with dashes, which argparse would take for flags.
-        "--requirement=--no-index",
-        f"--requirement=--find-links {index}",
-        # Plain HTTP: pip ignores such an index unless its host is trusted.
-        f"--requirement=--trusted-host {net.NODE_IP}",
-        "--requirement=kubeswarm-probe==1.0",
+        # A plain-http index: kubeswarm trusts its host for pip, which would ignore it otherwise.
+        "--pip-index-url",
+        index,
+        "--requirement",
+        "kubeswarm-probe==1.0",
     )
     log = tmp_path / "kubeswarm.log"
     try:

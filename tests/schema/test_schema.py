@@ -90,6 +90,7 @@ def _every_option(tmp: Path) -> list[str]:
         "--image", "registry.example/locust:2.47.0-custom", "--keep",
         "--extra-file", str(tmp / "users.csv"), "--extra-file", str(tmp / "logo.png"),
         "--requirement", "locust-plugins==4.7.0", "--requirement", "faker",
+        "--pip-index-url", "https://pypi.mirror.example/simple",
         "--autoquit", "1m", "--node-selector", "kubernetes.io/arch=amd64",
         "--node-selector", "pool=load", "--toleration", "dedicated=load:NoSchedule",
         "--toleration", "spot:NoExecute", "--affinity", str(tmp / "affinity.yaml"),

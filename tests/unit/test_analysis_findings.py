@@ -198,6 +198,22 @@ def test_oom_kill_counts_and_limit_recommendation(tmp_path: Path) -> None:
     assert summary["verdict"] == "fail"
 
 
+def test_oom_kills_with_memory_never_measured_give_no_limit_of_zero(tmp_path: Path) -> None:
+    """Pods killed before metrics-server could read them (seen on a real node with a 48Mi
+    limit): the advice may not size the limit from a peak nobody measured."""
+    n = 10
+
+    def restarts(tick: int, pod: int) -> tuple[int, str]:
+        return (tick // 3, "OOMKilled") if tick >= 3 else (0, "")
+
+    samples = steady("api", n, 1)
+    samples["pods"] = sc.pods("api", [1] * n, lambda t, p: (None, None), restarts=restarts)
+    found = finding(report(sc.build(tmp_path / "run", n, samples)), "oom_killed", "shop/api")
+    assert "never measured" in found["message"]
+    assert "at least 0" not in found["message"]
+    assert "512Mi" in found["message"]
+
+
 @pytest.mark.parametrize(
     ("peak_mi", "severity", "pct"), [(470.0, "high", 91.8), (420.0, "medium", 82.0)]
 )

@@ -346,3 +346,25 @@ def test_pod_problems_reads_waiting_reasons_and_failures() -> None:
         Problem("pod w failed: DeadlineExceeded Pod was active too long", fatal=True),
         Problem("pod m, container locust: ImagePullBackOff: pull access denied"),
     ]
+
+
+def test_a_failed_pip_install_is_fatal_and_says_where_pips_output_is() -> None:
+    # As seen on a real node: the pod failed with no reason of its own, the init container
+    # exited 1; the message must not end in "failed:" and must say what to look at.
+    pod: dict[str, Any] = {
+        "metadata": {"name": "ks-run-master-t58s5"},
+        "status": {
+            "phase": "Failed",
+            "initContainerStatuses": [
+                {
+                    "name": "install-requirements",
+                    "state": {"terminated": {"exitCode": 1, "reason": "Error"}},
+                }
+            ],
+        },
+    }
+    problems = pod_problems([pod], [])
+    assert problems[0] == Problem("pod ks-run-master-t58s5 failed", fatal=True)
+    (pip,) = [p for p in problems if "install-requirements" in p.text]
+    assert pip.fatal
+    assert "kubectl logs ks-run-master-t58s5 -c install-requirements" in pip.text

@@ -240,6 +240,17 @@ def test_a_new_hpa_reporting_zero_desired_is_not_a_decision() -> None:
     )
     assert row["current_replicas"] == 2
     assert row["desired_replicas"] is None
+    # Seconds after creation the status may not even count the pods yet (seen on a real node):
+    # still not a decision, so no scale event "from 0".
+    fresh = rows.hpa_row(
+        TS,
+        {
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"minReplicas": 1, "maxReplicas": 6},
+            "status": {"desiredReplicas": 0},
+        },
+    )
+    assert fresh["current_replicas"] is None and fresh["desired_replicas"] is None
 
 
 def test_hpa_row_records_the_controllers_own_scale_time() -> None:

@@ -302,6 +302,23 @@ def test_requirements_add_an_init_container_and_a_file(locustfile: Path) -> None
         assert env["PYTHONPATH"] == target
 
 
+def test_a_pip_index_reaches_the_init_containers_pip(locustfile: Path) -> None:
+    def requirements_file(url: str) -> str:
+        config = _config(locustfile, requirements=["faker"], pip_index_url=url)
+        data: str = _objects(config)["configmap"]["data"]["kubeswarm-requirements.txt"]
+        return data
+
+    assert requirements_file("https://pypi.mirror.example/simple") == (
+        "--index-url https://pypi.mirror.example/simple\nfaker\n"
+    )
+    # pip ignores a plain-http index whose host it was not told to trust
+    assert requirements_file("http://wheels.internal:8080/simple/") == (
+        "--index-url http://wheels.internal:8080/simple/\n--trusted-host wheels.internal\nfaker\n"
+    )
+    with pytest.raises(UsageError, match="give both"):
+        _config(locustfile, pip_index_url="https://pypi.mirror.example/simple")
+
+
 def test_extra_files_ship_as_text_or_binary(locustfile: Path, tmp_path: Path) -> None:
     users = tmp_path / "users.csv"
     users.write_text("name\nalice\n", encoding="utf-8")
@@ -396,6 +413,11 @@ def test_patching_never_changes_the_next_run(locustfile: Path) -> None:
         (
             ["-t", "5m", "--autoquit", "30s", "--deadline", "5m"],
             "--deadline 300s would stop the Jobs before the test ends",
+        ),
+        # Longer than run time + autoquit, but leaves 1 s to start (failed on a real node)
+        (
+            ["-t", "30s", "--autoquit", "10s", "--deadline", "41s"],
+            "plus 30s for the pods to start (85s)",
         ),
         (["--affinity", "/nonexistent/affinity.yaml"], "--affinity: cannot read"),
     ],

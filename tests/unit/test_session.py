@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from analysis.data import schema
+from harness.config.options import STOP_GRACE_S
 from harness.config.run import LoadConfig
 from harness.errors import LoadGeneratorError, RunDirectoryError
 from harness.session.core import (
@@ -28,7 +29,7 @@ from harness.session.core import (
     RunMode,
     TickContext,
 )
-from harness.session.plan import STOP_GRACE_S, plan_load
+from harness.session.plan import plan_load
 from harness.session.run import SessionSpec, execute
 
 pytestmark = pytest.mark.unit
