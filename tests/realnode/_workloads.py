@@ -39,6 +39,8 @@ def example_target(
     *,
     memory_request: str | None = None,
     memory_limit: str | None = None,
+    cpu_request: str | None = None,
+    replicas: int | None = None,
     hpa: bool = True,
 ) -> list[dict[str, Any]]:
     """The shipped example target's objects, with the local image and optional overrides."""
@@ -49,6 +51,8 @@ def example_target(
     for obj in objects:
         if obj["kind"] != "Deployment":
             continue
+        if replicas is not None:
+            obj["spec"]["replicas"] = replicas
         pod = obj["spec"]["template"]["spec"]
         # The server is PID 1 and installs no SIGTERM handler: the kernel ignores SIGTERM for
         # a namespace's init, so without this every deletion waits the default 30 s.
@@ -61,6 +65,8 @@ def example_target(
             resources["requests"]["memory"] = memory_request
         if memory_limit:
             resources["limits"]["memory"] = memory_limit
+        if cpu_request:
+            resources["requests"]["cpu"] = cpu_request
     if not hpa:
         objects = [o for o in objects if o["kind"] != "HorizontalPodAutoscaler"]
     return objects
