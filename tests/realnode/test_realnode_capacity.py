@@ -1,0 +1,144 @@
+"""`kubeswarm run --workers auto` on a real node: a busy Locust worker gets a second pod.
+
+The locustfile does real client-side work for every request (a key derivation, as a client that
+signs its requests would) and never waits, so one Locust process is held at its CPU limit
+whatever the target answers. kubeswarm must see that worker above 85 % CPU, raise the worker
+Job's parallelism, and a second worker pod must run and take users; the report's capacity
+section must agree with the requests/s that were measured. Everything is sized to fit one
+2-core node: two worker pods of 900m (a worker's CPU is a share of one core, so below ~0.9
+core it could never pass 85 %), a 100m master and a target of at most two 40m replicas.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ._node import RealNode
+from ._workloads import (
+    deploy,
+    deployment_available,
+    example_target,
+    finish,
+    get,
+    read_samples,
+    run_args,
+    run_dir,
+    start_run,
+    summary,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.realnode, pytest.mark.cluster]
+
+HOST = "http://example-web:8080"
+MAX_REPLICAS = 2
+# A bin's requests/s per replica is its mean requests/s over its mean ready replicas; allow a
+# tenth for bins that straddle a replica change.
+TOLERANCE = 1.1
+
+HEAVY_LOCUSTFILE = '''\
+"""No wait, and about a millisecond of CPU per request on the client side."""
+
+import hashlib
+
+from locust import FastHttpUser, task
+
+
+class HeavyClient(FastHttpUser):
+    @task
+    def signed_get(self) -> None:
+        hashlib.pbkdf2_hmac("sha256", b"kubeswarm", b"per-request-salt", 3000)
+        self.client.get("/healthz")
+'''
+
+
+def _target() -> list[dict[str, object]]:
+    objects = example_target(cpu_request="40m")
+    for obj in objects:
+        if obj["kind"] == "HorizontalPodAutoscaler":
+            spec = obj["spec"]
+            assert isinstance(spec, dict)
+            spec["maxReplicas"] = MAX_REPLICAS
+    return objects
+
+
+def test_workers_auto_adds_a_worker_pod_when_one_is_cpu_bound(
+    realnode: RealNode, namespace: str, tmp_path: Path
+) -> None:
+    deploy(realnode, namespace, _target())
+    wait_for("example-web available", deployment_available(realnode, namespace, "example-web"), 90)
+    locustfile = tmp_path / "heavy.py"
+    locustfile.write_text(HEAVY_LOCUSTFILE)
+    out = tmp_path / "runs"
+    args = run_args(
+        realnode,
+        namespace,
+        out,
+        "-f",
+        str(locustfile),
+        "-H",
+        HOST,
+        "-u",
+        "16",
+        "-r",
+        "16",
+        "-t",
+        "75s",
+        "--workers",
+        "auto",
+        "--max-workers",
+        "2",
+        "--processes",
+        "1",
+        "--worker-cpu",
+        "900m",
+        "--master-cpu",
+        "100m",
+        "--watch",
+        "hpa/example-web",
+        "--interval",
+        "2s",
+        # Keep the Jobs after the run so the test reads the parallelism kubeswarm set.
+        "--keep",
+    )
+    log = tmp_path / "kubeswarm.log"
+    code = finish(start_run(args, log), log, timeout_s=300)
+    output = log.read_text()
+    assert code == 0, output[-3000:]
+    run = run_dir(out)
+
+    marks = [m for m in read_samples(run, "marks.csv") if m["kind"] == "workers_added"]
+    assert [m["detail"] for m in marks] == ["2 workers"], f"one addition, to 2: {marks}"
+    assert "adding 1 worker(s), 2 in all" in output, "the live line says why"
+    workers = read_samples(run, "workers.csv")
+    hot = [float(r["cpu_pct"]) for r in workers if r["cpu_pct"]]
+    assert max(hot) > 85, f"a worker really passed 85 % CPU: {hot}"
+
+    jobs = get(realnode, f"/apis/batch/v1/namespaces/{namespace}/jobs")["items"]
+    (worker_job,) = [j for j in jobs if j["metadata"]["name"].endswith("-worker")]
+    assert worker_job["spec"]["parallelism"] == 2, "the worker Job's parallelism was raised"
+    pods = read_samples(run, "pods.csv")
+    worker_pods = {r["pod"] for r in pods if r["workload"] == worker_job["metadata"]["name"]}
+    assert len(worker_pods) == 2, f"two worker pods ran: {worker_pods}"
+    connected = {r["worker"] for r in workers if r["state"] == "running"}
+    assert len(connected) == 2, f"both workers ran users: {connected}"
+
+    report = summary(run)
+    load = report["load"]
+    assert load["error_rate"] is not None and load["error_rate"] < 0.01, load
+    capacity = report["capacity"]
+    assert capacity is not None, "the report has a capacity section"
+    assert capacity["refused"] is None, capacity["refused"]
+    (hpa,) = capacity["hpas"]
+    assert hpa["target"] == "Deployment/example-web"
+    ready_at: dict[str, int] = {}
+    for r in pods:
+        if r["workload"] == "example-web":
+            ready_at[r["ts"]] = ready_at.get(r["ts"], 0) + (r["ready"] == "true")
+    ready = [n for n in ready_at.values() if n]
+    knee = hpa["knee"]
+    if knee is not None and knee["rps_per_replica"] is not None:
+        ceiling = load["peak_rps"] / max(1, min(ready))
+        assert 0 < knee["rps_per_replica"] <= ceiling * TOLERANCE, (knee, load, ready)
