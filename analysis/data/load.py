@@ -14,7 +14,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import pandas as pd
 
@@ -196,6 +196,15 @@ def _read_meta(path: Path) -> tuple[dict[str, Any], list[DataProblem]]:
     return meta, []
 
 
+# Locust's own files read into RunData: (columns, columns kept as text, must a run have it).
+_LOCUST_FILES: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]]] = {
+    "stats_history.csv": (schema.LOCUST_STATS_HISTORY_COLUMNS, ("Type", "Name"), True),
+    "stats.csv": (schema.LOCUST_STATS_COLUMNS, ("Type", "Name"), True),
+    "failures.csv": (schema.LOCUST_FAILURES_COLUMNS, ("Method", "Name", "Error"), False),
+    "exceptions.csv": (schema.LOCUST_EXCEPTIONS_COLUMNS, ("Message", "Traceback", "Nodes"), False),
+}
+
+
 def load_run(run_dir: Path) -> RunData:
     """Reads every file of the run directory contract (DESIGN.md, "Run directory")."""
     meta, problems = _read_meta(run_dir / schema.RUN_JSON)
@@ -204,39 +213,18 @@ def load_run(run_dir: Path) -> RunData:
         rel = f"{schema.SAMPLES_DIR}/{table.file_name}"
         tables[table.file_name], found = read_table(run_dir / rel, table, rel)
         problems.extend(found)
-    locust_dir = run_dir / schema.LOCUST_DIR
-    history, found = read_locust_csv(
-        locust_dir / "stats_history.csv",
-        schema.LOCUST_STATS_HISTORY_COLUMNS,
-        ("Type", "Name"),
-        f"{schema.LOCUST_DIR}/stats_history.csv",
-        required=True,
-    )
-    problems.extend(found)
-    stats, found = read_locust_csv(
-        locust_dir / "stats.csv",
-        schema.LOCUST_STATS_COLUMNS,
-        ("Type", "Name"),
-        f"{schema.LOCUST_DIR}/stats.csv",
-        required=True,
-    )
-    problems.extend(found)
-    failures, found = read_locust_csv(
-        locust_dir / "failures.csv",
-        schema.LOCUST_FAILURES_COLUMNS,
-        ("Method", "Name", "Error"),
-        f"{schema.LOCUST_DIR}/failures.csv",
-        required=False,
-    )
-    problems.extend(found)
-    exceptions, found = read_locust_csv(
-        locust_dir / "exceptions.csv",
-        schema.LOCUST_EXCEPTIONS_COLUMNS,
-        ("Message", "Traceback", "Nodes"),
-        f"{schema.LOCUST_DIR}/exceptions.csv",
-        required=False,
-    )
-    problems.extend(found)
+    locust: dict[str, pd.DataFrame] = {}
+    for name, (columns, text_columns, required) in _LOCUST_FILES.items():
+        locust[name], found = read_locust_csv(
+            run_dir / schema.LOCUST_DIR / name,
+            columns,
+            text_columns,
+            f"{schema.LOCUST_DIR}/{name}",
+            required=required,
+        )
+        problems.extend(found)
+    history, stats = locust["stats_history.csv"], locust["stats.csv"]
+    failures, exceptions = locust["failures.csv"], locust["exceptions.csv"]
     return RunData(
         run_dir=run_dir,
         meta=meta,

@@ -177,14 +177,8 @@ LOCUST_FILES: Final = (
     "report.html",
 )
 
-# Columns of Locust 2.x ``*_stats_history.csv`` (``--csv``), as Locust writes them.
-LOCUST_STATS_HISTORY_COLUMNS: Final = (
-    "Timestamp",
-    "User Count",
-    "Type",
-    "Name",
-    "Requests/s",
-    "Failures/s",
+# The response-time percentiles Locust 2.x writes in its stats and history CSVs.
+LOCUST_PERCENTILE_COLUMNS: Final = (
     "50%",
     "66%",
     "75%",
@@ -196,6 +190,17 @@ LOCUST_STATS_HISTORY_COLUMNS: Final = (
     "99.9%",
     "99.99%",
     "100%",
+)
+
+# Columns of Locust 2.x ``*_stats_history.csv`` (``--csv``), as Locust writes them.
+LOCUST_STATS_HISTORY_COLUMNS: Final = (
+    "Timestamp",
+    "User Count",
+    "Type",
+    "Name",
+    "Requests/s",
+    "Failures/s",
+    *LOCUST_PERCENTILE_COLUMNS,
     "Total Request Count",
     "Total Failure Count",
     "Total Median Response Time",
@@ -223,17 +228,7 @@ LOCUST_STATS_COLUMNS: Final = (
     "Average Content Size",
     "Requests/s",
     "Failures/s",
-    "50%",
-    "66%",
-    "75%",
-    "80%",
-    "90%",
-    "95%",
-    "98%",
-    "99%",
-    "99.9%",
-    "99.99%",
-    "100%",
+    *LOCUST_PERCENTILE_COLUMNS,
 )
 
 # Columns of Locust 2.x ``*_failures.csv``.

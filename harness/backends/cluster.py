@@ -33,6 +33,7 @@ from harness.actions.chaos import chaos_actions
 from harness.actions.workers import AutoWorkersPolicy
 from harness.backends.local import load_status
 from harness.config.run import RunConfig
+from harness.config.values import parse_cidr
 from harness.errors import ClusterError, LoadGeneratorError
 from harness.kube import rows
 from harness.kube.api import Body, RetryPolicy
@@ -207,7 +208,12 @@ class ClusterBackend:
         self.run_id = run_dir.name  # the run id is the run directory's name
         self.names = object_names(self.run_id)
         self.objects = run_objects(
-            self.config, self.run_id, self.namespace, self.plan, master_env=ramp_env(os.environ)
+            self.config,
+            self.run_id,
+            self.namespace,
+            self.plan,
+            master_env=ramp_env(os.environ),
+            ui_sources=self._ui_sources(note),
         )
         self.watch = LocustWatch(
             LocustApi(self.transport(self.kube, self.namespace, self.names.service))
@@ -229,6 +235,29 @@ class ClusterBackend:
             self.kube.create(with_owner(obj, master), self.namespace)
             self.created.append(f"{obj['kind']}/{rows.dig(obj, 'metadata', 'name')}")
         return {"objects": list(self.created)}
+
+    def _ui_sources(self, note: NoteFn) -> tuple[str, ...]:
+        """Where the master's web port may be reached from: ``--ui-from``, else the nodes' own
+        addresses (the API server's proxy connects from a node); none known leaves it open."""
+        if self.config.ui_from or not self.config.network_policy:
+            return self.config.ui_from
+        try:
+            nodes = self.kube.list_objects("Node")
+        except ClusterError as e:
+            note(
+                f"warning: cannot list nodes ({e}): the master's web port stays open to every pod; "
+                "pass --ui-from CIDR (where the API server's proxy connects from) to close it"
+            )
+            return ()
+        addresses = sorted(
+            {
+                str(a["address"])
+                for node in nodes
+                for a in rows.dig(node, "status", "addresses") or []
+                if a.get("type") in ("InternalIP", "ExternalIP") and a.get("address")
+            }
+        )
+        return tuple(parse_cidr(a) for a in addresses)
 
     def poll(self, now: float, note: NoteFn) -> LoadPoll:
         assert self.watch is not None  # started
@@ -395,6 +424,7 @@ def run_cluster(
             load_objects=objects,
             chaos_namespaces=[chaos_namespace] if config.chaos else [],
             scales_workers=config.auto_workers,
+            network_policy=config.network_policy,
         )
         chaos = chaos_actions(
             config.chaos,

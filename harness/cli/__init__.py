@@ -42,6 +42,8 @@ _RUN_OPTIONS = (
     "extra_files",
     "requirements",
     "pip_index_url",
+    "no_network_policy",
+    "ui_from",
     "autoquit_s",
     "open_browser",
     "node_selector",

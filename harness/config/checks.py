@@ -36,6 +36,8 @@ CLUSTER_ONLY: Final[dict[str, str]] = {
     "extra_files": "ships files into a ConfigMap",
     "requirements": "is installed in the pods",
     "pip_index_url": "is where the pods install --requirement from",
+    "no_network_policy": "is about the master pod's NetworkPolicy",
+    "ui_from": "opens the master pod's web port",
     "node_selector": "places the pods",
     "tolerations": "places the pods",
     "affinity": "places the pods",

@@ -24,6 +24,7 @@ from harness.config.values import (
     node_selector,
     non_negative_duration,
     non_negative_int,
+    parse_cidr,
     parse_watch,
     positive_duration,
     positive_float,
@@ -251,6 +252,25 @@ OPTIONS: Final[dict[str, Option]] = {
             "pip requirement installed in the pods before Locust starts (repeatable)",
             multiple=True,
             metavar="REQ",
+        ),
+        # The master's NetworkPolicy is on by default (k8s-jobs/networkpolicy.yaml says why).
+        Option(
+            "no_network_policy",
+            ("--no-network-policy",),
+            boolean,
+            False,
+            "create no NetworkPolicy for the master (its web port and zmq port open to any pod)",
+            switch=True,
+        ),
+        Option(
+            "ui_from",
+            ("--ui-from",),
+            parse_cidr,
+            (),
+            "CIDR the API server's service proxy connects from, allowed to the master's web port "
+            "(default: the nodes' addresses; repeatable)",
+            multiple=True,
+            metavar="CIDR",
         ),
         # None: pip's own default index; pods often cannot reach it, a mirror they can is given.
         Option(

@@ -59,6 +59,8 @@ class RunConfig:
     extra_files: tuple[Path, ...] = ()
     requirements: tuple[str, ...] = ()
     pip_index_url: str | None = None  # the index --requirement installs from (pip's default)
+    network_policy: bool = True  # the master's NetworkPolicy (--no-network-policy: none)
+    ui_from: tuple[str, ...] = ()  # CIDRs allowed to the master's web port (): the nodes'
     node_selector: tuple[tuple[str, str], ...] = ()
     tolerations: tuple[Toleration, ...] = ()
     affinity: Mapping[str, Any] | None = None
@@ -148,6 +150,8 @@ def build_run_config(values: Mapping[str, Any]) -> RunConfig:
         extra_files=tuple(values.get("extra_files", ())),
         requirements=_requirements(values.get("requirements", ())),
         pip_index_url=_pip_index_url(values.get("pip_index_url"), values.get("requirements")),
+        network_policy=not values.get("no_network_policy", False),
+        ui_from=tuple(values.get("ui_from", ())),
         node_selector=_unique_node_selector(values.get("node_selector", ())),
         tolerations=tuple(values.get("tolerations", ())),
         affinity=values.get("affinity"),

@@ -225,3 +225,14 @@ def whatif_spec(text: str) -> str:
     except ValueError as e:
         raise ValueError(str(e).removeprefix("--whatif ")) from None
     return text
+
+
+def parse_cidr(text: str) -> str:
+    """An IPv4 or IPv6 CIDR (``10.0.0.5/32``, ``fd00::/64``); a bare address means just it."""
+    import ipaddress
+
+    try:
+        network = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError as e:
+        raise ValueError(f"{text!r} is not an IP address or CIDR (10.0.0.5/32, fd00::/64)") from e
+    return str(network)

@@ -53,6 +53,8 @@ RESOURCES: Final[dict[str, Resource]] = {
         Resource("Event", "", "v1", "events"),
         Resource("ServiceAccount", "", "v1", "serviceaccounts"),
         Resource("Job", "batch", "v1", "jobs"),
+        Resource("NetworkPolicy", "networking.k8s.io", "v1", "networkpolicies"),
+        Resource("Node", "", "v1", "nodes", namespaced=False),
         Resource("Deployment", "apps", "v1", "deployments"),
         Resource("StatefulSet", "apps", "v1", "statefulsets"),
         Resource("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers"),

@@ -111,8 +111,11 @@ def run_objects(
     plan: LoadPlan | None = None,
     *,
     master_env: Mapping[str, str] | None = None,
+    ui_sources: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """All objects of one run in creation order: master Job, ConfigMap, Service, worker Job.
+    """All objects of one run in creation order: master Job, ConfigMap, Service, the master's
+    NetworkPolicy (unless ``--no-network-policy``; its web port open to ``ui_sources``, else to
+    ``--ui-from``), worker Job.
 
     Raises UsageError when a file cannot be read or the files do not fit in a ConfigMap.
     """
@@ -132,6 +135,9 @@ def run_objects(
     service = _service(names)
     worker = _worker_job(config, plan, names, locustfile_key)
     objects = [master, configmap, service, worker]
+    if config.network_policy:
+        sources = config.ui_from if ui_sources is None else ui_sources
+        objects.insert(3, _network_policy(names, sources))
     for obj in objects:
         _set_namespace(obj, namespace)
         _relabel(obj, run_id)
@@ -275,6 +281,17 @@ def _service(names: RunObjectNames) -> dict[str, Any]:
     return service
 
 
+def _network_policy(names: RunObjectNames, ui_sources: Sequence[str]) -> dict[str, Any]:
+    """``k8s-jobs/networkpolicy.yaml`` with the web port opened to ``ui_sources`` (CIDRs); none
+    known leaves the web port open to any source, as without the policy (said at run time)."""
+    policy = _load_one("networkpolicy.yaml", "NetworkPolicy")
+    policy["metadata"]["name"] = names.service
+    web = next(r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == WEB_PORT)
+    if ui_sources:
+        web["from"] = [{"ipBlock": {"cidr": cidr}} for cidr in ui_sources]
+    return policy
+
+
 def _master_job(
     config: RunConfig, plan: LoadPlan, names: RunObjectNames, locustfile_key: str
 ) -> dict[str, Any]:
@@ -370,6 +387,13 @@ def _relabel(obj: dict[str, Any], run_id: str) -> None:
         label_maps.append(spec["template"]["metadata"]["labels"])
     if obj["kind"] == "Service":
         label_maps.append(spec["selector"])
+    if obj["kind"] == "NetworkPolicy":
+        label_maps.append(spec["podSelector"]["matchLabels"])
+        for rule in spec["ingress"]:
+            sources = rule.get("from", [])
+            label_maps.extend(
+                p["podSelector"]["matchLabels"] for p in sources if "podSelector" in p
+            )
     for labels in label_maps:
         for key in (RUN_LABEL, INSTANCE_LABEL):
             if key in labels:

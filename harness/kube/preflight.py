@@ -117,6 +117,7 @@ def preflight(
     load_objects: Sequence[Body] = (),
     chaos_namespaces: Sequence[str] = (),
     scales_workers: bool = False,
+    network_policy: bool = False,
 ) -> PreflightReport:
     """Checks everything above; raises ``UsageError`` (bad input, exit 2) or ``ClusterError``.
     ``load_objects`` are the run's manifests (``run_objects``): their Jobs' pods must fit.
@@ -136,6 +137,11 @@ def preflight(
     needs += [(ns, a) for ns in chaos_namespaces for a in CHAOS_ACCESS]
     if scales_workers and creates:  # --workers auto raises the worker Job's parallelism
         needs.append((namespace, Access("patch", "jobs", "batch")))
+    if network_policy and creates:  # the master's NetworkPolicy (k8s-jobs/networkpolicy.yaml)
+        needs += [
+            (namespace, Access(verb, "networkpolicies", "networking.k8s.io"))
+            for verb in ("create", "list", "delete")
+        ]
     missing = missing_access(kube, needs)
     if missing:
         chaos = " --chaos" if chaos_namespaces else ""

@@ -18,7 +18,7 @@ from harness.kube.manifests import RUN_LABEL
 
 # Deleted in this order: the master Job first (its deletion alone would take the rest through the
 # ownerReferences), then what a half-finished creation may have left without an owner.
-RUN_KINDS: Final = ("Job", "Service", "ConfigMap")
+RUN_KINDS: Final = ("Job", "Service", "ConfigMap", "NetworkPolicy")
 
 
 @contextmanager

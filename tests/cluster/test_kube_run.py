@@ -43,7 +43,7 @@ from .targets import web_target
 
 pytestmark = pytest.mark.cluster
 
-RUN_KINDS = ("Job", "Service", "ConfigMap")
+RUN_KINDS = ("Job", "Service", "ConfigMap", "NetworkPolicy")
 STATS_HISTORY = ",".join(schema.LOCUST_STATS_HISTORY_COLUMNS) + "\n"
 
 
@@ -167,6 +167,14 @@ def test_a_run_is_created_owned_sampled_and_deleted(
     # Created: the master Job owns everything else; both Jobs have a deadline and a TTL.
     jobs = {j["metadata"]["name"]: j for j in mid_run["Job"]}
     assert len(jobs) == 2 and len(mid_run["Service"]) == 1 and len(mid_run["ConfigMap"]) == 1
+    # The master's NetworkPolicy: zmq from the workers, the web port from the nodes' addresses.
+    (policy,) = mid_run["NetworkPolicy"]
+    zmq, web = policy["spec"]["ingress"]
+    assert (zmq["ports"][0]["port"], web["ports"][0]["port"]) == (5557, 8089)
+    node_ips = {
+        a["address"] for n in kube.list_objects("Node") for a in n["status"].get("addresses", [])
+    }
+    assert {b["ipBlock"]["cidr"].split("/")[0] for b in web.get("from", [])} <= node_ips
     master = next(j for n, j in jobs.items() if n.endswith("-master"))
     for job in jobs.values():
         assert job["spec"]["activeDeadlineSeconds"] > 0
@@ -174,6 +182,7 @@ def test_a_run_is_created_owned_sampled_and_deleted(
     for obj in [
         *mid_run["Service"],
         *mid_run["ConfigMap"],
+        *mid_run["NetworkPolicy"],
         *(j for j in jobs.values() if j is not master),
     ]:
         (owner,) = obj["metadata"]["ownerReferences"]

@@ -91,6 +91,7 @@ def _every_option(tmp: Path) -> list[str]:
         "--extra-file", str(tmp / "users.csv"), "--extra-file", str(tmp / "logo.png"),
         "--requirement", "locust-plugins==4.7.0", "--requirement", "faker",
         "--pip-index-url", "https://pypi.mirror.example/simple",
+        "--ui-from", "192.0.2.10", "--ui-from", "2001:db8::/64",
         "--autoquit", "1m", "--node-selector", "kubernetes.io/arch=amd64",
         "--node-selector", "pool=load", "--toleration", "dedicated=load:NoSchedule",
         "--toleration", "spot:NoExecute", "--affinity", str(tmp / "affinity.yaml"),
@@ -111,6 +112,9 @@ def produced(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[st
         "run-every-option": _as_created(_render(every_option)),
         "rbac": _render(["--rbac", "-n", "load"]),
         "rbac-chaos": _render(["--rbac", "--chaos", "-n", "load"]),
+        "run-no-network-policy": _as_created(
+            _render(["-f", str(default_file), "-H", "http://web:8080", "--no-network-policy"])
+        ),
         "example-target": kustomization_objects("example-target", "demo"),
         "kustomize-base": kustomization_objects(),
     }
@@ -121,6 +125,7 @@ CASES = [
     "run-every-option",
     "rbac",
     "rbac-chaos",
+    "run-no-network-policy",
     "example-target",
     "kustomize-base",
 ]
@@ -138,7 +143,9 @@ def test_the_every_option_case_sets_every_option_of_render(tmp_path: Path) -> No
     unset = [
         OPTIONS[name].flags[-1]
         for name in render.options
-        if name not in ("rbac", "rbac_chaos") and not set(OPTIONS[name].flags) & given
+        # --no-network-policy removes an object; the other cases render without it
+        if name not in ("rbac", "rbac_chaos", "no_network_policy")
+        and not set(OPTIONS[name].flags) & given
     ]
     assert not unset, f"add {unset} to _every_option"
 
@@ -146,7 +153,11 @@ def test_the_every_option_case_sets_every_option_of_render(tmp_path: Path) -> No
 def test_every_option_really_changes_the_objects(
     produced: dict[str, list[dict[str, Any]]],
 ) -> None:
-    master, configmap, _service, worker = produced["run-every-option"]
+    master, configmap, _service, policy, worker = produced["run-every-option"]
+    assert policy["spec"]["ingress"][1]["from"] == [
+        {"ipBlock": {"cidr": "192.0.2.10/32"}},
+        {"ipBlock": {"cidr": "2001:db8::/64"}},
+    ]
     pod = worker["spec"]["template"]["spec"]
     assert {"nodeSelector", "tolerations", "affinity", "initContainers"} <= set(pod)
     assert "binaryData" in configmap

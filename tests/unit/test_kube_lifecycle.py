@@ -164,7 +164,7 @@ def test_a_run_creates_master_first_owns_the_rest_fetches_and_cleans_up(
     )
     result, out = run(make_config(tmp_path), kube, locust)
     objects = created(fake)
-    assert [o["kind"] for o in objects] == ["Job", "ConfigMap", "Service", "Job"]
+    assert [o["kind"] for o in objects] == ["Job", "ConfigMap", "Service", "NetworkPolicy", "Job"]
     master_name = objects[0]["metadata"]["name"]
     for obj in objects[1:]:
         (owner,) = obj["metadata"]["ownerReferences"]

@@ -53,9 +53,12 @@ def _config(locustfile: Path, **flags: Any) -> RunConfig:
 
 
 def _objects(config: RunConfig, namespace: str = "shop") -> dict[str, dict[str, Any]]:
-    """By role: master, configmap, service, worker."""
-    master, configmap, service, worker = run_objects(config, RUN_ID, namespace)
-    return {"master": master, "configmap": configmap, "service": service, "worker": worker}
+    """By role: master, configmap, service, networkpolicy (when there is one), worker."""
+    objects = run_objects(config, RUN_ID, namespace)
+    roles = ["master", "configmap", "service", "networkpolicy", "worker"]
+    if len(objects) == 4:
+        roles.remove("networkpolicy")
+    return dict(zip(roles, objects, strict=True))
 
 
 def _pod(job: dict[str, Any]) -> dict[str, Any]:
@@ -78,6 +81,7 @@ def test_objects_come_in_creation_order_with_the_master_job_first(locustfile: Pa
         ("Job", "master"),
         ("ConfigMap", "files"),
         ("Service", "master"),
+        ("NetworkPolicy", "master"),
         ("Job", "worker"),
     ]
     assert {o["metadata"]["namespace"] for o in objects} == {"shop"}
@@ -319,6 +323,26 @@ def test_a_pip_index_reaches_the_init_containers_pip(locustfile: Path) -> None:
         _config(locustfile, pip_index_url="https://pypi.mirror.example/simple")
 
 
+def test_the_master_admits_only_its_workers_and_the_api_servers_proxy(locustfile: Path) -> None:
+    objects = _objects(_config(locustfile, ui_from=["10.1.2.3", "fd00::/64"]))
+    policy = objects["networkpolicy"]
+    master_labels = objects["master"]["spec"]["template"]["metadata"]["labels"]
+    worker_labels = objects["worker"]["spec"]["template"]["metadata"]["labels"]
+    selected = policy["spec"]["podSelector"]["matchLabels"]
+    assert selected.items() <= master_labels.items()
+    assert not selected.items() <= worker_labels.items()
+    zmq, web = policy["spec"]["ingress"]
+    assert zmq["ports"] == [{"port": 5557, "protocol": "TCP"}]
+    (workers,) = zmq["from"]
+    assert workers["podSelector"]["matchLabels"].items() <= worker_labels.items()
+    assert workers["podSelector"]["matchLabels"][RUN_LABEL] == RUN_ID  # this run's workers only
+    assert web["ports"] == [{"port": 8089, "protocol": "TCP"}]
+    assert web["from"] == [{"ipBlock": {"cidr": "10.1.2.3/32"}}, {"ipBlock": {"cidr": "fd00::/64"}}]
+    assert "networkpolicy" not in _objects(_config(locustfile, no_network_policy=True))
+    with pytest.raises(UsageError, match="not an IP address or CIDR"):
+        _config(locustfile, ui_from=["apiserver"])
+
+
 def test_extra_files_ship_as_text_or_binary(locustfile: Path, tmp_path: Path) -> None:
     users = tmp_path / "users.csv"
     users.write_text("name\nalice\n", encoding="utf-8")
@@ -370,7 +394,7 @@ def test_a_missing_extra_file_is_a_usage_error(locustfile: Path, tmp_path: Path)
 
 
 def test_with_owner_points_at_the_created_master_job(locustfile: Path) -> None:
-    master, configmap, _service, _worker = run_objects(_config(locustfile), RUN_ID, "shop")
+    master, configmap = run_objects(_config(locustfile), RUN_ID, "shop")[:2]
     created = {**master, "metadata": {**master["metadata"], "uid": "1234-abcd"}}
     owned = with_owner(configmap, created)
     assert owned["metadata"]["ownerReferences"] == [
@@ -386,7 +410,7 @@ def test_with_owner_points_at_the_created_master_job(locustfile: Path) -> None:
 
 
 def test_with_owner_refuses_a_job_that_was_not_created_yet(locustfile: Path) -> None:
-    master, configmap, _service, _worker = run_objects(_config(locustfile), RUN_ID, "shop")
+    master, configmap = run_objects(_config(locustfile), RUN_ID, "shop")[:2]
     with pytest.raises(ValueError, match=r"metadata\.uid"):
         with_owner(configmap, master)
     elsewhere = {"kind": "Job", "metadata": {"name": "m", "uid": "u", "namespace": "other"}}
@@ -460,11 +484,12 @@ def test_render_prints_yaml_that_kubectl_can_apply(locustfile: Path) -> None:
     ]
     assert main(argv, environ={}, out=out) == 0
     documents = list(yaml.safe_load_all(out.getvalue()))
-    assert [d["kind"] for d in documents] == ["Job", "ConfigMap", "Service", "Job"]
+    kinds = ["Job", "ConfigMap", "Service", "NetworkPolicy", "Job"]
+    assert [d["kind"] for d in documents] == kinds
     assert {d["metadata"]["namespace"] for d in documents} == {"load"}
     run_id = documents[0]["metadata"]["labels"][RUN_LABEL]
     assert re.fullmatch(r"\d{8}-\d{6}-checkout", run_id)
-    assert documents[3]["spec"]["parallelism"] == 3
+    assert documents[4]["spec"]["parallelism"] == 3
     # a block, not an escaped string
     assert "    from locust import HttpUser, task\n" in out.getvalue()
 
@@ -501,7 +526,7 @@ def test_render_rbac_is_namespaced_and_least_privilege() -> None:
 
 def test_the_shipped_kustomizations_list_whole_objects() -> None:
     base = kustomization_objects()
-    assert [o["kind"] for o in base] == ["ConfigMap", "Service", "Job", "Job"]
+    assert [o["kind"] for o in base] == ["ConfigMap", "Service", "NetworkPolicy", "Job", "Job"]
     target = kustomization_objects("example-target", "demo")
     assert {o["kind"] for o in target} == {
         "ConfigMap",
