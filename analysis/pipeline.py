@@ -150,7 +150,10 @@ def analyse(
     hpas = analyse_hpas(data, window, steps)
     for whatif in parsed_whatifs:
         find_hpa(whatif.hpa, hpas)
-    workloads = analyse_workloads(data, load, window, _memory_targets(hpas))
+    sampled = analyse_workloads(data, load, window, _memory_targets(hpas))
+    # The run's own Locust pods (cluster runs record them) are judged as the load generator,
+    # never as the target: not in the workloads, the memory SLOs or the target's findings.
+    workloads = [w for w in sampled if not is_load_generator(w.name)]
     load_summary = summarize_load(data, load, window, data.sample_interval_s)
     by_workload = {(w.namespace, w.name): w for w in workloads}
     evidence = [hpa_evidence(h, by_workload) for h in hpas]
@@ -185,7 +188,7 @@ def analyse(
         },
     )
     found: list[Finding] = [*problem_findings(data, window), *run_status_finding(data)]
-    found.extend(loadgen_findings(data, load, load_summary, window, workloads))
+    found.extend(loadgen_findings(data, load, load_summary, window, sampled))
     if too_short is not None:
         found.append(too_short)
     for hpa in hpas:
@@ -195,8 +198,7 @@ def analyse(
         if scaled_up is not None:
             found.append(scaled_up)
     for workload in workloads:
-        if not is_load_generator(workload.name):
-            found.extend(workload_findings(workload))
+        found.extend(workload_findings(workload))
     found.extend(load_findings(load_summary, adequacy))
     found.extend(disruption_findings(disruptions, window.load_start_s))
     found.extend(slo_findings(slo_results))

@@ -173,6 +173,24 @@ def _scale_time(previous_tick: float, tick: float, scale_times: np.ndarray) -> f
     return float(inside[-1]) if inside.size else tick
 
 
+def _with_first_decision(series: pd.DataFrame) -> pd.DataFrame:
+    """``ts, desired`` where known. An HPA whose first computed status already differs from the
+    replicas it counted (it decided before the sampler saw a number, e.g. a status first written
+    after the load started) gets that count as a row just before, so its first decision is a
+    scale event like the others."""
+    desired = series[["ts", "desired"]].dropna()
+    if desired.empty:
+        return desired
+    first = desired.index[0]
+    current = series.loc[:first, "current"].dropna()
+    if current.empty or float(current.iloc[-1]) == float(desired.loc[first, "desired"]):
+        return desired
+    earlier = series.loc[:first, "ts"]
+    before_ts = float(earlier.iloc[-2]) if len(earlier) > 1 else float(earlier.iloc[-1]) - 1e-3
+    before = pd.DataFrame({"ts": [before_ts], "desired": [float(current.iloc[-1])]})
+    return pd.concat([before, desired], ignore_index=True)
+
+
 def _events(
     series: pd.DataFrame,
     steps: list[LoadStep],
@@ -180,7 +198,7 @@ def _events(
     ready: pd.DataFrame,
     scale_times: np.ndarray | None = None,
 ) -> tuple[ScaleEvent, ...]:
-    desired = series[["ts", "desired"]].dropna()
+    desired = _with_first_decision(series)
     values = desired["desired"].to_numpy(float)
     times = desired["ts"].to_numpy(float)
     events: list[ScaleEvent] = []

@@ -313,7 +313,7 @@ def run_demo(
         name="demo",
         out_dir=config.out_dir,
         sample_interval_s=config.sample_interval_s,
-        config=asdict(config),
+        config={**asdict(config), "chaos": [str(spec) for spec in config.chaos]},
         slos=config.slos,
         plan=plan,
         record={

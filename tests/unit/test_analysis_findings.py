@@ -405,3 +405,23 @@ def test_sample_run_without_locust_times_lags_from_marks(tmp_path: Path) -> None
     missing = [f for f in summary["findings"] if f["code"] == "metrics_missing"]
     assert all(f["severity"] == "info" for f in missing), missing
     assert summary["verdict"] == "pass"
+
+
+def test_an_hpas_first_decision_recorded_as_its_first_status_is_still_a_scale_event(
+    tmp_path: Path,
+) -> None:
+    """On a real node the HPA's first status came after the load started: desired empty, then
+    desired 2 while it still counted 1 replica. That first decision is the 1 -> 2 scale-up."""
+    n = 12
+    samples = steady("web", n, 1)
+    rows = sc.hpa("web", [1] * 6 + [2] * 6, desired=[2] * n, low=1, high=5)
+    for row in rows[:3]:
+        row["current_replicas"] = None
+        row["desired_replicas"] = None
+    for row in rows[3:6]:
+        row["current_replicas"] = 1
+    samples["hpa"] = rows
+    samples["workloads"] = sc.workloads("web", [1] * 6 + [2] * 6)
+    hpa = report(sc.build(tmp_path / "run", n, samples))["hpas"][0]
+    assert [(e["from"], e["to"]) for e in hpa["scale_events"]] == [(1, 2)]
+    assert hpa["scale_events"][0]["ts"] <= sc.ts(3)
