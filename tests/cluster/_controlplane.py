@@ -624,22 +624,7 @@ class ControlPlane:
         # etcd ------------------------------------------------------------------------------
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         peer_url = f"http://127.0.0.1:{etcd_peer_port}"
-        etcd = self._spawn(
-            "etcd",
-            [
-                str(bin_dir / "etcd"),
-                "--name=default",
-                f"--data-dir={wd / 'etcd'}",
-                f"--listen-client-urls={etcd_url}",
-                f"--advertise-client-urls={etcd_url}",
-                f"--listen-peer-urls={peer_url}",
-                f"--initial-advertise-peer-urls={peer_url}",
-                f"--initial-cluster=default={peer_url}",
-                "--initial-cluster-state=new",
-                "--unsafe-no-fsync=true",  # test data only: no durability needed
-                "--log-level=warn",
-            ],
-        )
+        etcd = self._spawn("etcd", etcd_argv(bin_dir, wd / "etcd", etcd_url, peer_url))
 
         def etcd_healthy() -> bool:
             try:
@@ -655,36 +640,10 @@ class ControlPlane:
         apiserver = self._spawn(
             "kube-apiserver",
             [
-                str(bin_dir / "kube-apiserver"),
-                f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={api_port}",
-                f"--tls-cert-file={pki.apiserver_cert}",
-                f"--tls-private-key-file={pki.apiserver_key}",
-                f"--client-ca-file={pki.ca_cert}",
-                "--authorization-mode=Node,RBAC",
-                # PodSecurity is in the default set; named so that a change of defaults shows.
-                "--enable-admission-plugins=NodeRestriction,PodSecurity",
-                # Privileged containers are allowed by the API server: Pod Security decides.
-                "--allow-privileged=true",
-                f"--service-account-key-file={pki.sa_pub}",
-                f"--service-account-signing-key-file={pki.sa_key}",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-                # The aggregation layer (metrics.k8s.io is served by metrics-server).
-                f"--requestheader-client-ca-file={pki.front_proxy_ca_cert}",
-                "--requestheader-allowed-names=front-proxy-client",
-                "--requestheader-username-headers=X-Remote-User",
-                "--requestheader-group-headers=X-Remote-Group",
-                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-                f"--proxy-client-cert-file={pki.front_proxy_client_cert}",
-                f"--proxy-client-key-file={pki.front_proxy_client_key}",
+                *apiserver_argv(bin_dir, etcd_url, api_port, pki, SERVICE_CLUSTER_IP_RANGE),
                 # 127.0.0.1 is not a valid endpoint address: do not publish the kubernetes
                 # Service's endpoints (nothing in this cluster uses them).
                 "--endpoint-reconciler-type=none",
-                "--profiling=false",
-                "--v=1",
             ],
         )
 
@@ -702,42 +661,17 @@ class ControlPlane:
         # Controllers, scheduler, kwok, metrics-server ---------------------------------------
         kcm = self._spawn(
             "kube-controller-manager",
-            [
-                str(bin_dir / "kube-controller-manager"),
-                f"--kubeconfig={kubeconfigs['kube-controller-manager']}",
-                f"--authentication-kubeconfig={kubeconfigs['kube-controller-manager']}",
-                f"--authorization-kubeconfig={kubeconfigs['kube-controller-manager']}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={kcm_port}",
-                f"--tls-cert-file={pki.serving_cert}",
-                f"--tls-private-key-file={pki.serving_key}",
-                "--controllers=*",
-                "--use-service-account-credentials=true",
-                f"--service-account-private-key-file={pki.sa_key}",
-                f"--root-ca-file={pki.ca_cert}",
-                f"--cluster-signing-cert-file={pki.ca_cert}",
-                f"--cluster-signing-key-file={pki.ca_key}",
-                f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-                "--leader-elect=false",
-                # Faster HPA reaction for tests (default 15s); all other HPA defaults kept.
-                f"--horizontal-pod-autoscaler-sync-period={HPA_SYNC_PERIOD}",
-                "--v=1",
-            ],
+            controller_manager_argv(
+                bin_dir,
+                kubeconfigs["kube-controller-manager"],
+                kcm_port,
+                pki,
+                SERVICE_CLUSTER_IP_RANGE,
+            ),
         )
         scheduler = self._spawn(
             "kube-scheduler",
-            [
-                str(bin_dir / "kube-scheduler"),
-                f"--kubeconfig={kubeconfigs['kube-scheduler']}",
-                f"--authentication-kubeconfig={kubeconfigs['kube-scheduler']}",
-                f"--authorization-kubeconfig={kubeconfigs['kube-scheduler']}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={sched_port}",
-                f"--tls-cert-file={pki.serving_cert}",
-                f"--tls-private-key-file={pki.serving_key}",
-                "--leader-elect=false",
-                "--v=1",
-            ],
+            scheduler_argv(bin_dir, kubeconfigs["kube-scheduler"], sched_port, pki),
         )
         kwok = self._spawn(
             "kwok",
@@ -1016,3 +950,93 @@ def running_control_plane(**kwargs: Any) -> Iterator[ControlPlane]:
         yield cp
     finally:
         cp.stop()
+
+
+# The control plane's command lines, shared with the real-node tier (tests/realnode/_node.py),
+# which runs the same components beside a real kubelet.
+
+
+def etcd_argv(bin_dir: Path, data_dir: Path, client_url: str, peer_url: str) -> list[str]:
+    return [
+        str(bin_dir / "etcd"),
+        "--name=default",
+        f"--data-dir={data_dir}",
+        f"--listen-client-urls={client_url}",
+        f"--advertise-client-urls={client_url}",
+        f"--listen-peer-urls={peer_url}",
+        f"--initial-advertise-peer-urls={peer_url}",
+        f"--initial-cluster=default={peer_url}",
+        "--initial-cluster-state=new",
+        "--unsafe-no-fsync=true",  # test data only: no durability needed
+        "--log-level=warn",
+    ]
+
+
+def apiserver_argv(
+    bin_dir: Path, etcd_url: str, port: int | str, pki: Any, service_cidr: str
+) -> list[str]:
+    return [
+        str(bin_dir / "kube-apiserver"),
+        f"--etcd-servers={etcd_url}",
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--tls-cert-file={pki.apiserver_cert}",
+        f"--tls-private-key-file={pki.apiserver_key}",
+        f"--client-ca-file={pki.ca_cert}",
+        "--authorization-mode=Node,RBAC",
+        # PodSecurity is in the default set; named so that a change of defaults shows.
+        "--enable-admission-plugins=NodeRestriction,PodSecurity",
+        # Privileged containers are allowed by the API server: Pod Security decides.
+        "--allow-privileged=true",
+        f"--service-account-key-file={pki.sa_pub}",
+        f"--service-account-signing-key-file={pki.sa_key}",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-cluster-ip-range={service_cidr}",
+        # The aggregation layer (metrics.k8s.io is served by metrics-server).
+        f"--requestheader-client-ca-file={pki.front_proxy_ca_cert}",
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={pki.front_proxy_client_cert}",
+        f"--proxy-client-key-file={pki.front_proxy_client_key}",
+        "--profiling=false",
+        "--v=1",
+    ]
+
+
+def _component_argv(binary: Path, kubeconfig: Path, port: int, pki: Any) -> list[str]:
+    return [
+        str(binary),
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--tls-cert-file={pki.serving_cert}",
+        f"--tls-private-key-file={pki.serving_key}",
+        "--leader-elect=false",
+        "--v=1",
+    ]
+
+
+def controller_manager_argv(
+    bin_dir: Path, kubeconfig: Path, port: int, pki: Any, service_cidr: str
+) -> list[str]:
+    return [
+        *_component_argv(bin_dir / "kube-controller-manager", kubeconfig, port, pki),
+        "--controllers=*",
+        "--use-service-account-credentials=true",
+        f"--service-account-private-key-file={pki.sa_key}",
+        f"--root-ca-file={pki.ca_cert}",
+        f"--cluster-signing-cert-file={pki.ca_cert}",
+        f"--cluster-signing-key-file={pki.ca_key}",
+        f"--service-cluster-ip-range={service_cidr}",
+        # Faster HPA reaction for tests (default 15s); all other HPA defaults kept.
+        f"--horizontal-pod-autoscaler-sync-period={HPA_SYNC_PERIOD}",
+    ]
+
+
+def scheduler_argv(bin_dir: Path, kubeconfig: Path, port: int, pki: Any) -> list[str]:
+    return _component_argv(bin_dir / "kube-scheduler", kubeconfig, port, pki)

@@ -371,21 +371,7 @@ state = "{d / "state"}"
         etcd_port, peer_port, kcm_port, sched_port = cp._free_ports(4)
         api_port = self.server.rsplit(":", 1)[1]
         etcd_url, peer_url = f"http://127.0.0.1:{etcd_port}", f"http://127.0.0.1:{peer_port}"
-        self._spawn(
-            "etcd",
-            [
-                str(bin_dir / "etcd"),
-                "--name=default",
-                f"--data-dir={self.dir / 'etcd'}",
-                f"--listen-client-urls={etcd_url}",
-                f"--advertise-client-urls={etcd_url}",
-                f"--listen-peer-urls={peer_url}",
-                f"--initial-advertise-peer-urls={peer_url}",
-                f"--initial-cluster=default={peer_url}",
-                "--unsafe-no-fsync=true",  # test data only
-                "--log-level=warn",
-            ],
-        )
+        self._spawn("etcd", cp.etcd_argv(bin_dir, self.dir / "etcd", etcd_url, peer_url))
 
         def etcd_healthy() -> bool:
             with urllib.request.urlopen(f"{etcd_url}/health", timeout=2) as resp:  # noqa: S310
@@ -395,28 +381,7 @@ state = "{d / "state"}"
         self._spawn(
             "kube-apiserver",
             [
-                str(bin_dir / "kube-apiserver"),
-                f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={api_port}",
-                f"--tls-cert-file={pki.apiserver_cert}",
-                f"--tls-private-key-file={pki.apiserver_key}",
-                f"--client-ca-file={pki.ca_cert}",
-                "--authorization-mode=Node,RBAC",
-                "--enable-admission-plugins=NodeRestriction,PodSecurity",
-                "--allow-privileged=true",
-                f"--service-account-key-file={pki.sa_pub}",
-                f"--service-account-signing-key-file={pki.sa_key}",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-cluster-ip-range={net.SERVICE_CIDR}",
-                f"--requestheader-client-ca-file={pki.front_proxy_ca_cert}",
-                "--requestheader-allowed-names=front-proxy-client",
-                "--requestheader-username-headers=X-Remote-User",
-                "--requestheader-group-headers=X-Remote-Group",
-                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-                f"--proxy-client-cert-file={pki.front_proxy_client_cert}",
-                f"--proxy-client-key-file={pki.front_proxy_client_key}",
+                *cp.apiserver_argv(bin_dir, etcd_url, api_port, pki, net.SERVICE_CIDR),
                 # Logs, exec and the node proxy go to the kubelet, whose certificate is checked.
                 f"--kubelet-client-certificate={pki.clients['admin'][0]}",
                 f"--kubelet-client-key={pki.clients['admin'][1]}",
@@ -424,52 +389,19 @@ state = "{d / "state"}"
                 "--kubelet-preferred-address-types=InternalIP",
                 # The API server is on 127.0.0.1, which pods cannot reach (and Locust needs not).
                 "--endpoint-reconciler-type=none",
-                "--profiling=false",
-                "--v=1",
             ],
         )
         self._wait(
             "kube-apiserver", lambda: self.api("/readyz")[0] == 200, deadline, "kube-apiserver"
         )
-        common = [
-            "--bind-address=127.0.0.1",
-            f"--tls-cert-file={pki.serving_cert}",
-            f"--tls-private-key-file={pki.serving_key}",
-            "--leader-elect=false",
-            "--v=1",
-        ]
         self._spawn(
             "kube-controller-manager",
-            [
-                str(bin_dir / "kube-controller-manager"),
-                *(
-                    f"--{f}={kc['kube-controller-manager']}"
-                    for f in ("kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig")
-                ),
-                f"--secure-port={kcm_port}",
-                *common,
-                "--controllers=*",
-                "--use-service-account-credentials=true",
-                f"--service-account-private-key-file={pki.sa_key}",
-                f"--root-ca-file={pki.ca_cert}",
-                f"--cluster-signing-cert-file={pki.ca_cert}",
-                f"--cluster-signing-key-file={pki.ca_key}",
-                f"--service-cluster-ip-range={net.SERVICE_CIDR}",
-                # As in the cluster tier: a faster HPA loop (default 15 s), other defaults kept.
-                f"--horizontal-pod-autoscaler-sync-period={cp.HPA_SYNC_PERIOD}",
-            ],
+            cp.controller_manager_argv(
+                bin_dir, kc["kube-controller-manager"], kcm_port, pki, net.SERVICE_CIDR
+            ),
         )
         self._spawn(
-            "kube-scheduler",
-            [
-                str(bin_dir / "kube-scheduler"),
-                *(
-                    f"--{f}={kc['kube-scheduler']}"
-                    for f in ("kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig")
-                ),
-                f"--secure-port={sched_port}",
-                *common,
-            ],
+            "kube-scheduler", cp.scheduler_argv(bin_dir, kc["kube-scheduler"], sched_port, pki)
         )
 
     # node components -------------------------------------------------------------------------
