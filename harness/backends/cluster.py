@@ -50,7 +50,7 @@ from harness.kube.preflight import preflight
 from harness.kube.runs import delete_run
 from harness.locust_api import LocustApi, LocustSample, LocustWatch, Transport
 from harness.samplers.kube import KubeSampler, KubeSource
-from harness.samplers.ramp_log import RAMP_SHAPE, ramp_env, ramp_warning
+from harness.samplers.ramp_log import RAMP_SHAPE, PodRampLog, ramp_env, ramp_warning
 from harness.session.core import (
     Action,
     LoadPoll,
@@ -71,6 +71,7 @@ DIAGNOSE_EVERY_S: Final = 6.0
 MASTER_SILENT_S: Final = 30.0
 # The init container that pip-installs --requirement (k8s-jobs/*-job.yaml).
 INSTALL_CONTAINER: Final = "install-requirements"
+LOCUST_CONTAINER: Final = "locust"  # the Locust container of both Jobs' pods
 # Waiting reasons that do not fix themselves.
 FATAL_WAITING: Final = frozenset(
     {"InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "ErrImageNeverPull"}
@@ -202,6 +203,8 @@ class ClusterBackend:
         self.running_since: float | None = None
         self.diagnosed_s = 0.0
         self.reported: set[str] = set()
+        self.master_pod = ""
+        self.ramp = PodRampLog(self._master_log) if plan.shape == RAMP_SHAPE else None
 
     def start(self, run_dir: Path, note: NoteFn) -> dict[str, Any]:
         """The master Job first, then everything else owned by it (see the module docstring)."""
@@ -274,7 +277,12 @@ class ClusterBackend:
                 self._check_startup(now, sample, note)
         elif self._master_gone(now, note):
             self.watch.finished = True
+        if self.ramp is not None and self.master_pod:
+            observation.merge(self.ramp.read(now, final=self.watch.finished))
         return LoadPoll(observation, self.running_since is not None, self.watch.finished)
+
+    def _master_log(self, since_s: int | None) -> str:
+        return self.kube.pod_log(self.master_pod, self.namespace, LOCUST_CONTAINER, since_s=since_s)
 
     def _load_pod_rows(self, now: float) -> list[dict[str, Any]]:
         """The run's own pods, as the workloads of its Jobs: the analysis judges the load
@@ -286,6 +294,13 @@ class ClusterBackend:
         except ClusterError:
             return []
         by_component = {"master": self.names.master_job, "worker": self.names.worker_job}
+        masters = [
+            str(rows.dig(pod, "metadata", "name"))
+            for pod in pods
+            if rows.dig(pod, "metadata", "labels", COMPONENT_LABEL) == "master"
+        ]
+        if masters:
+            self.master_pod = masters[-1]
         return [
             dict(rows.pod_row(now, pod, by_component.get(component, component), None))
             for pod in pods
@@ -425,6 +440,7 @@ def run_cluster(
             chaos_namespaces=[chaos_namespace] if config.chaos else [],
             scales_workers=config.auto_workers,
             network_policy=config.network_policy,
+            reads_master_log=config.shape == RAMP_SHAPE,
         )
         chaos = chaos_actions(
             config.chaos,

@@ -347,6 +347,25 @@ class KubeClient:
             raise error_for(response.status, response.data, op, self.connection)
         return response
 
+    def pod_log(
+        self, name: str, namespace: str, container: str, *, since_s: int | None = None
+    ) -> str:
+        """One container's log, each line led by its RFC 3339 time; only the last ``since_s``
+        seconds when given."""
+        resource = RESOURCES["Pod"]
+        op = Operation("get", "pods/log", namespace, name)
+        query = [("container", container), ("timestamps", "true")]
+        if since_s is not None:
+            query.append(("sinceSeconds", str(max(1, since_s))))
+        response = self.request(
+            "GET",
+            f"{resource.path(namespace, name)}/log",
+            op,
+            query=query,
+            headers={"Accept": "text/plain"},
+        )
+        return response.data.decode("utf-8", errors="replace")
+
     # -------------------------------------------------------------- disruptions
 
     def delete_pod(self, name: str, namespace: str, grace_period_s: int | None) -> bool:

@@ -57,6 +57,14 @@ WATCH_ACCESS: Final = (
 )
 # In the namespace of the disrupted workload, only with --chaos (k8s-jobs/rbac-chaos.yaml).
 CHAOS_ACCESS: Final = (Access("delete", "pods"),)
+# In the namespace of the run, only when the run needs them.
+AUTO_WORKERS_ACCESS: Final = (
+    Access("patch", "jobs", "batch"),
+)  # raise the worker Job's parallelism
+NETWORK_POLICY_ACCESS: Final = tuple(  # the master's NetworkPolicy (k8s-jobs/networkpolicy.yaml)
+    Access(verb, "networkpolicies", "networking.k8s.io") for verb in ("create", "list", "delete")
+)
+RAMP_ACCESS: Final = (Access("get", "pods", subresource="log"),)  # the ramp's lines, in its log
 
 
 @dataclass
@@ -118,10 +126,12 @@ def preflight(
     chaos_namespaces: Sequence[str] = (),
     scales_workers: bool = False,
     network_policy: bool = False,
+    reads_master_log: bool = False,
 ) -> PreflightReport:
     """Checks everything above; raises ``UsageError`` (bad input, exit 2) or ``ClusterError``.
     ``load_objects`` are the run's manifests (``run_objects``): their Jobs' pods must fit.
-    ``chaos_namespaces``: where ``--chaos`` deletes pods (``delete pods`` is checked there)."""
+    ``chaos_namespaces``: where ``--chaos`` deletes pods (``delete pods`` is checked there).
+    ``reads_master_log``: the ramp's lines are read from the master pod's log (``get pods/log``)."""
     try:
         version = kube.server_version()
     except ClusterError as e:
@@ -135,13 +145,13 @@ def preflight(
     needs = [(namespace, a) for a in RUN_ACCESS] if creates else []
     needs += [(ns, a) for ns in watched for a in WATCH_ACCESS]
     needs += [(ns, a) for ns in chaos_namespaces for a in CHAOS_ACCESS]
-    if scales_workers and creates:  # --workers auto raises the worker Job's parallelism
-        needs.append((namespace, Access("patch", "jobs", "batch")))
-    if network_policy and creates:  # the master's NetworkPolicy (k8s-jobs/networkpolicy.yaml)
-        needs += [
-            (namespace, Access(verb, "networkpolicies", "networking.k8s.io"))
-            for verb in ("create", "list", "delete")
-        ]
+    for wanted, accesses in (
+        (scales_workers, AUTO_WORKERS_ACCESS),
+        (network_policy, NETWORK_POLICY_ACCESS),
+        (reads_master_log, RAMP_ACCESS),
+    ):
+        if wanted and creates:
+            needs += [(namespace, a) for a in accesses]
     missing = missing_access(kube, needs)
     if missing:
         chaos = " --chaos" if chaos_namespaces else ""

@@ -1,9 +1,10 @@
 """A tiny Kubernetes API server on 127.0.0.1 for the adapter's unit tests: real HTTP, no cluster.
 
 It stores objects in memory by collection path (create, get, list with simple label selectors,
-delete), answers SelfSubjectAccessReviews from a set of denied ``verb resource`` pairs, serves
-``/version``, and lets a test script answers (status, body, headers, delay) for any path, e.g.
-two 503s then the real answer. Service-proxy paths go to a handler the test supplies.
+delete), serves the pods' logs a test writes, answers SelfSubjectAccessReviews from a set of denied
+``verb resource`` pairs, serves ``/version``, and lets a test script answers (status, body,
+headers, delay) for any path, e.g. two 503s then the real answer. Service-proxy paths go to a
+handler the test supplies.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class FakeApiServer:
     requests: list[Seen] = field(default_factory=list)
     proxy: ProxyHandler | None = None
     metrics_api: bool = True
+    logs: dict[str, str] = field(default_factory=dict)  # pod name -> its log, lines timestamped
     url: str = ""
 
     def add(self, collection: str, obj: dict[str, Any]) -> dict[str, Any]:
@@ -81,17 +83,26 @@ class FakeApiServer:
             return scripted.status, scripted.headers, _json(scripted.body)
         if "/proxy" in seen.path and self.proxy is not None:
             return self.proxy(seen)
-        if seen.path == "/version":
-            return 200, {}, _json({"gitVersion": "v1.35.0-fake"})
-        if seen.path == "/apis/metrics.k8s.io/v1beta1":
-            return (
-                (200, {}, _json({"kind": "APIResourceList"}))
-                if self.metrics_api
-                else (404, {}, _status(404, "the server could not find the requested resource"))
-            )
+        if seen.path.endswith("/log"):
+            return self._log(seen)
+        if seen.path in ("/version", "/apis/metrics.k8s.io/v1beta1"):
+            return self._discovery(seen)
         if seen.path.endswith("/selfsubjectaccessreviews"):
             return self._review(seen)
         return self._crud(seen)
+
+    def _discovery(self, seen: Seen) -> tuple[int, dict[str, str], bytes]:
+        if seen.path == "/version":
+            return 200, {}, _json({"gitVersion": "v1.35.0-fake"})
+        if self.metrics_api:
+            return 200, {}, _json({"kind": "APIResourceList"})
+        return 404, {}, _status(404, "the server could not find the requested resource")
+
+    def _log(self, seen: Seen) -> tuple[int, dict[str, str], bytes]:
+        pod = seen.path.split("/")[-2]
+        if pod not in self.logs:
+            return 404, {}, _status(404, f'pods "{pod}" not found')
+        return 200, {"Content-Type": "text/plain"}, self.logs[pod].encode()
 
     def _review(self, seen: Seen) -> tuple[int, dict[str, str], bytes]:
         review = json.loads(seen.body)

@@ -116,19 +116,20 @@ def make_config(tmp_path: Path, **overrides: Any) -> RunConfig:
 def run(
     config: RunConfig, kube: KubeClient, locust: ScriptedLocust, timeout_s: float = 5.0
 ) -> tuple[Any, str]:
-    out = io.StringIO()
+    """The run's result and every line it said (info, events, status)."""
+    out, err = io.StringIO(), io.StringIO()
 
     def transport(_kube: KubeClient, _namespace: str, _service: str) -> Transport:
         return locust
 
     result = run_cluster(
         config,
-        PlainReporter(out, io.StringIO()),
+        PlainReporter(out, err),
         startup_timeout=timeout_s,
         kube=kube,
         transport=transport,
     )
-    return result, out.getvalue()
+    return result, out.getvalue() + err.getvalue()
 
 
 def created(fake: FakeApiServer) -> list[dict[str, Any]]:
@@ -181,6 +182,7 @@ def test_a_run_creates_master_first_owns_the_rest_fetches_and_cleans_up(
     marks = (run_dir / "samples" / "marks.csv").read_text()
     assert "test_start" in marks and "spawn_complete" in marks and "test_stop" in marks
     assert f"kubeswarm ui {run_dir.name} -n {NS}" in out
+    assert not [r for r in fake.requests if r.path.endswith("/log")]  # no ramp: no log read
 
 
 def test_workers_that_never_connect_name_the_pending_pod(
@@ -368,3 +370,51 @@ def test_a_failed_pip_install_is_fatal_and_says_where_pips_output_is() -> None:
     (pip,) = [p for p in problems if "install-requirements" in p.text]
     assert pip.fatal
     assert "kubectl logs ks-run-master-t58s5 -c install-requirements" in pip.text
+
+
+def test_a_ramp_in_a_cluster_reads_its_steps_and_stop_from_the_master_pods_log(
+    fake: FakeApiServer, kube: KubeClient, tmp_path: Path
+) -> None:
+    step = "kubeswarm ramp: step step=1 users=10: 10 users for 60 s"
+    stop = (
+        "kubeswarm ramp: stop reason=p95_ms step=2 users=20 observed=900 threshold=500: "
+        "stopped at 20 users: p95 900 ms above 500 ms"
+    )
+    pods = f"/api/v1/namespaces/{NS}/pods"
+
+    class MasterWithLog(ScriptedLocust):
+        """Its pod appears when the test runs; the stop is logged when the test stops."""
+
+        def get(self, path: str, timeout_s: float) -> bytes:
+            answer = super().get(path, timeout_s)
+            state = json.loads(answer).get("state") if path == "/stats/requests" else None
+            if state == "running" and "master-0" not in fake.logs:
+                job = next(o for o in created(fake) if o["kind"] == "Job")
+                labels = job["spec"]["template"]["metadata"]["labels"]
+                fake.add(pods, {"metadata": {"name": "master-0", "labels": labels}, "status": {}})
+                fake.logs["master-0"] = (
+                    "2026-12-02T10:00:00.5Z [2026-12-02 10:00:00,500] m/INFO/locust.main: ready\n"
+                    f"2026-12-02T10:00:01.25Z [2026-12-02 10:00:01,250] m/INFO/ramp: {step}\n"
+                )
+            if state == "stopped":
+                fake.logs["master-0"] += (
+                    f"2026-12-02T10:01:02.123456789Z [2026-12-02 10:01:02,123] m/WARNING/ramp: "
+                    f"{stop}\n"
+                )
+            return answer
+
+    locust = MasterWithLog(
+        [stats("ready", 2), stats("running", 2, 10), stats("running", 2, 20), stats("stopped", 2)]
+    )
+    result, out = run(make_config(tmp_path, shape="RampShape"), kube, locust)
+
+    marks = (result.run_dir / "samples" / "marks.csv").read_text().splitlines()
+    ramp_stops = [m for m in marks if ",ramp_stop," in m]
+    assert len(ramp_stops) == 1 and stop in ramp_stops[0]
+    assert ramp_stops[0].startswith("1796205662.123")  # the time the kubelet logged it
+    assert out.count("ramp: 10 users for 60 s") == 1  # read twice, said once
+    assert "ramp: stopped at 20 users" in out
+    reads = fake.seen("GET", f"{pods}/master-0/log")
+    assert len(reads) >= 2
+    assert reads[0].query["container"] == ["locust"] and reads[0].query["timestamps"] == ["true"]
+    assert "sinceSeconds" not in reads[0].query and "sinceSeconds" in reads[-1].query

@@ -524,6 +524,34 @@ def test_render_rbac_is_namespaced_and_least_privilege() -> None:
     assert rbac_objects("x")[0]["metadata"]["namespace"] == "x"
 
 
+def test_the_shipped_role_grants_everything_preflight_asks_for_without_chaos() -> None:
+    from harness.kube import preflight
+
+    role = next(o for o in rbac_objects("load") if o["kind"] == "Role")
+    granted = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    asked = (
+        *preflight.RUN_ACCESS,
+        *preflight.WATCH_ACCESS,
+        *preflight.AUTO_WORKERS_ACCESS,
+        *preflight.NETWORK_POLICY_ACCESS,
+        *preflight.RAMP_ACCESS,
+    )
+    missing = [
+        str(a)
+        for a in asked
+        if (a.group, f"{a.resource}/{a.subresource}".rstrip("/"), a.verb) not in granted
+    ]
+    assert missing == []
+    chaos = [(a.group, a.resource, a.verb) for a in preflight.CHAOS_ACCESS]
+    assert not set(chaos) & granted, "deleting pods is only in the --chaos Role"
+
+
 def test_the_shipped_kustomizations_list_whole_objects() -> None:
     base = kustomization_objects()
     assert [o["kind"] for o in base] == ["ConfigMap", "Service", "NetworkPolicy", "Job", "Job"]
