@@ -265,10 +265,13 @@ def measure(
     for ts, mark in chaos_marks(marks):
         ready, source = readiness(pods, workloads, mark)
         everyone, _ = readiness(pods, workloads, mark, without_hit=False)
+        # What the action itself counted at the moment it acted; else the last sample before.
+        # (A sample a tick earlier can miss a pod that became ready since: then a recovery
+        # would look instant.)
         before_rows = everyone[everyone["ts"] < ts]
-        ready_before = (
-            int(before_rows["ready"].iloc[-1]) if not before_rows.empty else mark.ready_before
-        )
+        ready_before = mark.ready_before
+        if ready_before is None and not before_rows.empty:
+            ready_before = int(before_rows["ready"].iloc[-1])
         recovered_at: float | None = None
         recovered_to: RecoveredTo | None = None
         if mark.skipped is None and ready_before is not None:

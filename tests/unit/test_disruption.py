@@ -29,7 +29,11 @@ def table(spec: schema.CsvSchema, rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def mark(
-    pods: tuple[str, ...] = ("web-a",), *, grace: int | None = 0, skipped: str | None = None
+    pods: tuple[str, ...] = ("web-a",),
+    *,
+    grace: int | None = 0,
+    skipped: str | None = None,
+    ready_before: int | None = None,
 ) -> pd.DataFrame:
     detail = ChaosMark(
         "pod-kill" if grace == 0 else "pod-delete",
@@ -37,7 +41,7 @@ def mark(
         "shop",
         "web",
         pods,
-        None,
+        ready_before,
         grace,
         skipped,
     ).detail()
@@ -103,6 +107,25 @@ def run(
 
 TWO_READY = [("web-a", True), ("web-b", True)]
 REPLACED = [("web-b", True), ("web-c", True)]
+
+
+def test_a_pod_ready_since_the_last_sample_counts_as_before_the_kill() -> None:
+    # The HPA's third pod became ready between the last sample and the kill; the action saw
+    # three ready pods. Counting from the older sample (two) would call the loss recovered
+    # at once, since the two others are still there.
+    rows = pods(
+        {
+            T0 - 2: [("web-a", True), ("web-b", True), ("web-c", False)],
+            T0: [("web-a", True), ("web-b", True), ("web-c", True)],
+            T0 + 2: [("web-b", True), ("web-c", True), ("web-d", False)],
+            T0 + 4: [("web-b", True), ("web-c", True), ("web-d", True)],
+        }
+    )
+    d = run(mark(ready_before=3), rows)
+    assert d.ready_before == 3
+    assert d.recovery_s == 4.0 and d.recovered_to == "replicas_before"
+    # A mark without its own count (an older run): the last sample before the kill.
+    assert run(mark(), rows).ready_before == 2
 
 
 def test_recovery_counts_until_a_replacement_is_ready_without_the_pod_hit() -> None:
