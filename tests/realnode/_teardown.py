@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -117,6 +118,63 @@ def _kubepods_cgroups() -> Iterator[Path]:
         top = controller / "kubepods"
         if top.is_dir():
             yield top
+
+
+def footprint(directory: Path) -> dict[str, Any]:
+    """What the node leaves on this host, as comparable values: all empty when no node runs,
+    except the sysctls, which must read as they did before the node first started.
+
+    Processes (by this node's paths or in the kubepods cgroups), mounts and network namespaces,
+    the bridge, veths and routes, KUBE-/CNI- chains and tagged rules, the host paths.
+    """
+    processes = set(_pids_in(str(directory)))
+    for top in _kubepods_cgroups():
+        for procs in top.rglob("cgroup.procs"):
+            with contextlib.suppress(OSError, ValueError):
+                processes |= {int(x) for x in procs.read_text().split()}
+    netns = Path("/run/netns")
+    rules = []
+    for tool in ("iptables", "ip6tables"):
+        for table in ("filter", "nat", "mangle"):
+            listing = subprocess.run(
+                [tool, "-t", table, "-S"], capture_output=True, text=True, check=False
+            ).stdout
+            rules += [
+                f"{tool} {table} {line}"
+                for line in listing.splitlines()
+                if re.search(r"\b(KUBE|CNI)-", line) or net.RULE_TAG in line
+            ]
+    links = subprocess.run(
+        ["ip", "-o", "link", "show"], capture_output=True, text=True, check=False
+    ).stdout
+    routes = subprocess.run(
+        ["ip", "route", "show"], capture_output=True, text=True, check=False
+    ).stdout
+    return {
+        "processes": sorted(processes - {os.getpid()}),
+        "mounts": _mounts_under(
+            directory,
+            cache_dir() / "realnode-containerd",
+            Path("/run/containerd"),
+            Path("/var/lib/kubelet"),
+            netns,
+        ),
+        "netns": sorted(p.name for p in netns.glob("cni-*")) if netns.is_dir() else [],
+        "links": sorted(
+            name
+            for name in re.findall(r"^\d+: ([^:@]+)", links, re.MULTILINE)
+            if name == net.BRIDGE or name.startswith("veth")
+        ),
+        "routes": sorted(
+            line
+            for line in routes.splitlines()
+            if net.BRIDGE in line or line.startswith((net.SERVICE_CIDR, net.POD_CIDR))
+        ),
+        "rules": sorted(rules),
+        "host_paths": sorted(str(p) for p in _HOST_PATHS if p.exists()),
+        "kubepods_cgroups": sorted(str(p) for p in _kubepods_cgroups()),
+        "sysctls": {name: net.read_sysctl(name) for name in net.SAVED_SYSCTLS},
+    }
 
 
 def cleanup(  # noqa: PLR0912 - one ordered list of undo steps reads best in one place

@@ -140,9 +140,12 @@ def run_args(node: RealNode, namespace: str, out: Path, *extra: str) -> list[str
     ]
 
 
-def start_run(args: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
+def start_run(
+    args: Sequence[str], log: Path, env_extra: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG",)}
     env["NO_COLOR"] = "1"
+    env.update(env_extra or {})
     with log.open("wb") as out:
         return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
 

@@ -7,6 +7,9 @@ and images are built once into the cache (right after collection, progress print
 build is not charged to a test's timeout). On a machine that cannot run it (not root, no apt),
 every test of the tier is skipped with the reason.
 
+`host_before_node` (session): what the host looked like before the node started (after the
+cleanup every start runs first), to compare with after a teardown.
+
 `namespace` (function): a fresh namespace, deleted afterwards.
 
 `processes` (function): a list to put started `kubeswarm` processes in; any still running when
@@ -23,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from ._node import Artifacts, RealNode, RealNodeError, RealNodeUnavailable, build
+from ._node import Artifacts, RealNode, RealNodeError, RealNodeUnavailable, build, state_dir
+from ._teardown import cleanup, footprint
 
 HERE = Path(__file__).resolve().parent
 _build: dict[str, Artifacts | str] = {}
@@ -53,12 +57,31 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         _build["error"] = str(err)
 
 
-@pytest.fixture(scope="session")
-def realnode(request: pytest.FixtureRequest) -> Iterator[RealNode]:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that take the node down (`realnode_crash`) run after every test that uses it."""
+    last = [item for item in items if item.get_closest_marker("realnode_crash")]
+    items[:] = [item for item in items if item not in last] + last
+
+
+def _usable() -> None:
     if "unavailable" in _build:
         pytest.skip(f"this machine cannot run a real node: {_build['unavailable']}")
     if "error" in _build:
         pytest.fail(f"cannot build the real node: {_build['error']}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def host_before_node() -> dict[str, object]:
+    _usable()
+    cleanup(state_dir(), None, lambda line: None, keep_dir=False)
+    return footprint(state_dir())
+
+
+@pytest.fixture(scope="session")
+def realnode(
+    request: pytest.FixtureRequest, host_before_node: dict[str, object]
+) -> Iterator[RealNode]:
+    _usable()
     artifacts = _build["artifacts"]
     assert isinstance(artifacts, Artifacts)
     node = RealNode(artifacts, progress=lambda line: _write_line(request.config, line))

@@ -1,12 +1,13 @@
-"""`kubeswarm run --workers auto` on a real node: a busy Locust worker gets a second pod.
+"""Capacity on a real node: `--workers auto` gives a busy Locust worker a second pod, and the
+shipped ramp stops itself on a broken SLO, which kubeswarm reads from the master pod's log.
 
-The locustfile does real client-side work for every request (a key derivation, as a client that
-signs its requests would) and never waits, so one Locust process is held at its CPU limit
-whatever the target answers. kubeswarm must see that worker above 85 % CPU, raise the worker
-Job's parallelism, and a second worker pod must run and take users; the report's capacity
-section must agree with the requests/s that were measured. Everything is sized to fit one
-2-core node: two worker pods of 900m (a worker's CPU is a share of one core, so below ~0.9
-core it could never pass 85 %), a 100m master and a target of at most two 40m replicas.
+For `--workers auto` the locustfile does real client-side work for every request (a key derivation,
+as a client that signs its requests would) and never waits, so one Locust process is held at its
+CPU limit whatever the target answers. kubeswarm must see that worker above 85 % CPU, raise the
+worker Job's parallelism, and a second worker pod must run and take users; the report's capacity
+section must agree with the requests/s that were measured. Everything is sized to fit one 2-core
+node: two worker pods of 900m (a worker's CPU is a share of one core, so below ~0.9 core it could
+never pass 85 %), a 100m master and a target of at most two 40m replicas.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 
 from ._node import RealNode
 from ._workloads import (
+    LOCUSTFILES,
     deploy,
     deployment_available,
     example_target,
@@ -142,3 +144,51 @@ def test_workers_auto_adds_a_worker_pod_when_one_is_cpu_bound(
     if knee is not None and knee["rps_per_replica"] is not None:
         ceiling = load["peak_rps"] / max(1, min(ready))
         assert 0 < knee["rps_per_replica"] <= ceiling * TOLERANCE, (knee, load, ready)
+
+
+def test_the_ramp_stops_itself_and_the_report_says_where_and_why(
+    realnode: RealNode, namespace: str, tmp_path: Path
+) -> None:
+    deploy(realnode, namespace, example_target(replicas=1, hpa=False))
+    wait_for("example-web available", deployment_available(realnode, namespace, "example-web"), 90)
+    out = tmp_path / "runs"
+    args = run_args(
+        realnode,
+        namespace,
+        out,
+        "-f",
+        str(LOCUSTFILES / "ramp.py"),
+        "-H",
+        HOST,
+        "-u",
+        "6",
+        "-t",
+        "120s",
+        "--workers",
+        "1",
+        "--interval",
+        "2s",
+    )
+    # Every answer of the target's "/" burns 5 ms of CPU (k8s-jobs/example-target), so a p95
+    # limit of 2 ms is broken from the first step whatever the machine: the ramp must stop
+    # there, long before 3 steps of 20 s or -t.
+    ramp = {
+        "KUBESWARM_RAMP_STEP_USERS": "2",
+        "KUBESWARM_RAMP_HOLD_S": "20",
+        "KUBESWARM_RAMP_BREAK_S": "10",
+        "KUBESWARM_RAMP_P95_MS": "2",
+    }
+    log = tmp_path / "kubeswarm.log"
+    code = finish(start_run(args, log, ramp), log, timeout_s=240)
+    output = log.read_text()
+    assert code == 0, output[-3000:]
+    assert "ramp: stopped at 2 users" in output, "the stop is a live line"
+    run = run_dir(out)
+
+    stops = [m for m in read_samples(run, "marks.csv") if m["kind"] == "ramp_stop"]
+    assert len(stops) == 1, stops
+    assert "reason=p95_ms" in stops[0]["detail"] and "users=2 " in stops[0]["detail"]
+    ends = [m for m in read_samples(run, "marks.csv") if m["kind"] == "test_stop"]
+    assert not any("--run-time" in m["detail"] for m in ends), "the ramp ended the test, not -t"
+    capacity = summary(run)["capacity"]
+    assert capacity is not None and capacity["ramp_stop"] == stops[0]["detail"], capacity
