@@ -357,13 +357,8 @@ class KubeClient:
         query = [("container", container), ("timestamps", "true")]
         if since_s is not None:
             query.append(("sinceSeconds", str(max(1, since_s))))
-        response = self.request(
-            "GET",
-            f"{resource.path(namespace, name)}/log",
-            op,
-            query=query,
-            headers={"Accept": "text/plain"},
-        )
+        # The answer is plain text, but the API server refuses an Accept of text/plain (406).
+        response = self.request("GET", f"{resource.path(namespace, name)}/log", op, query=query)
         return response.data.decode("utf-8", errors="replace")
 
     # -------------------------------------------------------------- disruptions

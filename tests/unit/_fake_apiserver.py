@@ -100,6 +100,9 @@ class FakeApiServer:
 
     def _log(self, seen: Seen) -> tuple[int, dict[str, str], bytes]:
         pod = seen.path.split("/")[-2]
+        accept = {k.lower(): v for k, v in seen.headers.items()}.get("accept", "")
+        if "text/plain" in accept:  # as the real one answers
+            return 406, {}, _status(406, "only the following media types are accepted: ...")
         if pod not in self.logs:
             return 404, {}, _status(404, f'pods "{pod}" not found')
         return 200, {"Content-Type": "text/plain"}, self.logs[pod].encode()
