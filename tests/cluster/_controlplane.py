@@ -155,7 +155,7 @@ class _KeyPair:
         )
 
 
-def _issue(
+def issue(
     common_name: str,
     *,
     issuer: _KeyPair | None = None,
@@ -212,8 +212,8 @@ def _issue(
 
 
 @dataclass(frozen=True)
-class _Pki:
-    """Paths of the files written by `_write_pki`."""
+class Pki:
+    """Paths of the files written by `write_pki`."""
 
     ca_cert: Path
     ca_key: Path
@@ -229,7 +229,7 @@ class _Pki:
     clients: dict[str, tuple[Path, Path]]
 
 
-def _write_pki(pki_dir: Path) -> _Pki:
+def write_pki(pki_dir: Path) -> Pki:
     pki_dir.mkdir(parents=True, exist_ok=True)
 
     def write(name: str, data: bytes, private: bool = False) -> Path:
@@ -239,10 +239,10 @@ def _write_pki(pki_dir: Path) -> _Pki:
             path.chmod(0o600)
         return path
 
-    ca = _issue("kubeswarm-test-ca", is_ca=True)
-    front_proxy_ca = _issue("kubeswarm-test-front-proxy-ca", is_ca=True)
-    front_proxy_client = _issue("front-proxy-client", issuer=front_proxy_ca, client=True)
-    apiserver = _issue(
+    ca = issue("kubeswarm-test-ca", is_ca=True)
+    front_proxy_ca = issue("kubeswarm-test-front-proxy-ca", is_ca=True)
+    front_proxy_client = issue("front-proxy-client", issuer=front_proxy_ca, client=True)
+    apiserver = issue(
         "kube-apiserver",
         issuer=ca,
         server=True,
@@ -257,7 +257,7 @@ def _write_pki(pki_dir: Path) -> _Pki:
     )
     # One serving certificate for the other components' HTTPS ports (all on 127.0.0.1). The
     # aggregator checks metrics-server's certificate against the Service's DNS name.
-    serving = _issue(
+    serving = issue(
         "kubeswarm-test-components",
         issuer=ca,
         server=True,
@@ -277,12 +277,12 @@ def _write_pki(pki_dir: Path) -> _Pki:
     }
     clients: dict[str, tuple[Path, Path]] = {}
     for name, (cn, orgs) in client_subjects.items():
-        pair = _issue(cn, issuer=ca, organizations=orgs, client=True)
+        pair = issue(cn, issuer=ca, organizations=orgs, client=True)
         clients[name] = (
             write(f"{name}.crt", pair.cert_pem),
             write(f"{name}.key", pair.key_pem, private=True),
         )
-    return _Pki(
+    return Pki(
         ca_cert=write("ca.crt", ca.cert_pem),
         ca_key=write("ca.key", ca.key_pem, private=True),
         front_proxy_ca_cert=write("front-proxy-ca.crt", front_proxy_ca.cert_pem),
@@ -313,7 +313,7 @@ def _write_pki(pki_dir: Path) -> _Pki:
     )
 
 
-def _write_kubeconfig(
+def write_kubeconfig(
     path: Path, server: str, *, ca: Path, cert: Path, key: Path, user: str
 ) -> None:
     """Write a self-contained kubeconfig (JSON is valid YAML)."""
@@ -349,7 +349,7 @@ def _write_kubeconfig(
 # Processes
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     socks: list[socket.socket] = []
     try:
         for _ in range(count):
@@ -362,7 +362,7 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Runs in the child before exec: get SIGTERM when the parent dies (Linux)."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL(None, use_errno=True)
@@ -370,7 +370,7 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def _tail(path: Path, lines: int = 40) -> str:
+def tail(path: Path, lines: int = 40) -> str:
     try:
         text = path.read_text(errors="replace")
     except OSError:
@@ -393,7 +393,7 @@ class _Process:
         rc = self.popen.poll()
         state = f"exited with code {rc}" if rc is not None else "is running"
         return ControlPlaneError(
-            f"{self.name} {what} ({state}); last lines of {self.log_path}:\n{_tail(self.log_path)}"
+            f"{self.name} {what} ({state}); last lines of {self.log_path}:\n{tail(self.log_path)}"
         )
 
 
@@ -401,7 +401,7 @@ class _Process:
 # HTTPS to the components
 
 
-class _Https:
+class Https:
     """Minimal JSON-over-HTTPS client with the admin certificate (standard library only)."""
 
     def __init__(self, ca: Path, cert: Path, key: Path) -> None:
@@ -461,7 +461,7 @@ class ControlPlane:
     start_seconds: float = field(init=False, default=0.0)
     node_names: list[str] = field(init=False, default_factory=list)
     _procs: list[_Process] = field(init=False, default_factory=list)
-    _https: _Https | None = field(init=False, default=None)
+    _https: Https | None = field(init=False, default=None)
     _started: bool = field(init=False, default=False)
     _t0: float = field(init=False, default_factory=time.monotonic)
 
@@ -558,7 +558,7 @@ class ControlPlane:
             cwd=self.workdir,
             env=env,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
         )
         proc = _Process(name, argv, log_path, popen, log_file)
         self._procs.append(proc)
@@ -591,7 +591,7 @@ class ControlPlane:
 
     def _start(self, bin_dir: Path, deadline: float) -> None:
         wd = self.workdir
-        pki = _write_pki(wd / "pki")
+        pki = write_pki(wd / "pki")
         (
             etcd_port,
             etcd_peer_port,
@@ -600,12 +600,12 @@ class ControlPlane:
             sched_port,
             kwok_port,
             ms_port,
-        ) = _free_ports(7)
+        ) = free_ports(7)
         self.server = f"https://127.0.0.1:{api_port}"
         admin_cert, admin_key = pki.clients["admin"]
-        self._https = _Https(pki.ca_cert, admin_cert, admin_key)
+        self._https = Https(pki.ca_cert, admin_cert, admin_key)
         self.kubeconfig = wd / "admin.kubeconfig"
-        _write_kubeconfig(
+        write_kubeconfig(
             self.kubeconfig,
             self.server,
             ca=pki.ca_cert,
@@ -617,7 +617,7 @@ class ControlPlane:
         for name in ("kube-controller-manager", "kube-scheduler"):
             cert, key = pki.clients[name]
             kubeconfigs[name] = wd / f"{name}.kubeconfig"
-            _write_kubeconfig(
+            write_kubeconfig(
                 kubeconfigs[name], self.server, ca=pki.ca_cert, cert=cert, key=key, user=name
             )
 
@@ -692,22 +692,8 @@ class ControlPlane:
         )
         metrics_server = self._spawn(
             "metrics-server",
-            [
-                str(bin_dir / "metrics-server"),
-                f"--kubeconfig={self.kubeconfig}",
-                f"--authentication-kubeconfig={self.kubeconfig}",
-                f"--authorization-kubeconfig={self.kubeconfig}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={ms_port}",
-                f"--tls-cert-file={pki.serving_cert}",
-                f"--tls-private-key-file={pki.serving_key}",
-                # kwok's kubelet endpoint: the node's InternalIP and daemonEndpoints port.
-                "--kubelet-preferred-address-types=InternalIP",
-                "--kubelet-use-node-status-port",
-                "--kubelet-insecure-tls",
-                f"--metric-resolution={METRIC_RESOLUTION}",
-                "--kubelet-request-timeout=5s",  # must be below the resolution
-            ],
+            # kwok's kubelet endpoint: the node's InternalIP and daemonEndpoints port.
+            metrics_server_argv(bin_dir, self.kubeconfig, ms_port, pki, kubelet_ca=None),
         )
         everyone = [etcd, apiserver, kcm, scheduler, kwok, metrics_server]
         https = self._https
@@ -751,35 +737,8 @@ class ControlPlane:
             time.sleep(0.5)
 
     def _create_metrics_apiservice(self, port: int, ca: Path, deadline: float) -> None:
-        # As kwokctl wires it: an ExternalName Service pointing at localhost, and the
-        # APIService pointing at that Service and the port metrics-server listens on.
-        self._create(
-            "/api/v1/namespaces/kube-system/services",
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": "metrics-server", "namespace": "kube-system"},
-                "spec": {"type": "ExternalName", "externalName": "localhost"},
-            },
-            deadline,
-        )
-        self._create(
-            "/apis/apiregistration.k8s.io/v1/apiservices",
-            {
-                "apiVersion": "apiregistration.k8s.io/v1",
-                "kind": "APIService",
-                "metadata": {"name": "v1beta1.metrics.k8s.io"},
-                "spec": {
-                    "group": "metrics.k8s.io",
-                    "version": "v1beta1",
-                    "groupPriorityMinimum": 100,
-                    "versionPriority": 100,
-                    "caBundle": base64.b64encode(ca.read_bytes()).decode(),
-                    "service": {"name": "metrics-server", "namespace": "kube-system", "port": port},
-                },
-            },
-            deadline,
-        )
+        for path, body in metrics_apiservice_objects(port, ca):
+            self._create(path, body, deadline)
 
     def _create_nodes(self, deadline: float) -> None:
         capacity = {"cpu": self.node_cpu, "memory": self.node_memory, "pods": self.node_pods}
@@ -1040,3 +999,61 @@ def controller_manager_argv(
 
 def scheduler_argv(bin_dir: Path, kubeconfig: Path, port: int, pki: Any) -> list[str]:
     return _component_argv(bin_dir / "kube-scheduler", kubeconfig, port, pki)
+
+
+def metrics_server_argv(
+    bin_dir: Path, kubeconfig: Path, port: int, pki: Any, kubelet_ca: Path | None
+) -> list[str]:
+    """metrics-server on 127.0.0.1:``port``, scraping each node at its InternalIP and its
+    status port; ``kubelet_ca`` verifies a real kubelet, None trusts kwok's fake endpoint."""
+    return [
+        str(bin_dir / "metrics-server"),
+        *(
+            f"--{flag}={kubeconfig}"
+            for flag in ("kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig")
+        ),
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--tls-cert-file={pki.serving_cert}",
+        f"--tls-private-key-file={pki.serving_key}",
+        "--kubelet-preferred-address-types=InternalIP",
+        "--kubelet-use-node-status-port",
+        "--kubelet-insecure-tls"
+        if kubelet_ca is None
+        else f"--kubelet-certificate-authority={kubelet_ca}",
+        f"--metric-resolution={METRIC_RESOLUTION}",
+        "--kubelet-request-timeout=5s",  # must be below the resolution
+    ]
+
+
+def metrics_apiservice_objects(port: int, ca: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(collection path, object) that serve metrics.k8s.io from metrics-server on this host, as
+    kwokctl wires it: an ExternalName Service to localhost, and the APIService pointing at that
+    Service and the port metrics-server listens on."""
+    return [
+        (
+            "/api/v1/namespaces/kube-system/services",
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "metrics-server", "namespace": "kube-system"},
+                "spec": {"type": "ExternalName", "externalName": "localhost"},
+            },
+        ),
+        (
+            "/apis/apiregistration.k8s.io/v1/apiservices",
+            {
+                "apiVersion": "apiregistration.k8s.io/v1",
+                "kind": "APIService",
+                "metadata": {"name": "v1beta1.metrics.k8s.io"},
+                "spec": {
+                    "group": "metrics.k8s.io",
+                    "version": "v1beta1",
+                    "groupPriorityMinimum": 100,
+                    "versionPriority": 100,
+                    "caBundle": base64.b64encode(ca.read_bytes()).decode(),
+                    "service": {"name": "metrics-server", "namespace": "kube-system", "port": port},
+                },
+            },
+        ),
+    ]

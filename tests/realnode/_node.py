@@ -23,7 +23,6 @@ Nothing listens on or connects to any address off this machine: the control plan
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -137,7 +136,7 @@ class RealNode:
     kubeconfig: Path = field(init=False)
     server: str = field(init=False, default="")
     start_seconds: float = field(init=False, default=0.0)
-    _https: cp._Https | None = field(init=False, default=None)
+    _https: cp.Https | None = field(init=False, default=None)
     _children: list[subprocess.Popen[bytes]] = field(init=False, default_factory=list)
     _t0: float = field(init=False, default_factory=time.monotonic)
 
@@ -206,7 +205,7 @@ class RealNode:
             cwd=self.dir,
             env=clean_env,
             start_new_session=True,
-            preexec_fn=cp._die_with_parent if self.die_with_parent else None,  # noqa: PLW1509
+            preexec_fn=cp.die_with_parent if self.die_with_parent else None,  # noqa: PLW1509
         )
         log.close()
         self._children.append(popen)
@@ -231,7 +230,7 @@ class RealNode:
                 if not alive(rec["pid"], rec["started"]):
                     raise RealNodeError(
                         f"{name} exited while waiting for {what}; last lines of its log:\n"
-                        + cp._tail(self.log_path(name))
+                        + cp.tail(self.log_path(name))
                     )
             with contextlib.suppress(Exception):
                 if check():
@@ -240,7 +239,7 @@ class RealNode:
             if time.monotonic() > deadline:
                 raise RealNodeError(
                     f"timed out waiting for {what}; last lines of {blame}'s log:\n"
-                    + cp._tail(self.log_path(blame))
+                    + cp.tail(self.log_path(blame))
                 )
             time.sleep(interval)
 
@@ -329,26 +328,26 @@ state = "{d / "state"}"
 
     def _write_pki(self) -> tuple[Any, dict[str, Path]]:
         pki_dir = self.dir / "pki"
-        pki = cp._write_pki(pki_dir)
+        pki = cp.write_pki(pki_dir)
         ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), None)
         assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
         ca = cp._KeyPair(x509.load_pem_x509_certificate(pki.ca_cert.read_bytes()), ca_key)
         extra = {
             # The Node authorizer and NodeRestriction know the kubelet by this name and group.
-            "kubelet": cp._issue(
+            "kubelet": cp.issue(
                 f"system:node:{NODE_NAME}", issuer=ca, organizations=["system:nodes"], client=True
             ),
-            "kubelet-serving": cp._issue(
+            "kubelet-serving": cp.issue(
                 NODE_NAME, issuer=ca, server=True, dns_names=[NODE_NAME], ips=[net.NODE_IP]
             ),
             # Bound to the system:node-proxier role by the bootstrap policy.
-            "kube-proxy": cp._issue("system:kube-proxy", issuer=ca, client=True),
+            "kube-proxy": cp.issue("system:kube-proxy", issuer=ca, client=True),
         }
         for name, pair in extra.items():
             (pki_dir / f"{name}.crt").write_bytes(pair.cert_pem)
             (pki_dir / f"{name}.key").write_bytes(pair.key_pem)
             (pki_dir / f"{name}.key").chmod(0o600)
-        api_port = cp._free_ports(1)[0]
+        api_port = cp.free_ports(1)[0]
         self.server = f"https://127.0.0.1:{api_port}"
         clients = {
             "admin": pki.clients["admin"],
@@ -360,15 +359,15 @@ state = "{d / "state"}"
         kubeconfigs = {}
         for name, (cert, key) in clients.items():
             kubeconfigs[name] = self.dir / f"{name}.kubeconfig"
-            cp._write_kubeconfig(
+            cp.write_kubeconfig(
                 kubeconfigs[name], self.server, ca=pki.ca_cert, cert=cert, key=key, user=name
             )
-        self._https = cp._Https(pki.ca_cert, *pki.clients["admin"])
+        self._https = cp.Https(pki.ca_cert, *pki.clients["admin"])
         return pki, kubeconfigs
 
     def _start_controlplane(self, pki: Any, kc: dict[str, Path], deadline: float) -> None:
         bin_dir = self.artifacts.controlplane_bin
-        etcd_port, peer_port, kcm_port, sched_port = cp._free_ports(4)
+        etcd_port, peer_port, kcm_port, sched_port = cp.free_ports(4)
         api_port = self.server.rsplit(":", 1)[1]
         etcd_url, peer_url = f"http://127.0.0.1:{etcd_port}", f"http://127.0.0.1:{peer_port}"
         self._spawn("etcd", cp.etcd_argv(bin_dir, self.dir / "etcd", etcd_url, peer_url))
@@ -520,62 +519,18 @@ state = "{d / "state"}"
         )
 
     def _start_metrics_server(self, pki: Any, deadline: float) -> None:
-        port = cp._free_ports(1)[0]
+        port = cp.free_ports(1)[0]
         # As in the cluster tier: an ExternalName Service to localhost behind the APIService.
-        for path, body in (
-            (
-                "/api/v1/namespaces/kube-system/services",
-                {
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": {"name": "metrics-server", "namespace": "kube-system"},
-                    "spec": {"type": "ExternalName", "externalName": "localhost"},
-                },
-            ),
-            (
-                "/apis/apiregistration.k8s.io/v1/apiservices",
-                {
-                    "apiVersion": "apiregistration.k8s.io/v1",
-                    "kind": "APIService",
-                    "metadata": {"name": "v1beta1.metrics.k8s.io"},
-                    "spec": {
-                        "group": "metrics.k8s.io",
-                        "version": "v1beta1",
-                        "groupPriorityMinimum": 100,
-                        "versionPriority": 100,
-                        "caBundle": base64.b64encode(pki.ca_cert.read_bytes()).decode(),
-                        "service": {
-                            "name": "metrics-server",
-                            "namespace": "kube-system",
-                            "port": port,
-                        },
-                    },
-                },
-            ),
-        ):
+        for path, body in cp.metrics_apiservice_objects(port, pki.ca_cert):
             status, resp = self.api(path, "POST", body)
             if status not in (200, 201, 409):
                 raise RealNodeError(f"POST {path}: HTTP {status}: {resp}")
-        admin = self.kubeconfig
         self._spawn(
             "metrics-server",
-            [
-                str(self.artifacts.controlplane_bin / "metrics-server"),
-                *(
-                    f"--{f}={admin}"
-                    for f in ("kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig")
-                ),
-                "--bind-address=127.0.0.1",
-                f"--secure-port={port}",
-                f"--tls-cert-file={pki.serving_cert}",
-                f"--tls-private-key-file={pki.serving_key}",
-                # The real kubelet, at the node's InternalIP, with its certificate verified.
-                "--kubelet-preferred-address-types=InternalIP",
-                "--kubelet-use-node-status-port",
-                f"--kubelet-certificate-authority={pki.ca_cert}",
-                f"--metric-resolution={cp.METRIC_RESOLUTION}",
-                "--kubelet-request-timeout=5s",
-            ],
+            # The real kubelet, at the node's InternalIP, with its certificate verified.
+            cp.metrics_server_argv(
+                self.artifacts.controlplane_bin, self.kubeconfig, port, pki, pki.ca_cert
+            ),
         )
         self._wait(
             "metrics API (node metrics from the kubelet)",
