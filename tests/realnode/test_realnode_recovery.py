@@ -66,6 +66,7 @@ def test_a_killed_node_is_cleaned_up_by_the_next_start_and_by_down(
     assert any("kubeswarm-realnode" in r for r in left["rules"]), "isolation rules stay"
     assert any("KUBE-" in r for r in left["rules"]), "kube-proxy's and the kubelet's chains stay"
     assert left["mounts"], "the pod's volumes and the sandbox's rootfs stay mounted"
+    assert left["sysctls"] != host_before_node["sysctls"], "the kubelet's sysctls stay changed"
 
     # A later start: cleans up first, then comes up and runs pods again.
     realnode.start()
