@@ -137,6 +137,19 @@ def _hpa_rows(hpa: pd.DataFrame, mark: ChaosMark) -> pd.DataFrame:
     return hpa[(hpa["namespace"] == mark.namespace) & (hpa["target_name"] == mark.workload)]
 
 
+def _ready_before(
+    pods: pd.DataFrame, workloads: pd.DataFrame, mark: ChaosMark, ts: float
+) -> int | None:
+    """Ready replicas when the action hit: what the action itself counted, else (a mark
+    without the count) the last sample before it. A sample is up to a tick older than the
+    action and can miss a pod that became ready since: a recovery would then look instant."""
+    if mark.ready_before is not None:
+        return mark.ready_before
+    everyone, _ = readiness(pods, workloads, mark, without_hit=False)
+    before = everyone[everyone["ts"] < ts]
+    return None if before.empty else int(before["ready"].iloc[-1])
+
+
 def _last_at(frame: pd.DataFrame, column: str, ts: float) -> float | None:
     known = frame[(frame["ts"] <= ts) & frame[column].notna()]
     return None if known.empty else float(known[column].iloc[-1])
@@ -264,14 +277,7 @@ def measure(
     measured = []
     for ts, mark in chaos_marks(marks):
         ready, source = readiness(pods, workloads, mark)
-        everyone, _ = readiness(pods, workloads, mark, without_hit=False)
-        # What the action itself counted at the moment it acted; else the last sample before.
-        # (A sample a tick earlier can miss a pod that became ready since: then a recovery
-        # would look instant.)
-        before_rows = everyone[everyone["ts"] < ts]
-        ready_before = mark.ready_before
-        if ready_before is None and not before_rows.empty:
-            ready_before = int(before_rows["ready"].iloc[-1])
+        ready_before = _ready_before(pods, workloads, mark, ts)
         recovered_at: float | None = None
         recovered_to: RecoveredTo | None = None
         if mark.skipped is None and ready_before is not None:

@@ -58,13 +58,14 @@ WATCH_ACCESS: Final = (
 # In the namespace of the disrupted workload, only with --chaos (k8s-jobs/rbac-chaos.yaml).
 CHAOS_ACCESS: Final = (Access("delete", "pods"),)
 # In the namespace of the run, only when the run needs them.
-AUTO_WORKERS_ACCESS: Final = (
-    Access("patch", "jobs", "batch"),
-)  # raise the worker Job's parallelism
-NETWORK_POLICY_ACCESS: Final = tuple(  # the master's NetworkPolicy (k8s-jobs/networkpolicy.yaml)
+# --workers auto: raise the worker Job's parallelism.
+AUTO_WORKERS_ACCESS: Final = (Access("patch", "jobs", "batch"),)
+# The master's NetworkPolicy (k8s-jobs/networkpolicy.yaml).
+NETWORK_POLICY_ACCESS: Final = tuple(
     Access(verb, "networkpolicies", "networking.k8s.io") for verb in ("create", "list", "delete")
 )
-RAMP_ACCESS: Final = (Access("get", "pods", subresource="log"),)  # the ramp's lines, in its log
+# The ramp (locustfiles/ramp.py): its lines in the master pod's log.
+RAMP_ACCESS: Final = (Access("get", "pods", subresource="log"),)
 
 
 @dataclass

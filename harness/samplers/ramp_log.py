@@ -16,7 +16,12 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Final
 
-from analysis.judge.capacity import check_ramp, minimum_hold_s, parse_ramp_line
+from analysis.judge.capacity import (
+    RAMP_LINE_PREFIX,
+    check_ramp,
+    minimum_hold_s,
+    parse_ramp_line,
+)
 from harness.errors import KubeswarmError
 from harness.session.core import Observation
 
@@ -65,7 +70,7 @@ def ramp_observation(lines: Iterable[tuple[float, str]]) -> Observation:
             continue
         event, _fields, text = parsed
         if event == "stop":
-            observation.mark("ramp_stop", raw[raw.find("kubeswarm ramp:") :], when)
+            observation.mark("ramp_stop", raw[raw.find(RAMP_LINE_PREFIX) :], when)
         observation.event(f"ramp: {text}")
     return observation
 
