@@ -49,14 +49,13 @@ from typing import Any
 from harness.processes import free_port
 from tests.realnode._node import LOCUST_IMAGE, PYTHON_IMAGE, RealNode, build
 from tests.realnode._workloads import (
-    deploy,
-    deployment_available,
+    create_namespace,
+    deploy_and_wait,
     finish,
     get,
     kubeswarm_command,
     run_dir,
     start_run,
-    wait_for,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -259,8 +258,12 @@ def unpack_locust_image(node: RealNode, into: Path) -> Path:
         (layer,) = manifest[0]["Layers"]
         with tarfile.open(fileobj=archive.extractfile(layer)) as fs:
             fs.extractall(rootfs, filter="tar")
-    for mount in ("proc", "dev"):
-        subprocess.run(["mount", "--bind", f"/{mount}", str(rootfs / mount)], check=True)
+    try:
+        for mount in ("proc", "dev"):
+            subprocess.run(["mount", "--bind", f"/{mount}", str(rootfs / mount)], check=True)
+    except BaseException:
+        release_rootfs(rootfs)
+        raise
     return rootfs
 
 
@@ -358,15 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     node = RealNode(build(lambda line: None), progress=lambda line: None)
     node.start()
     try:
-        node.api("/api/v1/namespaces", "POST", {"metadata": {"name": NAMESPACE}})
-        wait_for(
-            "default ServiceAccount",
-            lambda: node.api(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/default")[0] == 200,
-            60,
-            0.2,
-        )
-        deploy(node, NAMESPACE, target_objects())
-        wait_for(TARGET, deployment_available(node, NAMESPACE, TARGET), 120)
+        create_namespace(node, NAMESPACE)
+        deploy_and_wait(node, NAMESPACE, target_objects())
         service = get(node, f"/api/v1/namespaces/{NAMESPACE}/services/{TARGET}")
         host = f"http://{service['spec']['clusterIP']}:80"
         print(

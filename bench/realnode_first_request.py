@@ -22,14 +22,13 @@ from pathlib import Path
 
 from tests.realnode._node import RealNode, build
 from tests.realnode._workloads import (
-    deploy,
-    deployment_available,
+    create_namespace,
+    deploy_and_wait,
     example_target,
     finish,
     run_args,
     run_dir,
     start_run,
-    wait_for,
 )
 
 POLL_S = 0.2
@@ -101,15 +100,8 @@ def main() -> int:
     start_s = time.monotonic() - t0
     try:
         ns = "bench-first-request"
-        node.api("/api/v1/namespaces", "POST", {"metadata": {"name": ns}})
-        wait_for(
-            "default ServiceAccount",
-            lambda: node.api(f"/api/v1/namespaces/{ns}/serviceaccounts/default")[0] == 200,
-            60,
-            0.2,
-        )
-        deploy(node, ns, example_target(hpa=False))
-        wait_for("example-web", deployment_available(node, ns, "example-web"), 120)
+        create_namespace(node, ns)
+        deploy_and_wait(node, ns, example_target(hpa=False))
         idle = node_memory(node)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "runs"

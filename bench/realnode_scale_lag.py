@@ -25,8 +25,8 @@ from typing import Any
 from tests.realnode._node import RealNode, build
 from tests.realnode._workloads import (
     LOCUSTFILES,
-    deploy,
-    deployment_available,
+    create_namespace,
+    deploy_and_wait,
     example_target,
     finish,
     run_args,
@@ -67,15 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     node = RealNode(build(lambda line: None), progress=lambda line: None)
     node.start()
     try:
-        node.api("/api/v1/namespaces", "POST", {"metadata": {"name": NAMESPACE}})
-        wait_for(
-            "default ServiceAccount",
-            lambda: node.api(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/default")[0] == 200,
-            60,
-            0.2,
-        )
-        deploy(node, NAMESPACE, example_target())
-        wait_for("example-web", deployment_available(node, NAMESPACE, "example-web"), 120)
+        create_namespace(node, NAMESPACE)
+        deploy_and_wait(node, NAMESPACE, example_target())
         wait_for("the HPA's first status", lambda: _hpa_counted(node), 120)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "runs"

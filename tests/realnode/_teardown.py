@@ -120,6 +120,27 @@ def _kubepods_cgroups() -> Iterator[Path]:
             yield top
 
 
+def _node_processes(directory: Path) -> set[int]:
+    """This node's processes other than ours: by its state directory in their command line
+    (containerd's shims), or in the kubepods cgroups (the containers)."""
+    found = set(_pids_in(str(directory)))
+    for top in _kubepods_cgroups():
+        for procs in top.rglob("cgroup.procs"):
+            with contextlib.suppress(OSError, ValueError):
+                found |= {int(x) for x in procs.read_text().split()}
+    return found - {os.getpid()}
+
+
+def _mount_roots(directory: Path) -> tuple[Path, ...]:
+    """Where the node's mounts live (pods' volumes, sandboxes' root filesystems, snapshots)."""
+    return (
+        directory,
+        cache_dir() / "realnode-containerd",
+        Path("/run/containerd"),
+        Path("/var/lib/kubelet"),
+    )
+
+
 def footprint(directory: Path) -> dict[str, Any]:
     """What the node leaves on this host, as comparable values: all empty when no node runs,
     except the sysctls, which must read as they did before the node first started.
@@ -127,11 +148,6 @@ def footprint(directory: Path) -> dict[str, Any]:
     Processes (by this node's paths or in the kubepods cgroups), mounts and network namespaces,
     the bridge, veths and routes, KUBE-/CNI- chains and tagged rules, the host paths.
     """
-    processes = set(_pids_in(str(directory)))
-    for top in _kubepods_cgroups():
-        for procs in top.rglob("cgroup.procs"):
-            with contextlib.suppress(OSError, ValueError):
-                processes |= {int(x) for x in procs.read_text().split()}
     netns = Path("/run/netns")
     rules = []
     for tool in ("iptables", "ip6tables"):
@@ -151,14 +167,8 @@ def footprint(directory: Path) -> dict[str, Any]:
         ["ip", "route", "show"], capture_output=True, text=True, check=False
     ).stdout
     return {
-        "processes": sorted(processes - {os.getpid()}),
-        "mounts": _mounts_under(
-            directory,
-            cache_dir() / "realnode-containerd",
-            Path("/run/containerd"),
-            Path("/var/lib/kubelet"),
-            netns,
-        ),
+        "processes": sorted(_node_processes(directory)),
+        "mounts": _mounts_under(*_mount_roots(directory), netns),
         "netns": sorted(p.name for p in netns.glob("cni-*")) if netns.is_dir() else [],
         "links": sorted(
             name
@@ -212,20 +222,13 @@ def cleanup(  # noqa: PLR0912 - one ordered list of undo steps reads best in one
             stopped.append(name)
     report["stopped"] = stopped
     # Shims and containers of a containerd that died uncleanly: found by this node's paths.
-    strays = [p for p in _pids_in(str(directory)) if p != os.getpid()]
-    for top in _kubepods_cgroups():
-        for procs in top.rglob("cgroup.procs"):
-            with contextlib.suppress(OSError, ValueError):
-                strays += [int(x) for x in procs.read_text().split()]
-    for pid in sorted(set(strays)):
+    strays = _node_processes(directory)
+    for pid in sorted(strays):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
-    report["stray_processes_killed"] = len(set(strays))
+    report["stray_processes_killed"] = len(strays)
     time.sleep(0.3 if strays else 0)
-    containerd_root = cache_dir() / "realnode-containerd"
-    mounts = _mounts_under(
-        directory, containerd_root, Path("/run/containerd"), Path("/var/lib/kubelet")
-    )
+    mounts = _mounts_under(*_mount_roots(directory))
     netns = Path("/run/netns")
     if netns.is_dir():
         for ns in netns.glob("cni-*"):

@@ -86,6 +86,31 @@ def deploy(node: RealNode, namespace: str, objects: Sequence[dict[str, Any]]) ->
         assert status == 201, f"creating {obj['kind']} failed: HTTP {status}: {body}"
 
 
+def create_namespace(node: RealNode, name: str) -> None:
+    """A namespace that takes pods: created (or there already) with its default ServiceAccount,
+    without which pods are refused."""
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    status, resp = node.api("/api/v1/namespaces", "POST", body)
+    assert status in (201, 409), f"creating namespace {name}: HTTP {status}: {resp}"
+    wait_for(
+        f"the default ServiceAccount of {name}",
+        lambda: node.api(f"/api/v1/namespaces/{name}/serviceaccounts/default")[0] == 200,
+        60,
+        0.2,
+    )
+
+
+def deploy_and_wait(
+    node: RealNode, namespace: str, objects: Sequence[dict[str, Any]], timeout_s: float = 120
+) -> None:
+    """`deploy`, then wait until each Deployment among the objects has an available replica."""
+    deploy(node, namespace, objects)
+    for obj in objects:
+        if obj["kind"] == "Deployment":
+            name = obj["metadata"]["name"]
+            wait_for(f"{name} available", deployment_available(node, namespace, name), timeout_s)
+
+
 def get(node: RealNode, path: str) -> dict[str, Any]:
     status, body = node.api(path)
     assert status == 200, f"GET {path}: HTTP {status}: {body}"

@@ -19,7 +19,6 @@ the test ends (it failed half-way) is killed, so no run outlives its test.
 from __future__ import annotations
 
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ import pytest
 
 from ._node import Artifacts, RealNode, RealNodeError, RealNodeUnavailable, build, state_dir
 from ._teardown import cleanup, footprint
+from ._workloads import create_namespace
 
 HERE = Path(__file__).resolve().parent
 _build: dict[str, Artifacts | str] = {}
@@ -99,14 +99,7 @@ def realnode(
 @pytest.fixture
 def namespace(realnode: RealNode) -> Iterator[str]:
     name = f"kubeswarm-realnode-{uuid.uuid4().hex[:8]}"
-    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-    status, resp = realnode.api("/api/v1/namespaces", "POST", body)
-    assert status == 201, f"creating namespace {name}: HTTP {status}: {resp}"
-    deadline = time.monotonic() + 60
-    # Pods are refused until the namespace's default ServiceAccount exists.
-    while realnode.api(f"/api/v1/namespaces/{name}/serviceaccounts/default")[0] != 200:
-        assert time.monotonic() < deadline, f"no default ServiceAccount in {name}"
-        time.sleep(0.2)
+    create_namespace(realnode, name)
     try:
         yield name
     finally:

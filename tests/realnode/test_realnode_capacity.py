@@ -19,8 +19,7 @@ import pytest
 from ._node import RealNode
 from ._workloads import (
     LOCUSTFILES,
-    deploy,
-    deployment_available,
+    deploy_and_wait,
     example_target,
     finish,
     get,
@@ -29,7 +28,6 @@ from ._workloads import (
     run_dir,
     start_run,
     summary,
-    wait_for,
 )
 
 pytestmark = [pytest.mark.realnode, pytest.mark.cluster]
@@ -69,8 +67,7 @@ def _target() -> list[dict[str, object]]:
 def test_workers_auto_adds_a_worker_pod_when_one_is_cpu_bound(
     realnode: RealNode, namespace: str, tmp_path: Path
 ) -> None:
-    deploy(realnode, namespace, _target())
-    wait_for("example-web available", deployment_available(realnode, namespace, "example-web"), 90)
+    deploy_and_wait(realnode, namespace, _target())
     locustfile = tmp_path / "heavy.py"
     locustfile.write_text(HEAVY_LOCUSTFILE)
     out = tmp_path / "runs"
@@ -149,8 +146,7 @@ def test_workers_auto_adds_a_worker_pod_when_one_is_cpu_bound(
 def test_the_ramp_stops_itself_and_the_report_says_where_and_why(
     realnode: RealNode, namespace: str, tmp_path: Path
 ) -> None:
-    deploy(realnode, namespace, example_target(replicas=1, hpa=False))
-    wait_for("example-web available", deployment_available(realnode, namespace, "example-web"), 90)
+    deploy_and_wait(realnode, namespace, example_target(replicas=1, hpa=False))
     out = tmp_path / "runs"
     args = run_args(
         realnode,

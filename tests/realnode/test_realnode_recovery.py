@@ -21,7 +21,14 @@ import pytest
 
 from ._node import RealNode
 from ._teardown import alive, footprint
-from ._workloads import ROOT, deploy, deployment_available, example_target, get, wait_for
+from ._workloads import (
+    ROOT,
+    create_namespace,
+    deploy_and_wait,
+    example_target,
+    get,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.realnode, pytest.mark.cluster, pytest.mark.realnode_crash]
 
@@ -30,16 +37,8 @@ NAMESPACE = "kubeswarm-realnode-recovery"
 
 def _running_target(node: RealNode) -> None:
     """A fresh namespace with the example target's pod running (a sandbox, a netns, a veth)."""
-    status, body = node.api("/api/v1/namespaces", "POST", {"metadata": {"name": NAMESPACE}})
-    assert status in (201, 409), f"creating {NAMESPACE}: HTTP {status}: {body}"
-    wait_for(
-        "the default ServiceAccount",
-        lambda: node.api(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/default")[0] == 200,
-        60,
-        0.2,
-    )
-    deploy(node, NAMESPACE, example_target(replicas=1, hpa=False))
-    wait_for("example-web", deployment_available(node, NAMESPACE, "example-web"), 120)
+    create_namespace(node, NAMESPACE)
+    deploy_and_wait(node, NAMESPACE, example_target(replicas=1, hpa=False))
 
 
 def _crash(node: RealNode) -> list[int]:

@@ -26,8 +26,7 @@ from ._node import RealNode
 from ._workloads import (
     copy_locustfile,
     cri_containers,
-    deploy,
-    deployment_available,
+    deploy_and_wait,
     example_target,
     finish,
     get,
@@ -72,8 +71,7 @@ def _rescale_events(node: RealNode, namespace: str) -> list[tuple[float, int]]:
 
 
 def test_step_load_scales_the_real_hpa(realnode: RealNode, namespace: str, tmp_path: Path) -> None:
-    deploy(realnode, namespace, example_target())
-    wait_for("example-web available", deployment_available(realnode, namespace, "example-web"), 90)
+    deploy_and_wait(realnode, namespace, example_target())
     out = tmp_path / "runs"
     args = run_args(
         realnode,
@@ -143,10 +141,9 @@ def test_memory_limit_below_load_gives_real_oom_kills(
     realnode: RealNode, namespace: str, tmp_path: Path
 ) -> None:
     # Each request keeps 256 KiB for 10 s: 30 req/s hold ~75 MiB, above a 48 MiB limit.
-    deploy(
+    deploy_and_wait(
         realnode, namespace, example_target(memory_request="32Mi", memory_limit="48Mi", hpa=False)
     )
-    wait_for("example-web available", deployment_available(realnode, namespace, "example-web"), 90)
     out = tmp_path / "runs"
     args = run_args(
         realnode,
@@ -209,8 +206,7 @@ def test_requirement_installed_from_a_local_index(
         "    def probe(self) -> None:\n"
         "        self.client.get(kubeswarm_probe.PATH, name='probe-from-requirement')\n"
     )
-    deploy(realnode, namespace, example_target(hpa=False))
-    wait_for("example-web available", deployment_available(realnode, namespace, "example-web"), 90)
+    deploy_and_wait(realnode, namespace, example_target(hpa=False))
     out = tmp_path / "runs"
     args = run_args(
         realnode,
@@ -269,8 +265,7 @@ def _wait_running(out: Path, timeout_s: float) -> Path:
 
 @pytest.fixture
 def plain_target(realnode: RealNode, namespace: str) -> str:
-    deploy(realnode, namespace, example_target(hpa=False))
-    wait_for("example-web available", deployment_available(realnode, namespace, "example-web"), 90)
+    deploy_and_wait(realnode, namespace, example_target(hpa=False))
     return namespace
 
 

@@ -16,8 +16,7 @@ import pytest
 from ._node import RealNode
 from ._workloads import (
     copy_locustfile,
-    deploy,
-    deployment_available,
+    deploy_and_wait,
     example_target,
     finish,
     kubeswarm_command,
@@ -47,8 +46,7 @@ def test_ui_shows_the_running_test(
 ) -> None:
     if not CHROMIUM.is_file():
         pytest.skip("Chromium is missing (scripts/ensure-chromium installs it)")
-    deploy(realnode, namespace, example_target(hpa=False))
-    wait_for("example-web", deployment_available(realnode, namespace, "example-web"), 90)
+    deploy_and_wait(realnode, namespace, example_target(hpa=False))
     out = tmp_path / "runs"
     locustfile = str(copy_locustfile("health.py", tmp_path))
     args = run_args(realnode, namespace, out, "-f", locustfile, "-H", "http://example-web:8080")
