@@ -123,7 +123,7 @@ OPTIONS: Final[dict[str, Option]] = {
             workers_count,
             2,
             "Locust worker processes (local) or worker pods (cluster); auto: start with one and "
-            "add workers while their CPU stays above 85% (up to --max-workers)",
+            "add workers while their CPU stays above 85%% (up to --max-workers)",
             metavar="W|auto",
         ),
         # Without a bound, auto would add workers for as long as the load generator is busy.
