@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from analysis.data.chaosmark import ChaosMark
 from harness.actions.kube_pods import KubePods, resolve_workload
 from harness.actions.pods import PodSource, Victim, choose
-from harness.actions.process_pods import ProcessPods
+from harness.actions.process_pods import ProcessPods, find_server
 from harness.config.chaos import ChaosPick, ChaosSpec
 from harness.config.values import WatchTarget
 from harness.errors import ClusterError, UsageError
 from harness.kube.client import KubeClient
 from harness.session.core import Action, Observation, TickContext
+
+_VERB = {"pod-kill": "kill", "pod-delete": "delete"}
 
 
 @dataclass
@@ -59,6 +61,20 @@ class PodChaos:
         else:
             observation.event(f"chaos {self.spec.action} {', '.join(mark.pods)} at {at}")
         return observation
+
+    def preview(self) -> str:
+        """What this disruption would hit if it were due now; hits nothing (``--chaos-dry-run``)."""
+        candidates, why_none = self.source.pods()
+        head = f"{self.spec} on {self.source.target}"
+        if not candidates:
+            return f"{head}: would skip: {why_none or 'no pods'}"
+        chosen = choose(candidates, self.spec.count, self.pick, self.rng)
+        ready = sum(1 for v in candidates if v.ready)
+        names = ", ".join(v.name for v in chosen)
+        return (
+            f"{head}: would {_VERB[self.spec.action]} {names} "
+            f"({self.pick} of {ready} ready of {len(candidates)} pods now)"
+        )
 
     def _act(self) -> ChaosMark:
         candidates, why_none = self.source.pods()
@@ -125,5 +141,7 @@ def chaos_actions(
                 "--chaos needs a target: pass --chaos-target pid/PID or cmd/PATTERN "
                 "(or --watch one)"
             )
-        source = ProcessPods(chosen, frozenset(protected_pids), workload_name)
+        protected = frozenset(protected_pids)
+        server = find_server(chosen, protected)
+        source = ProcessPods(chosen, server, protected, workload_name)
     return [PodChaos(spec, source, pick, generator) for spec in specs]

@@ -1,9 +1,11 @@
 """The pods of a Deployment or StatefulSet that ``--chaos`` may delete, through the API server.
 
 The workload's own label selector finds its pods (as the sampler does), so the names in the
-``chaos`` mark are those of ``pods.csv``. Pods already terminating are not candidates (deleting
-them again disrupts nothing), nor are kubeswarm's own pods (those labelled with a run), so the load
-generator is never disrupted even by a selector that would match it.
+``chaos`` mark are those of ``pods.csv``; only pods the workload itself owns (its ReplicaSets'
+or the StatefulSet's) are candidates, in the workload's namespace, however wide the selector.
+Pods already terminating are not candidates (deleting them again disrupts nothing), nor are
+kubeswarm's own pods (those labelled with a run), so the load generator is never disrupted even
+by a selector that would match it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,19 @@ from harness.kube import rows
 from harness.kube.api import WORKLOAD_KINDS, Body, WorkloadRef
 from harness.kube.client import KubeClient
 from harness.kube.manifests import RUN_LABEL
+
+
+def chaos_namespace(
+    target: WatchTarget | None, watch: Sequence[WatchTarget], namespace: str
+) -> str:
+    """Where ``--chaos`` deletes pods, known without asking the API server: the namespace of
+    the workload ``resolve_workload`` picks (``delete pods`` is checked there, not in ``-n``'s)."""
+    if target is not None:
+        return target.namespace or namespace
+    for watched in watch:
+        if watched.kind == "hpa" or watched.kind in WORKLOAD_KINDS:
+            return watched.namespace or namespace
+    return namespace
 
 
 def resolve_workload(
@@ -45,6 +60,29 @@ def resolve_workload(
             return WorkloadRef(ns, WORKLOAD_KINDS[watched.kind], watched.name)
     raise UsageError(
         "--chaos needs a target: pass --chaos-target deployment/NAME or --watch hpa/NAME"
+    )
+
+
+def _owned_by(pod: Body, workload: Body, ref: WorkloadRef) -> bool:
+    """True when ``pod`` belongs to the workload itself, not merely matches its selector: a
+    StatefulSet owns its pods; a Deployment owns the ReplicaSets ``<name>-<pod-template-hash>``
+    that own its pods. A selector shared with another workload must not widen the blast radius."""
+    owners = [o for o in rows.dig(pod, "metadata", "ownerReferences") or [] if o.get("controller")]
+    if len(owners) != 1:
+        return False
+    (owner,) = owners
+    if ref.kind == "StatefulSet":
+        uid = rows.dig(workload, "metadata", "uid")
+        return (
+            owner.get("kind") == "StatefulSet"
+            and owner.get("name") == ref.name
+            and (uid is None or owner.get("uid") == uid)
+        )
+    template_hash = (rows.dig(pod, "metadata", "labels") or {}).get("pod-template-hash")
+    return (
+        owner.get("kind") == "ReplicaSet"
+        and template_hash is not None
+        and owner.get("name") == f"{ref.name}-{template_hash}"
     )
 
 
@@ -93,6 +131,7 @@ class KubePods:
             for pod in listed
             if not rows.dig(pod, "metadata", "deletionTimestamp")
             and RUN_LABEL not in (rows.dig(pod, "metadata", "labels") or {})
+            and _owned_by(pod, workload, self.ref)
         ]
         return victims, "" if victims else f"no running pods of {self.target}"
 

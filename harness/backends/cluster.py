@@ -30,6 +30,7 @@ from typing import Any, Final
 from analysis.data import schema
 from harness.actions.auto_workers import AutoWorkers
 from harness.actions.chaos import chaos_actions
+from harness.actions.kube_pods import chaos_namespace
 from harness.actions.workers import AutoWorkersPolicy
 from harness.backends.local import load_status
 from harness.config.run import RunConfig
@@ -431,13 +432,13 @@ def run_cluster(
         )
         objects = run_objects(config, new_run_id(config.name, now), namespace, plan)
         chaos_target = config.chaos_target
-        chaos_namespace = (chaos_target.namespace if chaos_target else None) or namespace
+        chaos_in = chaos_namespace(chaos_target, config.watch, namespace)
         checked = preflight(
             kube,
             namespace,
             config.watch,
             load_objects=objects,
-            chaos_namespaces=[chaos_namespace] if config.chaos else [],
+            chaos_namespaces=[chaos_in] if config.chaos else [],
             scales_workers=config.auto_workers,
             network_policy=config.network_policy,
             reads_master_log=config.shape == RAMP_SHAPE,

@@ -63,8 +63,9 @@ _RUN_OPTIONS = (
     "chaos",
     "chaos_target",
     "chaos_pick",
+    "chaos_dry_run",
 )
-_CHAOS_OPTIONS = ("chaos", "chaos_target", "chaos_pick")
+_CHAOS_OPTIONS = ("chaos", "chaos_target", "chaos_pick", "chaos_dry_run")
 _RESULT_OPTIONS = ("baseline", "tolerances", "junit", "target_rps")
 _CLUSTER_OPTIONS = ("kubeconfig", "context", "namespace")
 

@@ -71,6 +71,11 @@ def demo(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> in
 
 def run(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
     config = build_run_config(values)
+    if values.get("chaos_dry_run"):
+        from harness.backends.chaos_preview import preview_chaos
+
+        out.write("".join(f"chaos dry run: {line}\n" for line in preview_chaos(config)))
+        return EXIT_OK
     report = _report_writer(values)
     if config.local:
         from harness.backends.local import run_local

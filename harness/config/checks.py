@@ -182,6 +182,11 @@ def check_watch_targets(
 def _check_pid(target: WatchTarget) -> None:
     import psutil
 
+    if int(target.name) == 1:
+        raise UsageError(
+            f"--watch {target}: pid 1 is the machine's init, its children are the whole system; "
+            "watch the target server's pid"
+        )
     if not psutil.pid_exists(int(target.name)):
         raise UsageError(f"--watch {target}: no process {target.name} is running on this machine")
 

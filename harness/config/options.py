@@ -496,6 +496,16 @@ OPTIONS: Final[dict[str, Option]] = {
             "which pods --chaos hits: oldest (ready ones first) or random",
             metavar="oldest|random",
         ),
+        # Seeing what would be hit before hitting it: the safety check a careful user runs first.
+        Option(
+            "chaos_dry_run",
+            ("--chaos-dry-run",),
+            boolean,
+            False,
+            "with --chaos: print which pods or worker processes each disruption would hit now, "
+            "then exit without starting anything",
+            switch=True,
+        ),
         Option("all_runs", ("--all",), boolean, False, "every kubeswarm run", switch=True),
         # 0 lets the operating system pick a free port, so two UIs never collide.
         Option("port", ("--port",), non_negative_int, 0, "local port of the UI proxy (0 = any)"),

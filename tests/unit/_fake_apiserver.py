@@ -52,7 +52,8 @@ ProxyHandler = Callable[[Seen], tuple[int, dict[str, str], bytes]]
 class FakeApiServer:
     objects: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
     scripted: dict[str, deque[Scripted]] = field(default_factory=lambda: defaultdict(deque))
-    denied: set[str] = field(default_factory=set)  # "create jobs.batch", "get services/proxy"
+    # "create jobs.batch", "get services/proxy" anywhere; "delete pods in shop" in one namespace
+    denied: set[str] = field(default_factory=set)
     requests: list[Seen] = field(default_factory=list)
     proxy: ProxyHandler | None = None
     metrics_api: bool = True
@@ -113,7 +114,9 @@ class FakeApiServer:
         resource = f"{attrs['resource']}.{attrs['group']}" if attrs["group"] else attrs["resource"]
         if attrs.get("subresource"):
             resource += f"/{attrs['subresource']}"
-        review["status"] = {"allowed": f"{attrs['verb']} {resource}" not in self.denied}
+        asked = f"{attrs['verb']} {resource}"
+        in_namespace = f"{asked} in {attrs.get('namespace')}"
+        review["status"] = {"allowed": not {asked, in_namespace} & self.denied}
         return 201, {}, _json(review)
 
     def _crud(self, seen: Seen) -> tuple[int, dict[str, str], bytes]:

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from analysis.data.chaosmark import parse_chaos_detail
-from harness.actions.chaos import chaos_actions
+from harness.actions.chaos import PodChaos, chaos_actions
+from harness.actions.kube_pods import chaos_namespace
 from harness.actions.pods import Victim, choose
 from harness.config.chaos import ChaosSpec, check_chaos, parse_chaos, parse_chaos_target
 from harness.config.options import merge_sources
@@ -108,13 +109,18 @@ def test_choose_oldest_ready_first_or_random() -> None:
 # ---------------------------------------------------------------- against the fake API server
 
 
-def _pod(name: str, created: str, ready: bool, **labels: str) -> dict[str, Any]:
+def _pod(
+    name: str, created: str, ready: bool, owner: str = "web-5d8f", **labels: str
+) -> dict[str, Any]:
+    """A pod of Deployment ``web`` (its ReplicaSet ``web-5d8f`` owns it), unless ``owner`` says
+    another ReplicaSet does."""
     return {
         "metadata": {
             "name": name,
             "namespace": NS,
             "creationTimestamp": created,
-            "labels": {"app": "web", **labels},
+            "labels": {"app": "web", "pod-template-hash": owner.rsplit("-", 1)[1], **labels},
+            "ownerReferences": [{"kind": "ReplicaSet", "name": owner, "controller": True}],
         },
         "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
     }
@@ -255,3 +261,59 @@ def test_preflight_asks_for_delete_pods_only_with_chaos(
     preflight(client, NS, targets, creates=False)  # no --chaos: not asked
     with pytest.raises(UsageError, match=r"delete pods in namespace shop.*render --rbac --chaos"):
         preflight(client, NS, targets, creates=False, chaos_namespaces=[NS])
+
+
+def test_only_pods_the_workload_owns_are_hit_however_wide_its_selector(
+    kube: tuple[FakeApiServer, KubeClient],
+) -> None:
+    """``app=web`` also matches a pod of Deployment ``web-canary`` and a bare pod: never hit."""
+    fake, client = kube
+    pods = f"/api/v1/namespaces/{NS}/pods"
+    fake.add(pods, _pod("canary-0", "2024-05-01T10:00:00Z", True, owner="web-canary-77aa"))
+    bare = _pod("bare-0", "2024-05-01T10:00:00Z", True)
+    bare["metadata"]["ownerReferences"] = []
+    fake.add(pods, bare)
+    fake.add(pods, _pod("web-0", "2024-05-01T12:00:00Z", True))
+    actions = chaos_actions(
+        [parse_chaos("pod-kill:3@1s")], parse_chaos_target("deployment/web"), kube=client
+    )
+    observation = _tick(actions, 2.0)
+    assert [r.path.rsplit("/", 1)[1] for r in fake.seen("DELETE", pods)] == ["web-0"]
+    assert observation.events == ["chaos pod-kill web-0 at 2s"]
+
+
+def test_preview_lists_the_pick_and_deletes_nothing(
+    kube: tuple[FakeApiServer, KubeClient],
+) -> None:
+    fake, client = kube
+    pods = f"/api/v1/namespaces/{NS}/pods"
+    fake.add(pods, _pod("web-new", "2024-05-01T12:05:00Z", True))
+    fake.add(pods, _pod("web-old", "2024-05-01T12:00:00Z", True))
+    (action,) = chaos_actions(
+        [parse_chaos("pod-delete@30s")], None, watch=[WatchTarget("hpa", "web-hpa")], kube=client
+    )
+    assert isinstance(action, PodChaos)
+    assert action.preview() == (
+        "pod-delete:1@30s on shop/deployment/web: would delete web-old "
+        "(oldest of 2 ready of 2 pods now)"
+    )
+    assert fake.seen("DELETE", pods) == []
+
+
+@pytest.mark.parametrize(
+    ("target", "watch", "expected"),
+    [
+        (None, ["shop/hpa/web"], "shop"),  # the watched HPA's namespace, not -n's
+        (None, ["hpa/web"], "load"),
+        ("other/deployment/api", ["shop/hpa/web"], "other"),
+        (None, ["shop/deployment/web", "hpa/x"], "shop"),
+        (None, [], "load"),
+    ],
+)
+def test_chaos_namespace_is_the_disrupted_workloads(
+    target: str | None, watch: list[str], expected: str
+) -> None:
+    from harness.config.values import parse_watch
+
+    chosen = parse_chaos_target(target) if target else None
+    assert chaos_namespace(chosen, [parse_watch(w) for w in watch], "load") == expected

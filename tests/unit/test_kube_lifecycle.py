@@ -307,6 +307,33 @@ def test_unknown_hpa_is_bad_input(fake: FakeApiServer, kube: KubeClient, tmp_pat
     assert created(fake) == []
 
 
+def test_chaos_asks_for_delete_pods_where_the_watched_hpas_pods_are(
+    fake: FakeApiServer, kube: KubeClient, tmp_path: Path
+) -> None:
+    """``--watch shop/hpa/web -n team --chaos``: the pods deleted are shop's, so ``delete pods``
+    is checked in shop (granted in team is not enough), before anything is created."""
+    from harness.config.chaos import parse_chaos
+    from harness.config.values import WatchTarget
+
+    fake.add("/api/v1/namespaces", {"metadata": {"name": "shop"}})
+    fake.add(
+        "/apis/autoscaling/v2/namespaces/shop/horizontalpodautoscalers",
+        {
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}},
+        },
+    )
+    fake.denied.add("delete pods in shop")
+    config = make_config(
+        tmp_path,
+        watch=(WatchTarget("hpa", "web", "shop"),),
+        chaos=(parse_chaos("pod-kill@2s"),),
+    )
+    with pytest.raises(UsageError, match=r"delete pods in namespace shop"):
+        run(config, kube, ScriptedLocust([None]))
+    assert created(fake) == []
+
+
 def test_pod_problems_reads_waiting_reasons_and_failures() -> None:
     pods: list[dict[str, Any]] = [
         {
