@@ -317,3 +317,39 @@ def test_chaos_namespace_is_the_disrupted_workloads(
 
     chosen = parse_chaos_target(target) if target else None
     assert chaos_namespace(chosen, [parse_watch(w) for w in watch], "load") == expected
+
+
+def test_dry_run_in_a_cluster_lists_the_pick_and_the_missing_permission(
+    kube: tuple[FakeApiServer, KubeClient], tmp_path: Path
+) -> None:
+    """``run --chaos ... --chaos-dry-run`` as a user types it: the pick, the permission the run
+    would be refused for, exit 0, and nothing created or deleted."""
+    import io
+
+    from harness.cli import main
+
+    fake, _ = kube
+    pods = f"/api/v1/namespaces/{NS}/pods"
+    fake.add(pods, _pod("web-a", "2024-05-01T12:00:00Z", True))
+    fake.denied.add("delete pods in shop")
+    locustfile = tmp_path / "shop.py"
+    locustfile.write_text(
+        "from locust import HttpUser, task\n\n\nclass U(HttpUser):\n"
+        "    @task\n    def index(self) -> None:\n        self.client.get('/')\n",
+        encoding="utf-8",
+    )
+    out = io.StringIO()
+    argv = [
+        "run", "-f", str(locustfile), "-H", "http://web:8080", "-t", "60s",
+        "--kubeconfig", str(tmp_path / "kc"), "-n", NS, "--watch", "hpa/web-hpa",
+        "--chaos", "pod-kill@30s", "--chaos-dry-run", "--out", str(tmp_path / "runs"),
+    ]  # fmt: skip
+    assert main(argv, environ={}, out=out) == 0
+    assert out.getvalue().splitlines() == [
+        "chaos dry run: pod-kill:1@30s on shop/deployment/web: would kill web-a "
+        "(oldest of 1 ready of 1 pods now)",
+        "chaos dry run: the run would be refused: missing permission delete pods in namespace shop",
+    ]
+    assert [r for r in fake.requests if r.method in ("DELETE", "PUT", "PATCH")] == []
+    assert [r for r in fake.requests if r.method == "POST" and "accessreview" not in r.path] == []
+    assert not (tmp_path / "runs").exists()
