@@ -66,6 +66,31 @@ class HpaEvidence:
             and all(m.far_under_target for m in following)
         )
 
+    @property
+    def silent(self) -> bool:
+        """Says nothing about the load either way: no load-driven scale-up and no measured
+        metric that follows load (memory alone, holding a baseline). Such an HPA neither
+        proves nor disproves that the load was enough."""
+        return self.load_scale_ups == 0 and not self.load_following
+
+    def silence(self) -> str:
+        """Why this HPA says nothing about the load, with its numbers."""
+        parts = []
+        for m in self.metrics:
+            peak = (
+                "never measured"
+                if m.peak_utilization is None
+                else (f"peaked at {m.peak_utilization:.0f}% of request")
+            )
+            target = (
+                ""
+                if m.target_utilization is None
+                else f" against its {m.target_utilization:.0f}% target"
+            )
+            why = f", which {m.baseline_note}" if m.baseline_note else ""
+            parts.append(f"{m.metric} ({peak}{target}{why})")
+        return f"{self.hpa.key} scales only on {', '.join(parts) or 'no metric'}"
+
     def state(self) -> str:
         """What the HPA did, in words that match its other findings."""
         h = self.hpa
@@ -122,10 +147,13 @@ def hpa_evidence(
 
 def unpushed_note(evidence: Sequence[HpaEvidence]) -> str | None:
     """The reason ``load_too_low`` gives when every HPA was left unpushed by the load."""
-    if not evidence or not all(e.unpushed for e in evidence):
+    if not any(e.unpushed for e in evidence) or not all(e.unpushed or e.silent for e in evidence):
         return None
     parts = []
     for e in evidence:
+        if not e.unpushed:
+            parts.append(e.silence())
+            continue
         peaks = ", ".join(
             f"{'CPU' if m.metric == 'cpu' else m.metric} peaked at {m.peak_utilization:.0f}% of "
             "request against a "

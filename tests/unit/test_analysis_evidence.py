@@ -247,3 +247,35 @@ def test_scale_event_timed_by_the_controller_not_the_tick(tmp_path: Path) -> Non
     ]
     summary = report(sc.build(tmp_path / "events", n, samples))
     assert summary["hpas"][0]["scale_events"][0]["lag_s"] == 4 * sc.STEP - 3.0
+
+
+def test_an_hpa_on_memory_alone_does_not_veto_load_too_low(tmp_path: Path) -> None:
+    """``web`` scales on CPU, which peaked at 1% of a 70% target; ``cache`` scales only on a
+    memory baseline that does not follow load. Neither scaled: ``cache`` says nothing about the
+    load either way and must not silence the finding, which gives each HPA's numbers."""
+    n = 30
+    users = [0] * 3 + [50] * 25 + [0] * 2
+    flat = [2] * n
+    run_dir = sc.build(
+        tmp_path / "run",
+        n,
+        {
+            "locust": sc.locust(users),
+            "hpa": sc.hpa("web", flat) + sc.hpa("cache", flat),
+            "hpa_metrics": sc.metrics("web", "cpu", [1.0 if u else 0.5 for u in users], 70.0)
+            + sc.metrics("cache", "memory", [60.0] * n, 80.0),
+            "workloads": sc.workloads("web", flat) + sc.workloads("cache", flat),
+            "pods": sc.pods("web", flat, lambda t, p: (100.0, 2.0))
+            # 153.6Mi = 60% of the 256Mi request at rest and under load alike
+            + sc.pods("cache", flat, lambda t, p: (153.6, 2.0)),
+            "marks": sc.marks(3, 28),
+        },
+    )
+    summary = report(run_dir)
+    low = finding(summary, "load_too_low", "run")
+    assert "shop/web CPU peaked at 1% of request against a 70% target" in low["seen"]
+    assert (
+        "shop/cache scales only on memory (peaked at 60% of request against its 80% target, "
+        "which does not follow load per pod" in low["seen"]
+    )
+    assert "no HPA scaled up" in low["seen"]
