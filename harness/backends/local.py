@@ -9,6 +9,7 @@ in the cluster, with the master's own ``--csv`` files as a fallback.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sys
 import tempfile
@@ -19,9 +20,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from analysis.data import schema
+from harness.actions.auto_workers import AutoWorkers
 from harness.actions.chaos import chaos_actions
+from harness.actions.workers import AutoWorkersPolicy, check_local_auto_workers
 from harness.config.run import RunConfig
-from harness.errors import LoadGeneratorError
+from harness.errors import LoadGeneratorError, UsageError
 from harness.locust_api import DirectTransport, LocustApi, LocustSample, LocustWatch
 from harness.processes import Child, ProcessGroup, free_port
 from harness.samplers.local import ProcessSource
@@ -240,7 +243,16 @@ def run_local(
     )
     samplers = [ProcessSource(ProcessSampler(target)) for target in config.watch]
     backend = LocalBackend(plan, open_browser=config.open_browser)
-    chaos = chaos_actions(
+    extra: list[Action] = [*actions]
+    if config.auto_workers and config.max_workers is not None:
+        too_many = check_local_auto_workers(
+            config.max_workers, config.load.processes, os.cpu_count() or 1
+        )
+        if too_many is not None:
+            raise UsageError(too_many)
+        policy = AutoWorkersPolicy(config.max_workers, cooldown_s=LOCAL_WORKER_COOLDOWN_S)
+        extra.append(AutoWorkers(policy, plan.workers, backend.scale_workers))
+    extra += chaos_actions(
         config.chaos, config.chaos_target, watch=config.watch, pick=config.chaos_pick
     )
-    return execute(spec, backend, samplers, reporter, actions=[*actions, *chaos], report=report)
+    return execute(spec, backend, samplers, reporter, actions=extra, report=report)
