@@ -40,6 +40,12 @@ class Window:
     def duration_s(self) -> float:
         return max(0.0, self.end_s - self.start_s)
 
+    @property
+    def origin_s(self) -> float:
+        """Time zero for people: the test's start, as ``-t``, ``--chaos @WHEN`` and the live
+        view count; the run's start when no load was seen. Before it, times are negative."""
+        return self.start_s if self.load_start_s is None else self.load_start_s
+
 
 @dataclass(frozen=True)
 class LoadStep:

@@ -36,13 +36,15 @@ class Band:
 
 
 def x_of(ts: Any, window: Window) -> np.ndarray:
-    """Seconds since the run's start, or minutes for runs longer than a quarter of an hour."""
-    seconds = np.asarray(ts, dtype=float) - window.start_s
+    """Seconds since the test started (the live view's clock; see ``Window.origin_s``), or
+    minutes for runs longer than a quarter of an hour."""
+    seconds = np.asarray(ts, dtype=float) - window.origin_s
     return seconds / 60.0 if window.duration_s > 900 else seconds
 
 
 def x_label(window: Window) -> str:
-    return "minutes since start" if window.duration_s > 900 else "seconds since start"
+    since = "the test started" if window.load_start_s is not None else "the run started"
+    return f"{'minutes' if window.duration_s > 900 else 'seconds'} since {since}"
 
 
 def legend_outside(ax: Axes, *more: Axes) -> None:
