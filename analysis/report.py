@@ -178,25 +178,41 @@ def format_summary(summary: Mapping[str, Any], run_dir: Path) -> str:
         lines.extend(
             _shorten(f"  {r['subject']}: {r['message']}") for r in regressions[:_TOP_FINDINGS]
         )
+        if len(regressions) > _TOP_FINDINGS:
+            lines.append(f"  ... and {len(regressions) - _TOP_FINDINGS} more in the report")
     lines.append(f"report: {run_dir / schema.REPORT_DIR / 'report.html'}")
     return "\n".join(lines) + "\n"
 
 
+def _knee_text(knee: Mapping[str, Any], *, broke: bool) -> str:
+    """The knee in words that agree with the break point line beside it."""
+    if knee.get("rps_per_replica") is None:
+        return "no knee: the SLOs broke at the lowest load per replica measured"
+    text = (
+        f"knee {_rounded(knee['rps_per_replica'])} req/s per replica at p95 "
+        f"{_rounded(knee['p95_ms'])} ms"
+    )
+    if knee.get("reached"):
+        return text
+    if broke:
+        return text + " (no load per replica broke the SLOs for good: a lower bound)"
+    return text + " (the SLOs never broke: a lower bound)"
+
+
 def _capacity_lines(capacity: Mapping[str, Any] | None) -> list[str]:
-    """The knee, the break point and the sizing for ``--target-rps``, one line each."""
-    if not capacity:
+    """The knee, the break point and the sizing for ``--target-rps``, one line each; nothing
+    for a run that neither searched for the knee (a load shape) nor asked for a sizing: its
+    highest load per replica is no capacity, and the report page says so."""
+    if not capacity or not (capacity.get("searched") or capacity.get("target_rps")):
         return []
     if capacity.get("refused"):
         return [_shorten(f"capacity: not reported: {capacity['refused']}")]
     lines = []
+    point = capacity.get("break_point")
     for hpa in capacity.get("hpas") or []:
         knee = hpa.get("knee")
         if knee is not None:
-            reached = "" if knee.get("reached") else " (the SLOs never broke: a lower bound)"
-            lines.append(
-                f"capacity {hpa['hpa']}: knee {_rounded(knee['rps_per_replica'])} req/s per "
-                f"replica at p95 {_rounded(knee['p95_ms'])} ms{reached}"
-            )
+            lines.append(f"capacity {hpa['hpa']}: {_knee_text(knee, broke=point is not None)}")
         sizing = hpa.get("sizing")
         if sizing is not None:
             fits = "fits" if sizing["fits_max_replicas"] else "does NOT fit"
@@ -210,7 +226,6 @@ def _capacity_lines(capacity: Mapping[str, Any] | None) -> list[str]:
                 f"  {_rounded(sizing['target_rps'])} req/s needs {sizing['replicas_needed']} "
                 f"replicas ({fits} max {sizing['max_replicas']}); {advice}"
             )
-    point = capacity.get("break_point")
     if point is not None:
         lines.append(
             _shorten(

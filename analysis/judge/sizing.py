@@ -140,8 +140,10 @@ def size_for(
     recorded_rps: Sequence[float],
     behavior: Behavior | None,
     sync_period_s: float,
+    run_broke: bool = False,
 ) -> Sizing:
-    """What carrying ``target_rps`` takes for one HPA target (see the module's docstring)."""
+    """What carrying ``target_rps`` takes for one HPA target (see the module's docstring);
+    ``run_broke``: the run has a break point, so "the SLOs held everywhere" would be untrue."""
     notes: list[str] = []
     knee_rps = knee.rps_per_replica if knee is not None else None
     lower_bound = knee is not None and not knee.reached
@@ -174,9 +176,15 @@ def size_for(
     fits = None if hpa.max_replicas is None else needed <= hpa.max_replicas
     sized = replace(sized, replicas_needed=needed, fits_max=fits)
     if lower_bound:
+        held = (
+            "no load per replica broke the SLOs for good (the run broke for another reason: "
+            "see the break point's limit)"
+            if run_broke
+            else "the SLOs held at every load measured"
+        )
         notes.append(
-            "the SLOs held at every load measured, so the knee is at least "
-            f"{knee_rps:.1f} requests/s per replica and {needed} replicas are an upper bound"
+            f"{held}, so the knee is at least {knee_rps:.1f} requests/s per replica and "
+            f"{needed} replicas are an upper bound"
         )
     if fit is None or cpu_request is None or cpu_request <= 0:
         notes.append(
@@ -262,6 +270,9 @@ class CapacityResult:
     target_rps: float | None
     ramp_stop: str | None
     curve: pd.DataFrame = field(repr=False)  # the run's bins, without replicas
+    # A load shape (locustfiles/ramp.py or the user's own) searched for the knee. Without one the
+    # knee is only the highest load per replica this run happened to reach.
+    searched: bool = False
 
 
 def analyse_capacity(
@@ -286,12 +297,13 @@ def analyse_capacity(
     curve = capacity_curve(load, None, data.pods, window, thresholds)
     curves = {h.key: capacity_curve(load, h, data.pods, window, thresholds) for h in hpas}
     ramp_stop = ramp_stop_detail(data.marks)
+    searched = ramp_stop is not None or bool((data.meta.get("config") or {}).get("shape"))
     lo, hi = window.loaded
     found = find_break(curve, hpas, curves, lo, ramp_stop)
     until = hi if found is None else found.ts + BIN_S
     refused = generator_saturation(read_workers(data), lo, until)
     if refused is not None:
-        return CapacityResult(thresholds, refused, None, (), target_rps, ramp_stop, curve)
+        return CapacityResult(thresholds, refused, None, (), target_rps, ramp_stop, curve, searched)
     recorded = _recorded_rps(load, window, sync_period_s)
     results = []
     for hpa in hpas:
@@ -308,10 +320,13 @@ def analyse_capacity(
                 recorded_rps=recorded,
                 behavior=behavior,
                 sync_period_s=sync_period_s,
+                run_broke=found is not None,
             )
         target = f"{hpa.target_kind}/{hpa.target_name}"
         results.append(HpaCapacity(hpa.key, target, hpa.max_replicas, knee, fit, sizing, own))
-    return CapacityResult(thresholds, None, found, tuple(results), target_rps, ramp_stop, curve)
+    return CapacityResult(
+        thresholds, None, found, tuple(results), target_rps, ramp_stop, curve, searched
+    )
 
 
 def _recorded_rps(load: pd.DataFrame, window: Window, sync_period_s: float) -> list[float]:
@@ -341,6 +356,7 @@ def capacity_summary(result: CapacityResult) -> dict[str, Any]:
             "source": t.source,
         },
         "refused": result.refused,
+        "searched": result.searched,
         "ramp_stop": result.ramp_stop,
         "break_point": None
         if bp is None

@@ -254,6 +254,9 @@ def test_no_break_means_the_knee_is_a_lower_bound(tmp_path: Path) -> None:
     assert knee is not None and not knee.reached and knee.rps_per_replica == 100
     sizing = result.hpas[0].sizing
     assert sizing is not None and sizing.knee_is_lower_bound and sizing.replicas_needed == 3
+    assert "the SLOs held at every load measured" in sizing.notes[0]
+    # No load shape ran: the knee is only the highest load per replica this run reached.
+    assert result.searched is False
 
 
 def test_latency_with_idle_pods_and_headroom_is_a_dependency(tmp_path: Path) -> None:

@@ -1,0 +1,81 @@
+"""The console's summary lines say what summary.json says, without contradicting themselves:
+the count of regressions and the ones listed, the knee beside the break point, and no capacity
+line for a run that did not look for one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analysis.report import format_summary
+
+pytestmark = pytest.mark.unit
+
+
+def _summary(**extra: Any) -> dict[str, Any]:
+    return {
+        "run_id": "r1",
+        "verdict": "warn",
+        "mode": "local",
+        "load": {},
+        "hpas": [],
+        "workloads": [],
+        "findings": [],
+        "slos": [],
+        "whatif": [],
+        **extra,
+    }
+
+
+def _knee(rps: float | None, reached: bool) -> dict[str, Any]:
+    return {"rps_per_replica": rps, "reached": reached, "p95_ms": 230.0}
+
+
+def _capacity(knee: dict[str, Any], *, broke: bool, searched: bool = True) -> dict[str, Any]:
+    point = {"users": 12, "rps": 17.3, "broken": ["p95_ms"], "limit": "replicas_at_max"}
+    return {
+        "searched": searched,
+        "target_rps": None,
+        "refused": None,
+        "break_point": point if broke else None,
+        "hpas": [{"hpa": "local/web", "knee": knee, "sizing": None}],
+    }
+
+
+def _lines(summary: dict[str, Any]) -> list[str]:
+    return format_summary(summary, Path("runs/r1")).splitlines()
+
+
+def test_every_regression_counted_is_listed_or_said_to_be_in_the_report() -> None:
+    regressions = [{"subject": f"s{i}", "message": f"m{i}"} for i in range(4)]
+    lines = _lines(_summary(regressions=regressions, comparison={"baseline": {"run_id": "base"}}))
+    assert "baseline base: 4 regression(s) beyond tolerance" in lines
+    listed = [line for line in lines if line.startswith("  s")]
+    assert len(listed) == 3
+    assert "  ... and 1 more in the report" in lines
+
+
+def test_a_knee_beside_a_break_point_never_says_the_slos_never_broke() -> None:
+    text = "\n".join(_lines(_summary(capacity=_capacity(_knee(5.2, False), broke=True))))
+    assert "never broke" not in text
+    assert "capacity local/web: knee 5.2 req/s per replica at p95 230 ms (no load per" in text
+    assert "break point: 12 users, 17.3 req/s, p95_ms broke first" in text
+    alone = "\n".join(_lines(_summary(capacity=_capacity(_knee(5.2, False), broke=False))))
+    assert "(the SLOs never broke: a lower bound)" in alone
+
+
+def test_no_knee_is_said_in_words_not_as_not_measured_numbers() -> None:
+    text = "\n".join(_lines(_summary(capacity=_capacity(_knee(None, True), broke=True))))
+    assert "not measured" not in text
+    assert "capacity local/web: no knee: the SLOs broke at the lowest load per replica" in text
+
+
+def test_a_run_that_searched_for_nothing_prints_no_capacity_line() -> None:
+    capacity = _capacity(_knee(19.5, False), broke=False, searched=False)
+    assert not [line for line in _lines(_summary(capacity=capacity)) if "capacity" in line]
+    capacity["target_rps"] = 400.0  # asked for a sizing: shown
+    assert any(
+        line.startswith("capacity local/web") for line in _lines(_summary(capacity=capacity))
+    )
