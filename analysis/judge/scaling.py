@@ -7,6 +7,8 @@ Statuses follow DESIGN.md ("HPA status"), judged over the loaded part of the run
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -166,6 +168,44 @@ def controller_scale_times(
     return np.unique(times[np.isfinite(times)])
 
 
+# The controller's own words (horizontal.go): "New size: 5; reason: cpu resource utilization
+# (percentage of request) above target", "pods metric queue_depth above target", "external metric
+# jobs(&LabelSelector{...}) above target", "Service metric rps above target". Scale-downs say
+# "All metrics below target" and name none.
+_RESCALE = re.compile(r"New size: (?P<size>\d+); reason: (?P<reason>.*)")
+_REASON_METRIC = re.compile(
+    r"^(?:(?:pods|external|\w+) metric (?P<custom>[^\s(]+)"
+    r"|(?P<resource>\S+) (?:container )?resource).* above target$"
+)
+
+
+def rescale_metric(message: str) -> tuple[int, str | None] | None:
+    """The new size and the metric a SuccessfulRescale event names (None for a scale-down,
+    which names none); None when the message is not the controller's."""
+    match = _RESCALE.match(message.strip())
+    if match is None:
+        return None
+    reason = _REASON_METRIC.match(match["reason"].strip())
+    metric = None if reason is None else reason["custom"] or reason["resource"]
+    return int(match["size"]), metric
+
+
+def controller_reasons(data: RunData, namespace: str, name: str) -> list[tuple[float, int, str]]:
+    """``(ts, new size, metric)`` of each scale-up the controller explained in an event."""
+    events = data.events
+    rescales = events[
+        (events["namespace"] == namespace)
+        & (events["name"] == name)
+        & (events["reason"] == "SuccessfulRescale")
+    ]
+    out = []
+    for ts, message in zip(rescales["ts"], rescales["message"], strict=True):
+        parsed = rescale_metric(str(message))
+        if parsed is not None and parsed[1] is not None:
+            out.append((float(ts), parsed[0], parsed[1]))
+    return out
+
+
 def _scale_time(previous_tick: float, tick: float, scale_times: np.ndarray) -> float:
     """The controller's time of a change first seen at ``tick``, if it recorded one since the
     previous tick; else the tick."""
@@ -196,7 +236,9 @@ def _events(
     steps: list[LoadStep],
     driving: pd.DataFrame,
     ready: pd.DataFrame,
+    *,
     scale_times: np.ndarray | None = None,
+    reasons: Sequence[tuple[float, int, str]] = (),
 ) -> tuple[ScaleEvent, ...]:
     desired = _with_first_decision(series)
     values = desired["desired"].to_numpy(float)
@@ -213,6 +255,10 @@ def _events(
             answered.add(step.start_s)
         metric_rows = driving[driving["ts"] <= ts]
         metric = str(metric_rows["metric"].iloc[-1]) if not metric_rows.empty else None
+        # What the controller said drove it beats what the samples suggest: it saw the metrics
+        # at its sync, the sampler a tick apart.
+        said = [m for when, size, m in reasons if size == after and times[i - 1] < when <= times[i]]
+        metric = said[-1] if said else metric
         ready_lag = None
         if step is not None and after > before and not ready.empty:
             reached = ready[(ready["ts"] >= ts) & (ready["ready"] >= after)]
@@ -348,7 +394,12 @@ def analyse_hpa(
     ).dropna(subset=["current"])
     unanswered = _unanswered(merged)
     events = _events(
-        series, steps, driving, ready, controller_scale_times(data, namespace, name, rows)
+        series,
+        steps,
+        driving,
+        ready,
+        scale_times=controller_scale_times(data, namespace, name, rows),
+        reasons=controller_reasons(data, namespace, name),
     )
     reversals = _reversals(loaded)
     if not has_metrics:

@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 
@@ -60,6 +61,11 @@ class GunicornScaler:
             time.sleep(self.spacing_s)
 
 
+def rescale_message(decision: Decision) -> str:
+    """``New size: 3; reason: cpu resource utilization (percentage of request) above target``."""
+    return f"New size: {decision.desired_replicas}; reason: {decision.rescale_reason}"
+
+
 @dataclass
 class LocalAutoscaler:
     """Reconciles every ``sync_period_s`` and records the HPA's status every tick."""
@@ -84,10 +90,26 @@ class LocalAutoscaler:
             if pod.cpu_m is not None:
                 self._cpu_window[pod.name].append(pod.cpu_m)
         if self._last_sync is None or now - self._last_sync >= self.sync_period_s:
-            self._sync(now, pods)
+            current, decision = self._sync(now, pods)
+            if decision.desired_replicas != current:
+                store.append(schema.EVENTS, [self._rescale_event(now, decision)])
         self._record(now, pods, store)
 
-    def _sync(self, now: float, pods: Sequence[ProcessPod]) -> None:
+    def _rescale_event(self, now: float, decision: Decision) -> dict[str, Any]:
+        """The event the real controller writes for a rescale, in its words, so the report
+        explains the demo's scalings as it explains a cluster's."""
+        return {
+            "ts": now,
+            "namespace": self.target.namespace,
+            "kind": "HorizontalPodAutoscaler",
+            "name": self.target.hpa,
+            "reason": "SuccessfulRescale",
+            "type": "Normal",
+            "message": rescale_message(decision),
+        }
+
+    def _sync(self, now: float, pods: Sequence[ProcessPod]) -> tuple[int, Decision]:
+        """One reconcile: the replicas it started from and its decision."""
         usage = [self._pod_usage(pod, now) for pod in pods]
         self._cpu_window.clear()
         self._last_sync = now
@@ -100,6 +122,7 @@ class LocalAutoscaler:
             if self.on_scale is not None:
                 self.on_scale(current, decision.desired_replicas, decision)
         self.replicas = decision.desired_replicas
+        return current, decision
 
     def _pod_usage(self, pod: ProcessPod, now: float) -> PodUsage:
         window = self._cpu_window.get(pod.name)

@@ -23,6 +23,7 @@ import requests
 
 from analysis.data.units import parse_cpu_millicores, parse_quantity
 from analysis.hpa.model import Behavior, HpaSpec, MetricTarget, ScalingPolicy, ScalingRules
+from analysis.judge.scaling import rescale_metric
 from harness import resources
 from harness.actions.chaos import chaos_actions
 from harness.backends.local import LocalBackend
@@ -30,7 +31,12 @@ from harness.config.chaos import ChaosPick, ChaosSpec, check_chaos
 from harness.config.checks import inspect_locustfile
 from harness.config.run import LoadConfig, check_locustfile
 from harness.config.values import WatchTarget
-from harness.demo.autoscaler import GunicornScaler, LocalAutoscaler, ScaledTarget
+from harness.demo.autoscaler import (
+    GunicornScaler,
+    LocalAutoscaler,
+    ScaledTarget,
+    rescale_message,
+)
 from harness.errors import LoadGeneratorError, UsageError
 from harness.processes import Child, ProcessGroup, free_port
 from harness.samplers.local import ProcessSource
@@ -345,7 +351,9 @@ def _pod_resources(config: DemoConfig) -> PodResources:
 
 def _autoscaler(config: DemoConfig, master_pid: int, event: NoteFn) -> LocalAutoscaler:
     def announce(current: int, desired: int, decision: Any) -> None:
-        why = decision.driving_metric or "limits"
+        # The controller's own reason, as its SuccessfulRescale event records it for the report.
+        said = rescale_metric(rescale_message(decision))
+        why = f"{said[1]} above target" if said and said[1] else decision.rescale_reason.lower()
         event(f"scale: {TARGET.hpa} {current} -> {desired} ({why})")
 
     scaler = LocalAutoscaler(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -63,3 +64,16 @@ def test_demo_scales_reports_and_leaves_nothing_running(tmp_path: Path) -> None:
     assert list((directory / "report").glob("*.png"))
     assert str(directory) in completed.stdout
     assert "verdict:" in completed.stdout
+
+    # The live lines and summary.json tell the same story of every scaling, metric included.
+    # (events go to stderr, with the status lines, when it is not a terminal)
+    said = re.findall(r"^scale: demo-target (\d+) -> (\d+) \((.+)\)$", completed.stderr, re.M)
+    assert said, completed.stderr
+    events = {(e["from"], e["to"]): e["metric"] for e in hpa_summary["scale_events"]}
+    for before, after, why in said:
+        key = (int(before), int(after))
+        assert key in events, (key, events)
+        # the controller's reason: the metric above target, or none for a scale-down
+        assert why.endswith(" above target") or why == "all metrics below target", why
+        if why.endswith(" above target"):
+            assert events[key] == why.removesuffix(" above target"), (key, why, events)
