@@ -41,7 +41,7 @@ def write_report(
     target_rps: float | None = None,
 ) -> dict[str, Any]:
     """Loads the run directory, computes everything, writes report/summary.json, report.html,
-    report.md and report/*.png, returns the summary dict (DESIGN.md's summary.json).
+    report.md and report/*.png, returns the summary dict (summary.json, docs/run-directory.md).
 
     With ``baseline`` (another run directory) the run is compared with it at the end
     (``analysis.compare``, ``tolerances`` overriding the defaults): the summary gains

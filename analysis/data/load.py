@@ -206,7 +206,7 @@ _LOCUST_FILES: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]]] =
 
 
 def load_run(run_dir: Path) -> RunData:
-    """Reads every file of the run directory contract (DESIGN.md, "Run directory")."""
+    """Reads every file of the run directory contract (docs/run-directory.md)."""
     meta, problems = _read_meta(run_dir / schema.RUN_JSON)
     tables: dict[str, pd.DataFrame] = {}
     for table in schema.ALL_SAMPLES:

@@ -26,7 +26,8 @@ LOW_SHARE_OF_TARGET = 0.5
 # --metric-resolution default (15 s since v0.6): a load change shows in an HPA decision no sooner.
 SYNC_PERIOD_S = 15.0
 METRICS_RESOLUTION_S = 15.0
-# The controller's default scale-down stabilization window (DESIGN.md, REFERENCE: 300 s).
+# The controller's default scale-down stabilization window (kube-controller-manager's
+# --horizontal-pod-autoscaler-downscale-stabilization: 300 s).
 DOWNSCALE_WINDOW_S = 300.0
 
 

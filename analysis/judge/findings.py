@@ -2,9 +2,9 @@
 (data problems, sampler gaps, load, errors, SLOs) are here, those about HPAs and workloads in
 ``analysis.judge.target_findings``.
 
-Codes are stable identifiers (DESIGN.md). Severities: ``high`` means the run shows a problem that
-will hurt in production (the verdict becomes ``warn``), ``medium`` something to fix or check,
-``info`` context. Thresholds are the module constants here and in ``scaling``/``resources``.
+Codes are stable identifiers (summary.json, docs/run-directory.md). Severities: ``high`` means
+the run shows a problem that will hurt in production (the verdict becomes ``warn``), ``medium``
+something to fix or check, ``info`` context. Thresholds are the module constants here and in ``scaling``/``resources``.
 """
 
 from __future__ import annotations

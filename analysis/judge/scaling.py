@@ -1,6 +1,6 @@
 """What each HPA did under load: replicas, scale events and their lag, driving metric, status.
 
-Statuses follow DESIGN.md ("HPA status"), judged over the loaded part of the run:
+Statuses are judged over the loaded part of the run:
 ``no_metrics`` > ``at_max`` > ``flapping`` > ``not_scaling`` > ``healthy`` when several apply.
 """
 

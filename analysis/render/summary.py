@@ -1,6 +1,6 @@
-"""``report/summary.json``: the machine-readable verdict, exactly DESIGN.md's fields plus additions.
+"""``report/summary.json``: the machine-readable verdict, the fields docs/run-directory.md lists.
 
-Additions (DESIGN.md allows fields to be added, never removed): ``kubeswarm_version`` (of the
+Additions (fields may be added, never removed): ``kubeswarm_version`` (of the
 analysis that wrote it), ``mode``, ``status``, ``window``
 (epoch s: start, end, load_start, load_end); ``load.rps_per_user`` and ``load.source`` (which file
 the totals came from); per HPA ``target``, ``rps_per_ready_replica`` {mean, peak} and
@@ -164,7 +164,7 @@ def _disruption(d: Disruption) -> dict[str, Any]:
 
 
 def build_summary(analysis: Analysis) -> dict[str, Any]:
-    """The summary.json dict (DESIGN.md)."""
+    """The summary.json dict (docs/run-directory.md)."""
     load = analysis.load_summary
     window = analysis.window
     summary = {

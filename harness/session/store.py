@@ -26,7 +26,7 @@ Row = Mapping[str, Any]
 
 
 def new_run_id(name: str, now_s: float) -> str:
-    """``yyyymmdd-HHMMSS-<name>`` in UTC, as DESIGN.md's run directory contract says."""
+    """``yyyymmdd-HHMMSS-<name>`` in UTC, as docs/run-directory.md says."""
     stamp = datetime.fromtimestamp(now_s, tz=UTC).strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{name}"
 

@@ -1,4 +1,4 @@
-"""Each finding code of DESIGN.md from a run directory built of literal rows, checked in the
+"""Each finding code from a run directory built of literal rows, checked in the
 summary.json that ``write_report`` writes: code, severity, subject and the numbers."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``write_report`` and ``format_summary``: every summary.json field of DESIGN.md, the page, the
+"""``write_report`` and ``format_summary``: every summary.json field, the page, the
 terminal summary, partial run directories, and the exit code the CLI maps the verdict to."""
 
 from __future__ import annotations
