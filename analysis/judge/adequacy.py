@@ -41,13 +41,20 @@ class LoadSummary:
         return self.total_failures / self.total_requests
 
 
+# A replica count held for fewer ticks than this gives no p95 worth comparing: three or four
+# points, most of them taken while pods were starting, invite wrong conclusions.
+MIN_TICKS_PER_REPLICA_COUNT = 5
+
+
 @dataclass(frozen=True)
 class ReplicaLoad:
-    """RPS per ready replica and p95 by replica count for one HPA's target."""
+    """RPS per ready replica and p95 by replica count for one HPA's target; only replica counts
+    held for at least ``MIN_TICKS_PER_REPLICA_COUNT`` ticks, with how many ticks each was."""
 
     rps_per_ready_replica_mean: float | None
     rps_per_ready_replica_peak: float | None
     p95_ms_by_replicas: dict[int, float] = field(default_factory=dict)
+    ticks_by_replicas: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -145,16 +152,14 @@ def _replica_load(
     if joined.empty:
         return ReplicaLoad(None, None)
     per_replica = (joined["rps"] / joined["replicas"]).dropna()
-    by_replicas = joined.dropna(subset=["p95"]).groupby("replicas")["p95"].median()
+    grouped = joined.dropna(subset=["p95"]).groupby("replicas")["p95"]
+    medians, counts = grouped.median(), grouped.count()
+    held = counts[counts >= MIN_TICKS_PER_REPLICA_COUNT].index
     return ReplicaLoad(
         _opt(per_replica.mean()) if not per_replica.empty else None,
         _opt(per_replica.max()) if not per_replica.empty else None,
-        {
-            round(k): float(v)
-            for k, v in zip(
-                by_replicas.index.to_numpy(float), by_replicas.to_numpy(float), strict=True
-            )
-        },
+        {round(float(k)): float(medians[k]) for k in held},
+        {round(float(k)): int(counts[k]) for k in held},
     )
 
 
