@@ -9,6 +9,7 @@ in the cluster, with the master's own ``--csv`` files as a fallback.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sys
 import tempfile
@@ -219,6 +220,21 @@ class LocalBackend:
         shutil.rmtree(self.csv_dir, ignore_errors=True)
 
 
+def locust_environ(config: RunConfig, warn: NoteFn) -> dict[str, str] | None:
+    """The Locust processes' environment: kubeswarm's own, then the ``--env-from`` objects (read
+    once, before anything starts), then ``--env-file`` and ``--env``; None when none is given."""
+    if not config.env:
+        return None
+    from_cluster: dict[str, str] = {}
+    if config.env.refs:  # imported only then: a local run otherwise never loads the client
+        from harness.kube.envsource import local_env_from
+
+        from_cluster = local_env_from(
+            config.env.refs, config.kubeconfig, config.context, config.namespace, warn
+        )
+    return {**os.environ, **from_cluster, **config.env.as_mapping()}
+
+
 def run_local(
     config: RunConfig,
     reporter: Reporter,
@@ -239,7 +255,9 @@ def run_local(
         record={"watch": [str(t) for t in config.watch], "slos": list(config.slos)},
     )
     samplers = [ProcessSource(ProcessSampler(target)) for target in config.watch]
-    backend = LocalBackend(plan, open_browser=config.open_browser)
+    backend = LocalBackend(
+        plan, open_browser=config.open_browser, env=locust_environ(config, reporter.event)
+    )
     chaos = chaos_actions(
         config.chaos, config.chaos_target, watch=config.watch, pick=config.chaos_pick
     )
