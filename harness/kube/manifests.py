@@ -143,12 +143,12 @@ def run_objects(
     if config.env:
         for job in (master, worker):
             _add_env_from(job, config.env, names)
-    if config.env.values:
-        # Right after the master Job: its pods cannot start their container before it exists.
-        objects.insert(1, _env_secret(config.env, names))
     if config.network_policy:
         sources = config.ui_from if ui_sources is None else ui_sources
         objects.insert(3, _network_policy(names, sources))
+    if config.env.values:
+        # Right after the master Job: its pods cannot start their container before it exists.
+        objects.insert(1, _env_secret(config.env, names))
     for obj in objects:
         _set_namespace(obj, namespace)
         _relabel(obj, run_id)
