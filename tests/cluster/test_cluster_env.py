@@ -13,10 +13,17 @@ import pytest
 
 from harness.config.env import EnvRef, EnvValue, RunEnv
 from harness.errors import NotFound, UsageError
-from harness.kube.client import KubeClient
-from harness.kube.manifests import RUN_LABEL
+from harness.kube.client import KubeClient, connect
+from harness.kube.manifests import RUN_LABEL, rbac_objects
 
-from .test_kube_run import TimedLocust, make_config, run_objects_left, run_with
+from ._controlplane import Cluster
+from .test_kube_run import (
+    TimedLocust,
+    make_config,
+    run_objects_left,
+    run_with,
+    service_account_kubeconfig,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -92,3 +99,31 @@ def test_a_missing_reference_is_refused_before_anything_is_created(
         kind: [] for kind in ("Job", "Service", "ConfigMap", "NetworkPolicy")
     }
     assert _run_secrets(kube, namespace) == []
+
+
+def test_the_shipped_role_with_env_from_reads_the_named_secret_and_no_other(
+    cluster: Cluster, kube: KubeClient, namespace: str, tmp_path: Path
+) -> None:
+    for name in ("db-credentials", "other"):
+        kube.create(
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": {}},
+            namespace,
+        )
+    for obj in rbac_objects(namespace, env_refs=[EnvRef("secret", "db-credentials")]):
+        kube.create(obj, namespace)
+    kubeconfig = service_account_kubeconfig(
+        kube, cluster, namespace, "kubeswarm", tmp_path / "sa-kubeconfig"
+    )
+    as_sa = connect(kubeconfig, environ={})
+    try:
+        allowed = RunEnv((EnvValue("API_TOKEN", TOKEN),), (), (EnvRef("secret", "db-credentials"),))
+        config = make_config(tmp_path, namespace, run_time_s=5.0, env=allowed)
+        result = run_with(config, as_sa, TimedLocust(workers=2, run_s=3.0))
+        assert result.status == "completed"
+        assert _run_secrets(kube, namespace) == []  # created and deleted as the ServiceAccount
+
+        other = RunEnv((), (), (EnvRef("secret", "other"),))
+        with pytest.raises(UsageError, match="secret/other cannot be read"):
+            run_with(make_config(tmp_path, namespace, env=other), as_sa, TimedLocust(2, 1.0))
+    finally:
+        as_sa.close()

@@ -3,6 +3,7 @@ environment and sends it; the value is nowhere in what kubeswarm writes or print
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import subprocess
 import threading
@@ -131,3 +132,49 @@ def test_the_server_counts_only_the_right_token(token_server: TokenServer, tmp_p
     assert completed.returncode in (0, 1), completed.stderr
     assert token_server.authorized == 0
     assert token_server.refused > 0
+
+
+DEMO_LOCUSTFILE = """
+import hashlib
+import os
+
+from locust import HttpUser, constant_pacing, task
+
+
+class TokenUser(HttpUser):
+    wait_time = constant_pacing(0.5)
+
+    @task
+    def call(self) -> None:
+        # Named by a digest of the token: the test finds the name, never the token itself.
+        digest = hashlib.sha256(os.environ["API_TOKEN"].encode()).hexdigest()[:16]
+        self.client.get("/", name=f"token-{digest}")
+"""
+
+
+def test_the_demo_gives_the_env_file_to_its_locust_processes(tmp_path: Path) -> None:
+    token = "tok-" + secrets.token_hex(16)
+    env_file = tmp_path / "demo.env"
+    env_file.write_text(f"API_TOKEN={token}\n", encoding="utf-8")
+    locustfile = tmp_path / "token_demo.py"
+    locustfile.write_text(DEMO_LOCUSTFILE, encoding="utf-8")
+    argv = kubeswarm_argv(
+        "demo", "-t", "6s", "-u", "2", "--workers", "1", "-f", str(locustfile),
+        "--env-file", str(env_file), "--out", str(tmp_path / "runs"),
+    )  # fmt: skip
+    completed = subprocess.run(
+        argv, check=False, capture_output=True, text=True, timeout=240, env=clean_env(), cwd=REPO
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    directory = run_dir(tmp_path / "runs")
+    digest = hashlib.sha256(token.encode()).hexdigest()[:16]
+    stats = (directory / "locust" / "stats.csv").read_text(encoding="utf-8")
+    assert f"token-{digest}" in stats
+    assert run_json(directory)["config"]["env"] == {
+        "names": ["API_TOKEN"],
+        "files": [str(env_file)],
+        "from": [],
+    }
+    assert _files_holding(directory, token) == []
+    assert token not in completed.stdout + completed.stderr
