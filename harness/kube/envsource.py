@@ -32,12 +32,14 @@ def check_env_refs(kube: KubeClient, namespace: str, refs: Sequence[EnvRef]) -> 
         except PermissionDenied:
             problems.append(f"{ref} cannot be read (get {ref.api_kind.lower()}s is not allowed)")
     if problems:
-        hint = (
-            "kubeswarm render --rbac"
-            + "".join(f" --env-from {r}" for r in refs)
-            + f" -n {namespace} | kubectl apply -f - grants the reads"
-        )
-        raise UsageError(f"--env-from in namespace {namespace}: {'; '.join(problems)} ({hint})")
+        hint = ""
+        if any("cannot be read" in p for p in problems):
+            hint = (
+                " (kubeswarm render --rbac"
+                + "".join(f" --env-from {r}" for r in refs)
+                + f" -n {namespace} | kubectl apply -f - grants the reads)"
+            )
+        raise UsageError(f"--env-from in namespace {namespace}: {'; '.join(problems)}{hint}")
     return found
 
 

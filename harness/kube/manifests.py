@@ -46,7 +46,8 @@ COMPONENT_LABEL: Final = "app.kubernetes.io/component"
 NAME_LABEL: Final = "app.kubernetes.io/name"
 ZMQ_PORT: Final = 5557
 WEB_PORT: Final = 8089
-# Kubernetes refuses a ConfigMap whose values add up to more than 1 MiB (core.MaxSecretSize).
+# Kubernetes refuses a ConfigMap or Secret whose values add up to more than 1 MiB
+# (core.MaxSecretSize).
 CONFIGMAP_LIMIT_BYTES: Final = 1024 * 1024
 REQUIREMENTS_KEY: Final = "kubeswarm-requirements.txt"
 
@@ -316,6 +317,13 @@ def _env_secret(env: RunEnv, names: RunObjectNames) -> dict[str, Any]:
     secret = _load_one("secret.yaml", "Secret")
     secret["metadata"]["name"] = names.secret
     secret["stringData"] = env.as_mapping()
+    size = sum(len(k) + len(v.encode()) for k, v in secret["stringData"].items())
+    if size > CONFIGMAP_LIMIT_BYTES:  # the same 1 MiB bound holds for a Secret
+        raise UsageError(
+            f"the --env and --env-file values are {size} bytes, more than the 1 MiB "
+            f"({CONFIGMAP_LIMIT_BYTES} bytes) a Secret holds: ship large data as a file "
+            "(--extra-file)"
+        )
     return secret
 
 

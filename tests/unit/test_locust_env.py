@@ -21,7 +21,7 @@ from harness.kube.client import KubeClient
 from harness.kube.envsource import read_env_from
 from harness.kube.manifests import object_names, rbac_objects, run_objects, with_owner
 
-from ._fake_apiserver import FakeApiServer, write_kubeconfig
+from ._fake_apiserver import FakeApiServer, Scripted, write_kubeconfig
 from .test_kube_lifecycle import (
     NS,
     ScriptedLocust,
@@ -393,3 +393,29 @@ def test_env_from_in_a_local_run_without_a_kubeconfig_is_refused_in_one_line(
     assert "--env-from reads from the cluster, but: no kubeconfig" in printed
     assert len(printed.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_unreadable_reference_names_the_role_that_grants_it(
+    fake: FakeApiServer, kube: KubeClient
+) -> None:
+    fake.add(f"/api/v1/namespaces/{NS}/configmaps", {"metadata": {"name": "settings"}})
+    forbidden = {"kind": "Status", "code": 403, "reason": "Forbidden", "message": "forbidden"}
+    fake.script(f"/api/v1/namespaces/{NS}/secrets/db", Scripted(403, forbidden))
+    refs = [EnvRef("secret", "db"), EnvRef("configmap", "settings")]
+    with pytest.raises(UsageError) as refused:
+        read_env_from(kube, NS, refs, lambda _: None)
+    assert str(refused.value) == (
+        f"--env-from in namespace {NS}: secret/db cannot be read (get secrets is not allowed) "
+        f"(kubeswarm render --rbac --env-from secret/db --env-from configmap/settings -n {NS} "
+        "| kubectl apply -f - grants the reads)"
+    )
+
+
+def test_values_too_large_for_a_secret_are_refused_naming_the_size(
+    locustfile: Path, tmp_path: Path
+) -> None:
+    env_file = tmp_path / "big.env"
+    env_file.write_text(f"BLOB={'x' * (1024 * 1024)}\n", encoding="utf-8")
+    config = _config(locustfile, env_files=[str(env_file)])
+    with pytest.raises(UsageError, match=r"values are 1048580 bytes, more than the 1 MiB"):
+        run_objects(config, RUN_ID, "shop")
