@@ -4,7 +4,8 @@
 
 Codes are stable identifiers (summary.json, docs/run-directory.md). Severities: ``high`` means
 the run shows a problem that will hurt in production (the verdict becomes ``warn``), ``medium``
-something to fix or check, ``info`` context. Thresholds are the module constants here and in ``scaling``/``resources``.
+something to fix or check, ``info`` context. Thresholds are the module constants here and in
+``scaling``/``resources``.
 """
 
 from __future__ import annotations

@@ -442,6 +442,8 @@ def run_cluster(
             scales_workers=config.auto_workers,
             network_policy=config.network_policy,
             reads_master_log=config.shape == RAMP_SHAPE,
+            env_secret=bool(config.env.values),
+            env_refs=config.env.refs,
         )
         chaos = chaos_actions(
             config.chaos,

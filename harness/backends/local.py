@@ -222,6 +222,21 @@ class LocalBackend:
         shutil.rmtree(self.csv_dir, ignore_errors=True)
 
 
+def locust_environ(config: RunConfig, warn: NoteFn) -> dict[str, str] | None:
+    """The Locust processes' environment: kubeswarm's own, then the ``--env-from`` objects (read
+    once, before anything starts), then ``--env-file`` and ``--env``; None when none is given."""
+    if not config.env:
+        return None
+    from_cluster: dict[str, str] = {}
+    if config.env.refs:  # imported only then: a local run otherwise never loads the client
+        from harness.kube.envsource import local_env_from
+
+        from_cluster = local_env_from(
+            config.env.refs, config.kubeconfig, config.context, config.namespace, warn
+        )
+    return {**os.environ, **from_cluster, **config.env.as_mapping()}
+
+
 def run_local(
     config: RunConfig,
     reporter: Reporter,
@@ -242,17 +257,21 @@ def run_local(
         record={"watch": [str(t) for t in config.watch], "slos": list(config.slos)},
     )
     samplers = [ProcessSource(ProcessSampler(target)) for target in config.watch]
-    backend = LocalBackend(plan, open_browser=config.open_browser)
-    extra: list[Action] = [*actions]
-    if config.auto_workers and config.max_workers is not None:
+    auto = config.auto_workers and config.max_workers is not None
+    if auto and config.max_workers is not None:
         too_many = check_local_auto_workers(
             config.max_workers, config.load.processes, os.cpu_count() or 1
         )
         if too_many is not None:
             raise UsageError(too_many)
-        policy = AutoWorkersPolicy(config.max_workers, cooldown_s=LOCAL_WORKER_COOLDOWN_S)
-        extra.append(AutoWorkers(policy, plan.workers, backend.scale_workers))
-    extra += chaos_actions(
+    chaos = chaos_actions(
         config.chaos, config.chaos_target, watch=config.watch, pick=config.chaos_pick
     )
+    backend = LocalBackend(
+        plan, open_browser=config.open_browser, env=locust_environ(config, reporter.event)
+    )
+    extra: list[Action] = [*actions, *chaos]
+    if auto and config.max_workers is not None:
+        policy = AutoWorkersPolicy(config.max_workers, cooldown_s=LOCAL_WORKER_COOLDOWN_S)
+        extra.append(AutoWorkers(policy, plan.workers, backend.scale_workers))
     return execute(spec, backend, samplers, reporter, actions=extra, report=report)

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 from harness import __version__
 from harness.config.checks import check_command
 from harness.config.options import OPTIONS, merge_sources
 from harness.errors import EXIT_INTERRUPTED, EXIT_USAGE, KubeswarmError, UsageError
 
+_ENV_OPTIONS = ("env", "env_files", "env_from")
 _RUN_OPTIONS = (
     "locustfile",
     "host",
@@ -64,6 +66,7 @@ _RUN_OPTIONS = (
     "chaos_target",
     "chaos_pick",
     "chaos_dry_run",
+    *_ENV_OPTIONS,
 )
 _CHAOS_OPTIONS = ("chaos", "chaos_target", "chaos_pick", "chaos_dry_run")
 _RESULT_OPTIONS = ("baseline", "tolerances", "junit", "target_rps")
@@ -104,6 +107,8 @@ COMMANDS: tuple[Command, ...] = (
             "chaos",
             "chaos_pick",
             "locustfile",
+            "env",
+            "env_files",
         ),
         help={
             "sample_interval_s": "seconds between samples, at most 1s in the demo so its 5 s "
@@ -180,11 +185,38 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
+# argparse quotes what the user typed in some of its messages; any of it may be a value of
+# --env (`--env-fi=TOKEN`, `--keep=TOKEN`, a token typed where the command goes). Each pattern
+# keeps the message and drops the typed text.
+_ECHOES: Final = (
+    (re.compile(r"invalid choice: '.*?'( \(choose from|$)"), r"invalid choice\1"),
+    (re.compile(r"ignored explicit argument '.*'$"), "takes no value"),
+    (re.compile(r"invalid (\S+) value: '.*'$"), r"invalid \1 value"),
+    (
+        re.compile(r"ambiguous option: (-[^=\s]*)=.*? could match"),
+        r"ambiguous option: \1 could match",
+    ),
+)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit code 2."""
+    """argparse, but a usage error is one line on stderr and exit code 2, and never repeats
+    what was typed (it may be a value of --env)."""
 
     def error(self, message: str) -> Any:
+        for pattern, replacement in _ECHOES:
+            message = pattern.sub(replacement, message)
         raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def unrecognized(extras: Sequence[str]) -> str:
+    """The unknown arguments by flag name only: ``--env`` of ``--env=TOKEN``, not its value, nor
+    the words after it (which may be values)."""
+    flags = [e.split("=", 1)[0] for e in extras if e.startswith("-") and len(e) > 1]
+    others = len(extras) - len(flags)
+    named = ", ".join(dict.fromkeys(flags))
+    more = f"{others} more argument(s), not shown" if others else ""
+    return "unrecognized arguments: " + "; ".join(part for part in (named, more) if part)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -260,7 +292,9 @@ def main(
     env = os.environ if environ is None else environ
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            parser.error(unrecognized(extras))
         if args.command is None:
             parser.print_help(out)
             return EXIT_USAGE

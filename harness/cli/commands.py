@@ -153,16 +153,17 @@ def compare(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) ->
 def render(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
     import time
 
-    from harness.kube.manifests import rbac_objects, run_objects, to_yaml
+    from harness.kube.manifests import rbac_objects, redacted, run_objects, to_yaml
     from harness.session.store import new_run_id
 
     namespace = values.get("namespace") or "default"
     if values.get("rbac"):
-        out.write(to_yaml(rbac_objects(namespace, chaos=bool(values.get("rbac_chaos")))))
+        chaos = bool(values.get("rbac_chaos"))
+        out.write(to_yaml(rbac_objects(namespace, chaos=chaos, env_refs=values["env_from"])))
         return EXIT_OK
     config = build_run_config(values)
     run_id = new_run_id(config.name, time.time())
-    out.write(to_yaml(run_objects(config, run_id, namespace)))
+    out.write(to_yaml(redacted(run_objects(config, run_id, namespace))))
     return EXIT_OK
 
 

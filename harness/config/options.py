@@ -17,6 +17,7 @@ from typing import Any, Final
 import yaml
 
 from harness.config.chaos import parse_chaos, parse_chaos_pick, parse_chaos_target
+from harness.config.env import parse_env_assignment, parse_env_file, parse_env_from
 from harness.config.values import (
     affinity_file,
     any_text,
@@ -65,6 +66,9 @@ class Option:
     multiple: bool = False
     switch: bool = False
     metavar: str | None = None
+    # Read from the command line only, never from KUBESWARM_* or the --config file (--env: a
+    # value in a file belongs in --env-file, which says where it is; docs/DECISIONS.md).
+    flag_only: bool = False
 
 
 def workers_count(text: str) -> int | str:
@@ -506,6 +510,38 @@ OPTIONS: Final[dict[str, Option]] = {
             "then exit without starting anything",
             switch=True,
         ),
+        # --- the locustfile's environment (harness/config/env.py); none by default ---
+        Option(
+            "env",
+            ("--env",),
+            parse_env_assignment,
+            (),
+            "environment variable for master and workers, NAME=VALUE; the value is never "
+            "written or shown (repeatable; command line only)",
+            multiple=True,
+            metavar="NAME=VALUE",
+            flag_only=True,
+        ),
+        Option(
+            "env_files",
+            ("--env-file",),
+            parse_env_file,
+            (),
+            "dotenv file of NAME=VALUE lines for master and workers; --env wins (repeatable)",
+            multiple=True,
+            metavar="FILE",
+        ),
+        Option(
+            "env_from",
+            ("--env-from",),
+            parse_env_from,
+            (),
+            "every key of your Secret or ConfigMap as a variable for master and workers: "
+            "secret/NAME or configmap/NAME (in -n; --local reads it once; repeatable)",
+            multiple=True,
+            metavar="KIND/NAME",
+        ),
+        # --- end of the locustfile's environment ---
         Option("all_runs", ("--all",), boolean, False, "every kubeswarm run", switch=True),
         # 0 lets the operating system pick a free port, so two UIs never collide.
         Option("port", ("--port",), non_negative_int, 0, "local port of the UI proxy (0 = any)"),
@@ -577,6 +613,8 @@ def merge_sources(
     for name in names:
         option = OPTIONS[name]
         env_text = environ.get(env_name(name))
+        if option.flag_only:
+            _refuse_flag_only(option, env_text is not None, name in from_file)
         if flags.get(name) not in (None, [], ()):
             values[name] = _parse_flag(option, flags[name])
         elif env_text is not None:
@@ -586,6 +624,15 @@ def merge_sources(
         else:
             values[name] = option.default
     return values
+
+
+def _refuse_flag_only(option: Option, in_environ: bool, in_file: bool) -> None:
+    where = env_name(option.name) if in_environ else "the config file" if in_file else ""
+    if where:
+        raise UsageError(
+            f"{option.flags[-1]} is read from the command line only, not from {where}; put "
+            "values in a file given with --env-file"
+        )
 
 
 def _parse_flag(option: Option, raw: Any) -> Any:

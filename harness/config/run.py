@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from harness.config.checks import (
     inspect_locustfile,
     locust_command,
 )
+from harness.config.env import RunEnv, build_run_env
 from harness.config.options import MIN_STARTUP_S, OPTIONS, STOP_GRACE_S
 from harness.config.values import Toleration, WatchTarget
 from harness.errors import UsageError
@@ -78,6 +79,7 @@ class RunConfig:
     auto_workers: bool = False  # --workers auto: load.workers is the starting count
     max_workers: int | None = None  # the bound of --workers auto
     target_rps: float | None = None  # --target-rps, for the report's capacity sizing
+    env: RunEnv = field(default_factory=RunEnv)  # --env, --env-file, --env-from
 
     def as_record(self) -> dict[str, Any]:
         """The config as ``run.json`` keeps it: plain values, watch targets as written."""
@@ -85,6 +87,7 @@ class RunConfig:
         record["watch"] = [str(t) for t in self.watch]
         record["chaos"] = [str(spec) for spec in self.chaos]
         record["chaos_target"] = None if self.chaos_target is None else str(self.chaos_target)
+        record["env"] = self.env.as_record()  # names and references only, never a value
         return record
 
 
@@ -107,7 +110,9 @@ def build_run_config(values: Mapping[str, Any]) -> RunConfig:
     options that contradict the mode, watch targets, and the locustfile under Locust's loader."""
     local = bool(values.get("local", False))
     if local:
-        check_local_flags(values)
+        # --env-from with --local reads the objects through the kubeconfig: its options count.
+        reads_cluster = ("kubeconfig", "context", "namespace") if values.get("env_from") else ()
+        check_local_flags({k: v for k, v in values.items() if k not in reads_cluster})
     locustfile = values.get("locustfile")
     if locustfile is None:
         raise UsageError("no locustfile: pass -f FILE (examples ship in kubeswarm's locustfiles/)")
@@ -169,6 +174,9 @@ def build_run_config(values: Mapping[str, Any]) -> RunConfig:
         auto_workers=values["workers"] == "auto",
         max_workers=values.get("max_workers"),
         target_rps=values.get("target_rps"),
+        env=build_run_env(
+            values.get("env", ()), values.get("env_files", ()), values.get("env_from", ())
+        ),
     )
 
 

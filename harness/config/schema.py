@@ -57,6 +57,8 @@ def config_json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a ``--config`` file: key = long flag without dashes."""
     properties: dict[str, dict[str, Any]] = {}
     for name, option in OPTIONS.items():
+        if option.flag_only:
+            continue  # refused in a config file (--env: values go in an --env-file)
         key = config_key(name)
         entry = {"description": option.help, **_property(option)}
         default = _default(option)

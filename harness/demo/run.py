@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from harness.actions.chaos import chaos_actions
 from harness.backends.local import LocalBackend
 from harness.config.chaos import ChaosPick, ChaosSpec, check_chaos
 from harness.config.checks import inspect_locustfile
+from harness.config.env import RunEnv, build_run_env
 from harness.config.run import LoadConfig, check_locustfile
 from harness.config.values import WatchTarget
 from harness.demo.autoscaler import (
@@ -88,6 +89,7 @@ class DemoConfig:
     chaos_pick: ChaosPick = "oldest"
     locustfile: Path | None = None  # None: the shipped step load
     shape: str | None = None  # the locustfile's LoadTestShape class
+    env: RunEnv = field(default_factory=RunEnv)  # --env, --env-file: for the Locust processes
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> DemoConfig:
@@ -130,6 +132,7 @@ class DemoConfig:
             chaos_pick=values.get("chaos_pick") or "oldest",
             locustfile=locustfile,
             shape=shape,
+            env=build_run_env(values.get("env", ()), values.get("env_files", ()), ()),
         )
 
     def hpa_spec(self) -> HpaSpec:
@@ -195,7 +198,8 @@ class DemoBackend:
     def __init__(self, config: DemoConfig, plan: LoadPlan, port: int) -> None:
         self.config = config
         self.port = port
-        self.locust = LocalBackend(plan, open_browser=config.open_browser)
+        environ = {**os.environ, **config.env.as_mapping()} if config.env else None
+        self.locust = LocalBackend(plan, open_browser=config.open_browser, env=environ)
         self.group: ProcessGroup | None = None
         self.target: Child | None = None
 
@@ -319,7 +323,11 @@ def run_demo(
         name="demo",
         out_dir=config.out_dir,
         sample_interval_s=config.sample_interval_s,
-        config={**asdict(config), "chaos": [str(spec) for spec in config.chaos]},
+        config={
+            **asdict(config),
+            "chaos": [str(spec) for spec in config.chaos],
+            "env": config.env.as_record(),  # names only, never a value
+        },
         slos=config.slos,
         plan=plan,
         record={

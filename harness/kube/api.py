@@ -48,6 +48,7 @@ RESOURCES: Final[dict[str, Resource]] = {
     for r in (
         Resource("Namespace", "", "v1", "namespaces", namespaced=False),
         Resource("ConfigMap", "", "v1", "configmaps"),
+        Resource("Secret", "", "v1", "secrets"),
         Resource("Service", "", "v1", "services"),
         Resource("Pod", "", "v1", "pods"),
         Resource("Event", "", "v1", "events"),

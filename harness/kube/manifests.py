@@ -33,6 +33,7 @@ from typing import Any, Final
 
 import yaml
 
+from harness.config.env import REDACTED, EnvRef, RunEnv
 from harness.config.options import WORKER_MEMORY_MI_PER_PROCESS
 from harness.config.run import RunConfig
 from harness.errors import UsageError
@@ -45,7 +46,8 @@ COMPONENT_LABEL: Final = "app.kubernetes.io/component"
 NAME_LABEL: Final = "app.kubernetes.io/name"
 ZMQ_PORT: Final = 5557
 WEB_PORT: Final = 8089
-# Kubernetes refuses a ConfigMap whose values add up to more than 1 MiB (core.MaxSecretSize).
+# Kubernetes refuses a ConfigMap or Secret whose values add up to more than 1 MiB
+# (core.MaxSecretSize).
 CONFIGMAP_LIMIT_BYTES: Final = 1024 * 1024
 REQUIREMENTS_KEY: Final = "kubeswarm-requirements.txt"
 
@@ -54,6 +56,7 @@ _LONGEST_SUFFIX: Final = len("-master")
 _LABEL_VALUE: Final = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _CONFIGMAP_KEY: Final = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 _FILES_VOLUME: Final = "files"
+_ENV_FROM_KEYS: Final = {"secret": "secretRef", "configmap": "configMapRef"}
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class RunObjectNames:
     """Names of a run's objects: DNS-safe, at most 63 characters, derived from the run id only."""
 
     configmap: str
+    secret: str  # the values of --env and --env-file
     service: str
     master_job: str
     worker_job: str
@@ -77,6 +81,7 @@ def object_names(run_id: str) -> RunObjectNames:
         base = f"{cleaned[:room].rstrip('-')}-{digest}"
     return RunObjectNames(
         configmap=f"{base}-files",
+        secret=f"{base}-env",
         service=f"{base}-master",
         master_job=f"{base}-master",
         worker_job=f"{base}-worker",
@@ -113,9 +118,10 @@ def run_objects(
     master_env: Mapping[str, str] | None = None,
     ui_sources: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """All objects of one run in creation order: master Job, ConfigMap, Service, the master's
-    NetworkPolicy (unless ``--no-network-policy``; its web port open to ``ui_sources``, else to
-    ``--ui-from``), worker Job.
+    """All objects of one run in creation order: master Job, the Secret of ``--env`` values (when
+    there are any), ConfigMap, Service, the master's NetworkPolicy (unless
+    ``--no-network-policy``; its web port open to ``ui_sources``, else to ``--ui-from``), worker
+    Job. Both Jobs' Locust containers take ``--env-from`` objects and that Secret by envFrom.
 
     Raises UsageError when a file cannot be read or the files do not fit in a ConfigMap.
     """
@@ -135,13 +141,31 @@ def run_objects(
     service = _service(names)
     worker = _worker_job(config, plan, names, locustfile_key)
     objects = [master, configmap, service, worker]
+    if config.env:
+        for job in (master, worker):
+            _add_env_from(job, config.env, names)
     if config.network_policy:
         sources = config.ui_from if ui_sources is None else ui_sources
         objects.insert(3, _network_policy(names, sources))
+    if config.env.values:
+        # Right after the master Job: its pods cannot start their container before it exists.
+        objects.insert(1, _env_secret(config.env, names))
     for obj in objects:
         _set_namespace(obj, namespace)
         _relabel(obj, run_id)
     return objects
+
+
+def redacted(objects: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of ``objects`` with every value of a Secret replaced by ``<redacted>``: what
+    ``render`` prints (the keys say which variables the run sets, never what they hold)."""
+    shown = [copy.deepcopy(dict(obj)) for obj in objects]
+    for obj in shown:
+        if obj.get("kind") == "Secret":
+            for key in ("stringData", "data"):
+                if key in obj:
+                    obj[key] = dict.fromkeys(obj[key], REDACTED)
+    return shown
 
 
 def with_owner(obj: dict[str, Any], master_job: Mapping[str, Any]) -> dict[str, Any]:
@@ -170,10 +194,24 @@ def with_owner(obj: dict[str, Any], master_job: Mapping[str, Any]) -> dict[str, 
     return owned
 
 
-def rbac_objects(namespace: str, *, chaos: bool = False) -> list[dict[str, Any]]:
+def rbac_objects(
+    namespace: str, *, chaos: bool = False, env_refs: Sequence[EnvRef] = ()
+) -> list[dict[str, Any]]:
     """ServiceAccount, Role and RoleBinding (``k8s-jobs/rbac.yaml``) for ``namespace``; with
-    ``chaos`` also the separate Role that lets ``--chaos`` delete pods (``rbac-chaos.yaml``)."""
+    ``chaos`` also the separate Role that lets ``--chaos`` delete pods (``rbac-chaos.yaml``);
+    with ``env_refs`` (``--env-from``) the Role may read those Secrets, by name and no other."""
     objects = _load("rbac.yaml") + (_load("rbac-chaos.yaml") if chaos else [])
+    secrets = sorted({ref.name for ref in env_refs if ref.kind == "secret"})
+    if secrets:
+        role = next(o for o in objects if o["kind"] == "Role")
+        role["rules"].append(
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "verbs": ["get"],
+                "resourceNames": secrets,
+            }
+        )
     for obj in objects:
         _set_namespace(obj, namespace)
         for subject in obj.get("subjects", []):
@@ -273,6 +311,31 @@ def _check_fits(files: Mapping[str, bytes]) -> None:
             f"({CONFIGMAP_LIMIT_BYTES} bytes) a ConfigMap holds: put large data in the image "
             "(--image) or let the locustfile download it"
         )
+
+
+def _env_secret(env: RunEnv, names: RunObjectNames) -> dict[str, Any]:
+    secret = _load_one("secret.yaml", "Secret")
+    secret["metadata"]["name"] = names.secret
+    secret["stringData"] = env.as_mapping()
+    size = sum(len(k) + len(v.encode()) for k, v in secret["stringData"].items())
+    if size > CONFIGMAP_LIMIT_BYTES:  # the same 1 MiB bound holds for a Secret
+        raise UsageError(
+            f"the --env and --env-file values are {size} bytes, more than the 1 MiB "
+            f"({CONFIGMAP_LIMIT_BYTES} bytes) a Secret holds: ship large data as a file "
+            "(--extra-file)"
+        )
+    return secret
+
+
+def _add_env_from(job: dict[str, Any], env: RunEnv, names: RunObjectNames) -> None:
+    """The Locust container gets every key of the referenced objects, then the run's own Secret:
+    for a name in both, the later entry wins, as ``--env`` wins locally."""
+    sources = [{_ENV_FROM_KEYS[ref.kind]: {"name": ref.name}} for ref in env.refs]
+    if env.values:
+        sources.append({"secretRef": {"name": names.secret}})
+    pod = job["spec"]["template"]["spec"]
+    locust = next(c for c in pod["containers"] if c["name"] == "locust")
+    locust["envFrom"] = sources
 
 
 def _service(names: RunObjectNames) -> dict[str, Any]:

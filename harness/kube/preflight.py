@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from analysis.data.units import format_bytes
+from harness.config.env import EnvRef
 from harness.config.values import WatchTarget
 from harness.errors import ClusterError, NotFound, PermissionDenied, UsageError
 from harness.kube import rows
 from harness.kube.api import WORKLOAD_KINDS, Body, Operation, resolve_targets
 from harness.kube.client import KubeClient, parse_quantity
+from harness.kube.envsource import check_env_refs
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,9 @@ NETWORK_POLICY_ACCESS: Final = tuple(
 )
 # The ramp (locustfiles/ramp.py): its lines in the master pod's log.
 RAMP_ACCESS: Final = (Access("get", "pods", subresource="log"),)
+# --env, --env-file: the run's own Secret of their values, created and deleted with the run.
+# (--env-from: each referenced object is read once instead, which is the check of `get`.)
+ENV_SECRET_ACCESS: Final = tuple(Access(verb, "secrets") for verb in ("create", "delete"))
 
 
 @dataclass
@@ -128,11 +133,15 @@ def preflight(
     scales_workers: bool = False,
     network_policy: bool = False,
     reads_master_log: bool = False,
+    env_secret: bool = False,
+    env_refs: Sequence[EnvRef] = (),
 ) -> PreflightReport:
     """Checks everything above; raises ``UsageError`` (bad input, exit 2) or ``ClusterError``.
     ``load_objects`` are the run's manifests (``run_objects``): their Jobs' pods must fit.
     ``chaos_namespaces``: where ``--chaos`` deletes pods (``delete pods`` is checked there).
-    ``reads_master_log``: the ramp's lines are read from the master pod's log (``get pods/log``)."""
+    ``reads_master_log``: the ramp's lines are read from the master pod's log (``get pods/log``).
+    ``env_secret``: the run creates a Secret of ``--env`` values; ``env_refs``: ``--env-from``
+    objects, each of which must exist and be readable in ``namespace``."""
     try:
         version = kube.server_version()
     except ClusterError as e:
@@ -150,6 +159,7 @@ def preflight(
         (scales_workers, AUTO_WORKERS_ACCESS),
         (network_policy, NETWORK_POLICY_ACCESS),
         (reads_master_log, RAMP_ACCESS),
+        (env_secret, ENV_SECRET_ACCESS),
     ):
         if wanted and creates:
             needs += [(namespace, a) for a in accesses]
@@ -162,6 +172,7 @@ def preflight(
             "cluster admin"
         )
     check_targets(kube, resolved)
+    check_env_refs(kube, namespace, env_refs)
     report = PreflightReport(version, kube.metrics_api_available())
     if not report.metrics_available:
         report.warnings.append(

@@ -13,8 +13,9 @@ from typing import Any, Final
 
 from harness.errors import UsageError
 from harness.kube import rows
+from harness.kube.api import Body
 from harness.kube.client import KubeClient, connect
-from harness.kube.manifests import RUN_LABEL
+from harness.kube.manifests import RUN_LABEL, object_names
 
 # Deleted in this order: the master Job first (its deletion alone would take the rest through the
 # ownerReferences), then what a half-finished creation may have left without an owner.
@@ -104,14 +105,30 @@ def delete_run(kube: KubeClient, namespace: str, run_id: str | None) -> list[str
     (the master Job) is deleted, by the garbage collector. Objects already going are not an error.
     """
     selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
+    listed = {
+        kind: kube.list_objects(kind, namespace, label_selector=selector) for kind in RUN_KINDS
+    }
     found = [
-        (kind, str(rows.dig(obj, "metadata", "name")))
-        for kind in RUN_KINDS
-        for obj in kube.list_objects(kind, namespace, label_selector=selector)
+        (kind, str(rows.dig(obj, "metadata", "name"))) for kind in RUN_KINDS for obj in listed[kind]
     ]
+    # The Secret of --env values is found through the Jobs that use it, not listed: listing
+    # Secrets would let kubeswarm read every Secret of the namespace.
+    found += [("Secret", name) for name in _env_secrets(listed["Job"])]
     for kind, name in found:
         kube.delete(kind, name, namespace)  # False: its owner's deletion already took it
     return [f"{kind}/{name}" for kind, name in found]
+
+
+def _env_secrets(jobs: list[Body]) -> list[str]:
+    """The run Secrets (``object_names(run).secret``) that the Jobs' pods take variables from."""
+    names = set()
+    for job in jobs:
+        own = object_names(str(rows.dig(job, "metadata", "labels", RUN_LABEL))).secret
+        for container in rows.dig(job, "spec", "template", "spec", "containers") or []:
+            for source in container.get("envFrom") or []:
+                if rows.dig(source, "secretRef", "name") == own:
+                    names.add(own)
+    return sorted(names)
 
 
 def clean(kube: KubeClient, namespace: str, run_id: str | None, all_runs: bool) -> list[str]:

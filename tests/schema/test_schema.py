@@ -80,6 +80,7 @@ def _every_option(tmp: Path) -> list[str]:
         },
     }
     (tmp / "affinity.yaml").write_text(yaml.safe_dump(affinity), encoding="utf-8")
+    (tmp / "run.env").write_text("REGION=eu-west\n", encoding="utf-8")
     # Every option of `render`; flags that only matter to `run` are given too, to show they
     # change nothing that would not validate.
     return [
@@ -98,6 +99,8 @@ def _every_option(tmp: Path) -> list[str]:
         "--worker-cpu", "3500m", "--worker-memory", "3Gi", "--master-cpu", "2",
         "--master-memory", "1536Mi", "--deadline", "1h", "--ttl", "2h",
         "--kubeconfig", str(tmp / "no-kubeconfig"), "--context", "ci",
+        "--env", "API_TOKEN=tok-1", "--env-file", str(tmp / "run.env"),
+        "--env-from", "secret/db-credentials", "--env-from", "configmap/settings",
     ]  # fmt: skip
 
 
@@ -112,6 +115,7 @@ def produced(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[st
         "run-every-option": _as_created(_render(every_option)),
         "rbac": _render(["--rbac", "-n", "load"]),
         "rbac-chaos": _render(["--rbac", "--chaos", "-n", "load"]),
+        "rbac-env-from": _render(["--rbac", "-n", "load", "--env-from", "secret/db-credentials"]),
         "run-no-network-policy": _as_created(
             _render(["-f", str(default_file), "-H", "http://web:8080", "--no-network-policy"])
         ),
@@ -125,6 +129,7 @@ CASES = [
     "run-every-option",
     "rbac",
     "rbac-chaos",
+    "rbac-env-from",
     "run-no-network-policy",
     "example-target",
     "kustomize-base",
@@ -153,7 +158,9 @@ def test_the_every_option_case_sets_every_option_of_render(tmp_path: Path) -> No
 def test_every_option_really_changes_the_objects(
     produced: dict[str, list[dict[str, Any]]],
 ) -> None:
-    master, configmap, _service, policy, worker = produced["run-every-option"]
+    master, secret, configmap, _service, policy, worker = produced["run-every-option"]
+    assert secret["stringData"] == {"REGION": "<redacted>", "API_TOKEN": "<redacted>"}
+    assert len(master["spec"]["template"]["spec"]["containers"][0]["envFrom"]) == 3
     assert policy["spec"]["ingress"][1]["from"] == [
         {"ipBlock": {"cidr": "192.0.2.10/32"}},
         {"ipBlock": {"cidr": "2001:db8::/64"}},

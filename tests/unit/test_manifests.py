@@ -517,7 +517,9 @@ def test_render_rbac_is_namespaced_and_least_privilege() -> None:
         for verb in rule["verbs"]
     }
     assert not any("*" in item for triple in granted for item in triple)
-    assert not {resource for _, resource, _ in granted} & {"secrets", "roles", "rolebindings"}
+    assert not {resource for _, resource, _ in granted} & {"roles", "rolebindings"}
+    # The run's own Secret of --env values is created and deleted; no Secret is ever read.
+    assert {verb for _, resource, verb in granted if resource == "secrets"} == {"create", "delete"}
     assert ("", "services/proxy", "create") in granted
     assert ("batch", "jobs", "delete") in granted
     assert ("metrics.k8s.io", "pods", "list") in granted
@@ -541,6 +543,7 @@ def test_the_shipped_role_grants_everything_preflight_asks_for_without_chaos() -
         *preflight.AUTO_WORKERS_ACCESS,
         *preflight.NETWORK_POLICY_ACCESS,
         *preflight.RAMP_ACCESS,
+        *preflight.ENV_SECRET_ACCESS,
     )
     missing = [
         str(a)
