@@ -8,7 +8,7 @@ from pathlib import Path
 from analysis.compare.model import Comparison, Delta, SubjectComparison
 from analysis.compare.runs import aligned_run
 from analysis.render.compare_charts import AlignedRun, render_overlay
-from analysis.render.html import measure, render_compare_page
+from analysis.render.html import measure, measure_change, render_compare_page
 
 _ROW = "  {:<28} {:>12} {:>12} {:>12} {:>10}  {}"
 
@@ -16,12 +16,9 @@ _ROW = "  {:<28} {:>12} {:>12} {:>12} {:>10}  {}"
 def _change(d: Delta) -> str:
     if d.baseline is None or d.candidate is None:
         return ""
-    if d.metric == "error_rate":
-        return f"{100 * (d.candidate - d.baseline):+.2f} pt"
     if d.metric in ("p50_ms", "p95_ms", "p99_ms", "peak_rps") and d.baseline:
         return f"{100 * (d.candidate - d.baseline) / abs(d.baseline):+.1f}%"
-    diff = d.candidate - d.baseline
-    return f"{diff:+,.0f}" if diff == round(diff) else f"{diff:+,.1f}"
+    return measure_change(d.baseline, d.candidate, d.metric)
 
 
 def _tolerance(d: Delta) -> str:

@@ -59,18 +59,39 @@ def at(ts: float, start: float | None) -> str:
     return clock if start is None else f"+{ts - start:.0f} s ({clock})"
 
 
+def _unit(metric: str) -> str:
+    """The unit a measure's name carries: ``p95_ms``, ``p95_ms_during``, ``recovery_s``."""
+    words = metric.split("_")
+    if "ms" in words:
+        return " ms"
+    return " s" if words[-1] == "s" else ""
+
+
 def measure(value: float | None, metric: str) -> str:
-    """A measure's value for people, in the unit its name ends with."""
+    """A measure's value for people, in the unit its name carries."""
     if value is None:
         return "n/a"
     if metric == "error_rate":
         return f"{100 * value:.2f}%"
     if metric.endswith("_bytes"):
-        return f"{value / 2**20:.0f}Mi"
+        return format_bytes(value)
     if metric.endswith("_pct_of_request") or metric.endswith("_pct_of_limit"):
         return f"{value:.0f}%"
-    unit = " s" if metric.endswith("_s") else " ms" if metric.endswith("_ms") else ""
+    unit = _unit(metric)
     return f"{value:,.1f}{unit}" if value != round(value) else f"{value:,.0f}{unit}"
+
+
+def measure_change(before: float, after: float, metric: str) -> str:
+    """How a measure changed, in its own unit: ``+34 s``, ``-83Mi``, ``-65 pt`` of request."""
+    diff = after - before
+    sign = "+" if diff >= 0 else "-"
+    if metric == "error_rate":
+        return f"{100 * diff:+.2f} pt"
+    if metric.endswith("_pct_of_request") or metric.endswith("_pct_of_limit"):
+        return f"{diff:+.0f} pt"
+    if metric.endswith("_bytes"):
+        return sign + format_bytes(abs(diff))
+    return sign + measure(abs(diff), metric)
 
 
 def _environment() -> jinja2.Environment:

@@ -100,6 +100,13 @@ def test_known_differences_are_exactly_the_regressions(tmp_path: Path) -> None:
     text = format_comparison(c)
     assert "REGRESSION: 9 measure(s) worse beyond tolerance" in text
     assert "p95_ms" in text and "+50.0%" in text
+    # Every change in its measure's unit: memory in Mi, shares of request in points, never raw
+    # bytes (a change of "+83,886,080" once stood beside "120Mi -> 200Mi").
+    memory = next(line for line in text.splitlines() if "peak_memory_bytes" in line)
+    assert memory.split()[1:4] == ["120Mi", "200Mi", "+80Mi"], memory
+    share = next(line for line in text.splitlines() if "peak_memory_pct_of_request" in line)
+    assert share.split()[3] == "+31", share
+    assert share.split()[4] == "pt", share
 
     paths = write_comparison(c, tmp_path / "out")
     data = json.loads(paths["json"].read_text())
