@@ -20,7 +20,13 @@ from analysis.judge.resources import WorkloadResult
 from analysis.judge.scaling import HpaResult
 from analysis.judge.whatif import WhatIfResult
 from analysis.pipeline import Analysis
-from analysis.render.timeline_chart import legend_outside, plot_timeline, x_label, x_of
+from analysis.render.timeline_chart import (
+    legend_outside,
+    plot_timeline,
+    timeline_panels,
+    x_label,
+    x_of,
+)
 
 MI = 2**20
 # Above this many pods one line per pod is unreadable: draw min, median and max instead.
@@ -214,8 +220,6 @@ def render_charts(
     by_replicas = {k: v.p95_ms_by_replicas for k, v in analysis.adequacy.per_hpa.items()}
 
     def replicas(axes: list[Axes]) -> None:
-        if not hpas:
-            _nothing(axes[0], "no HPA recorded")
         for ax, hpa in zip(axes, hpas, strict=False):
             plot_replicas(ax, hpa, window)
 
@@ -237,15 +241,19 @@ def render_charts(
         plot_timeline(axes, analysis, disruptions)
 
     plans: list[tuple[str, int, Callable[[list[Axes]], None], float, int]] = [
-        ("timeline", 3, timeline, 2.4, 1),
-        ("replicas", len(hpas), replicas, 3.0, 1),
+        ("timeline", timeline_panels(analysis), timeline, 2.4, 1),
         ("memory", len(workloads), memory, 3.4, 1),
         ("latency", 1, latency, 3.8, 2),
     ]
+    if hpas:  # a run without an HPA (local) gets no empty replicas chart
+        plans.insert(1, ("replicas", len(hpas), replicas, 3.0, 1))
     if whatifs:
         plans.append(("whatif", len(whatifs), whatif, 3.0, 1))
     charts: dict[str, Path] = {}
     errors: dict[str, str] = {}
+    # A chart this run does not draw must not survive from an earlier report of the directory.
+    for stale in ("replicas", "whatif"):
+        (out_dir / f"{stale}.png").unlink(missing_ok=True)
     for name, rows, draw, height, columns in plans:
         try:
             path = out_dir / f"{name}.png"

@@ -227,20 +227,29 @@ def _utilization_panel(ax: Axes, analysis: Analysis, window: Window) -> None:
                 ax.plot(x_of(peak.index, window), peak.to_numpy(), color=color, label=label)
                 drawn += 1
     if not drawn:
-        ax.text(0.5, 0.5, "no utilization recorded", ha="center", va="center")
+        ax.text(
+            0.5, 0.5, "no utilization recorded", ha="center", va="center", transform=ax.transAxes
+        )
     ax.set_ylim(bottom=0)
     ax.margins(y=0.1)
     ax.set_ylabel("% of request")
 
 
+def timeline_panels(analysis: Analysis) -> int:
+    """Three panels, or two for a run with no HPA: an empty replicas panel says nothing."""
+    return 3 if analysis.hpas else 2
+
+
 def plot_timeline(
     axes: Sequence[Axes], analysis: Analysis, disruptions: Sequence[Mapping[str, Any]] = ()
 ) -> None:
-    """Draws the three panels on ``axes`` (top to bottom; they should share the x axis)."""
+    """Draws the panels on ``axes`` (top to bottom; they should share the x axis): load,
+    replicas (only when an HPA was recorded: ``timeline_panels``), utilization."""
     window = analysis.window
     twin = _load_panel(axes[0], analysis.load, window)
-    _replica_panel(axes[1], analysis.hpas, window)
-    _utilization_panel(axes[2], analysis, window)
+    if analysis.hpas:
+        _replica_panel(axes[1], analysis.hpas, window)
+    _utilization_panel(axes[-1], analysis, window)
     marks = analysis.data.marks
     _shade(
         axes,
@@ -248,11 +257,12 @@ def plot_timeline(
         chaos_bands(marks, disruptions, analysis.data.sample_interval_s),
         window,
     )
-    axes[0].set_title("Load, replicas and utilization over the run")
+    what = "Load, replicas and utilization" if analysis.hpas else "Load and utilization"
+    axes[0].set_title(f"{what} over the run")
     for ax in axes:
         ax.margins(x=0.01)
         ax.grid(axis="y", color="0.9", linewidth=0.6)
     legend_outside(axes[0], *([twin] if twin is not None else []))
-    legend_outside(axes[1])
-    legend_outside(axes[2])
+    for ax in axes[1:]:
+        legend_outside(ax)
     axes[-1].set_xlabel(x_label(window))

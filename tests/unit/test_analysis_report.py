@@ -161,6 +161,10 @@ def test_page_escapes_values_and_states_formulas(tmp_path: Path) -> None:
     assert "95th percentile of per-pod CPU usage" in page
     # timeline, latency, memory; no HPA was recorded so its chart is left out
     assert page.count('src="data:image/png;base64,') == 3
+    # ... also when an earlier report of the directory drew one
+    (run_dir / "report" / "replicas.png").write_bytes(b"stale")
+    write_report(run_dir, slos=["p95_ms<1"])
+    assert not (run_dir / "report" / "replicas.png").exists()
     assert 'class="render-error"' not in page
 
 
