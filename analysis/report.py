@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from analysis.data import schema
 from analysis.data.units import format_bytes
 from analysis.pipeline import analyse
+from analysis.render.capacity_text import capacity_lines, rounded
 from analysis.render.charts import render_charts
 from analysis.render.html import render_page
 from analysis.render.markdown import render_markdown
@@ -104,18 +105,6 @@ def _num(value: Any, digits: int = 0, unit: str = "") -> str:
     return f"{float(value):,.{digits}f}{unit}"
 
 
-def _rounded(value: Any) -> str:
-    """SLO values as people read them: 120, 97.5, 0.0123 (not 97.48333333)."""
-    if value is None:
-        return "not measured"
-    number = float(value)
-    if abs(number) >= 100:
-        return f"{number:,.0f}"
-    if abs(number) >= 1:
-        return f"{number:.1f}".removesuffix(".0")
-    return f"{number:.3g}"
-
-
 def _whatif_line(w: Mapping[str, Any]) -> str:
     changes = ", ".join(f"{k}={v}" for k, v in w["changes"].items())
     decisions = "" if w.get("changes_decisions", True) else "; the change alters no decision"
@@ -167,10 +156,10 @@ def format_summary(summary: Mapping[str, Any], run_dir: Path) -> str:
         lines.append(_shorten(f"  [{f['severity']}] {f['code']} {f['subject']}: {f['seen']}"))
     for s in summary["slos"]:
         lines.append(
-            f"slo {s['expr']}: {'passed' if s['passed'] else 'FAILED'} ({_rounded(s['observed'])})"
+            f"slo {s['expr']}: {'passed' if s['passed'] else 'FAILED'} ({rounded(s['observed'])})"
         )
     lines.extend(_whatif_line(w) for w in summary["whatif"])
-    lines.extend(_capacity_lines(summary.get("capacity")))
+    lines.extend(_shorten(line) for line in capacity_lines(summary.get("capacity")))
     regressions = summary.get("regressions")
     if regressions is not None:
         base = summary["comparison"]["baseline"]["run_id"]
@@ -182,55 +171,3 @@ def format_summary(summary: Mapping[str, Any], run_dir: Path) -> str:
             lines.append(f"  ... and {len(regressions) - _TOP_FINDINGS} more in the report")
     lines.append(f"report: {run_dir / schema.REPORT_DIR / 'report.html'}")
     return "\n".join(lines) + "\n"
-
-
-def _knee_text(knee: Mapping[str, Any], *, broke: bool) -> str:
-    """The knee in words that agree with the break point line beside it."""
-    if knee.get("rps_per_replica") is None:
-        return "no knee: the SLOs broke at the lowest load per replica measured"
-    text = (
-        f"knee {_rounded(knee['rps_per_replica'])} req/s per replica at p95 "
-        f"{_rounded(knee['p95_ms'])} ms"
-    )
-    if knee.get("reached"):
-        return text
-    if broke:
-        return text + " (no load per replica broke the SLOs for good: a lower bound)"
-    return text + " (the SLOs never broke: a lower bound)"
-
-
-def _capacity_lines(capacity: Mapping[str, Any] | None) -> list[str]:
-    """The knee, the break point and the sizing for ``--target-rps``, one line each; nothing
-    for a run that neither searched for the knee (a load shape) nor asked for a sizing: its
-    highest load per replica is no capacity, and the report page says so."""
-    if not capacity or not (capacity.get("searched") or capacity.get("target_rps")):
-        return []
-    if capacity.get("refused"):
-        return [_shorten(f"capacity: not reported: {capacity['refused']}")]
-    lines = []
-    point = capacity.get("break_point")
-    for hpa in capacity.get("hpas") or []:
-        knee = hpa.get("knee")
-        if knee is not None:
-            lines.append(f"capacity {hpa['hpa']}: {_knee_text(knee, broke=point is not None)}")
-        sizing = hpa.get("sizing")
-        if sizing is not None:
-            fits = "fits" if sizing["fits_max_replicas"] else "does NOT fit"
-            target = sizing["recommended_cpu_target_pct"]
-            advice = (
-                f"a CPU target of {target}% holds each pod under the knee"
-                if target is not None
-                else "no CPU target could be derived (see the report's notes)"
-            )
-            lines.append(
-                f"  {_rounded(sizing['target_rps'])} req/s needs {sizing['replicas_needed']} "
-                f"replicas ({fits} max {sizing['max_replicas']}); {advice}"
-            )
-    if point is not None:
-        lines.append(
-            _shorten(
-                f"break point: {_rounded(point['users'])} users, {_rounded(point['rps'])} req/s, "
-                f"{', '.join(point['broken'])} broke first; limit: {point['limit']}"
-            )
-        )
-    return lines

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from analysis.data.timeline import Window, bin_index
+from analysis.judge.adequacy import MIN_TICKS_PER_REPLICA_COUNT
 from analysis.judge.resources import WorkloadResult
 from analysis.judge.scaling import HpaResult
 from analysis.judge.whatif import WhatIfResult
@@ -148,15 +149,21 @@ def plot_latency_time(ax: Axes, load: pd.DataFrame, window: Window) -> None:
 
 
 def plot_latency_vs_replicas(ax: Axes, by_replicas: dict[str, dict[int, float]]) -> None:
-    """Median p95 at each replica count, one line per HPA."""
+    """Median p95 at each replica count, one line per HPA that held two or more replica counts
+    (each at least ``MIN_TICKS_PER_REPLICA_COUNT`` ticks): one point says nothing of a trend."""
     drawn = False
     for name, values in by_replicas.items():
-        if values:
+        if len(values) >= 2:
             counts = sorted(values)
             ax.plot(counts, [values[c] for c in counts], marker="o", label=name)
             drawn = True
     if not drawn:
-        _nothing(ax, "no latency with replicas recorded")
+        _nothing(
+            ax,
+            "p95 against replicas needs two replica counts\n"
+            f"each held for {MIN_TICKS_PER_REPLICA_COUNT} ticks or more",
+        )
+        ax.set_title("p95 against replicas")
         return
     ax.set_xlabel("ready replicas")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 
 from analysis.data.units import format_bytes
+from analysis.render.capacity_text import capacity_lines, reported, unsearched_text
 from analysis.render.charts import CHART_DPI, CSS_DPI
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -136,14 +137,25 @@ def render_page(
     extra = [c for n, c in embedded.items() if n != "timeline" and n not in _SECTION_CHARTS]
     formulas = sorted({(k, str(v)) for w in summary["workloads"] for k, v in w["formulas"].items()})
     hpas = summary["hpas"]
+    window = summary["window"]
+    capacity = summary.get("capacity")
     return _ENV.get_template("report.html.j2").render(
         s=summary,
+        settings=_settings_rows(summary.get("settings") or {}),
+        load_rows=[[label, _load_value(key, summary["load"].get(key))] for key, label in _LOAD],
+        origin=window["start"] if window.get("load_start") is None else window["load_start"],
         events=[(h, e) for h in hpas for e in h["scale_events"]],
         by_replicas=[
-            [f"{h['namespace']}/{h['name']}", k, p]
+            [f"{h['namespace']}/{h['name']}", k, p, (h.get("ticks_by_replicas") or {}).get(k)]
             for h in hpas
+            if len(h["p95_ms_by_replicas"]) >= 2
             for k, p in h["p95_ms_by_replicas"].items()
         ],
+        capacity=capacity,
+        capacity_searched=reported(capacity),
+        capacity_unsearched=unsearched_text(capacity) if capacity else "",
+        capacity_lines=capacity_lines(capacity),
+        capacity_rows=_capacity_rows(capacity),
         charts=embedded,
         extra_charts=extra,
         problems=problems,
@@ -152,6 +164,71 @@ def render_page(
         comparison=summary.get("comparison"),
         disruptions=summary.get("disruptions") or [],
     )
+
+
+# The Load table's rows: summary.json's field, and what a person reads.
+_LOAD = (
+    ("peak_users", "peak users"),
+    ("peak_rps", "peak requests/s"),
+    ("total_requests", "requests"),
+    ("error_rate", "error rate"),
+    ("p50_ms", "p50 (ms)"),
+    ("p95_ms", "p95 (ms)"),
+    ("p99_ms", "p99 (ms)"),
+    ("rps_per_user", "requests/s per user"),
+    ("source", "measured from"),
+)
+_SETTING_LABELS = {
+    "mode": "mode",
+    "locustfile": "locustfile",
+    "host": "host (-H)",
+    "users": "users (-u)",
+    "spawn_rate": "spawn rate (-r, users/s)",
+    "run_time_s": "run time (s)",
+    "workers": "workers",
+    "max_workers": "max workers (--workers auto)",
+    "image": "image",
+    "namespace": "namespace",
+    "chaos": "chaos",
+    "target_rps": "target requests/s",
+    "watch": "watched",
+    "slos": "SLOs",
+}
+
+
+def _load_value(key: str, v: Any) -> str:
+    if key == "error_rate" and v is not None:
+        return f"{100 * float(v):.2f}%"
+    return value(v)
+
+
+def _settings_rows(settings: Mapping[str, Any]) -> list[list[str]]:
+    rows = []
+    for key, label in _SETTING_LABELS.items():
+        if key not in settings:
+            continue
+        v = settings[key]
+        shown = ", ".join(str(x) for x in v) if isinstance(v, list) else value(v)
+        rows.append([label, shown or "none"])
+    return rows
+
+
+def _capacity_rows(capacity: Mapping[str, Any] | None) -> list[list[Any]]:
+    rows = []
+    for h in (capacity or {}).get("hpas") or []:
+        knee = h.get("knee") or {}
+        rows.append(
+            [
+                h["hpa"],
+                knee.get("rps_per_replica"),
+                knee.get("p95_ms"),
+                knee.get("reached"),
+                knee.get("replicas"),
+                knee.get("cpu_pct_of_request"),
+                knee.get("first_broken_rps_per_replica"),
+            ]
+        )
+    return rows
 
 
 def render_compare_page(

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from analysis.render.capacity_text import capacity_lines
+
 _MAX_FINDINGS = 8
 
 
@@ -94,4 +96,8 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     if summary["hpas"]:
         lines += ["", "**Autoscaling:**"]
         lines += [_hpa_line(h) for h in summary["hpas"]]
+    capacity = capacity_lines(summary.get("capacity"))
+    if capacity:
+        lines += ["", "**Capacity:**"]
+        lines += [f"- {_cell(line.strip())}" for line in capacity]
     return "\n".join(lines) + "\n"

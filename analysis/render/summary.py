@@ -94,6 +94,10 @@ def _hpa(h: HpaResult, analysis: Analysis) -> dict[str, Any]:
         "p95_ms_by_replicas": {}
         if per_replica is None
         else {str(k): round(v, 1) for k, v in sorted(per_replica.p95_ms_by_replicas.items())},
+        # how many ticks each replica count was held (at least 5 to be listed at all)
+        "ticks_by_replicas": {}
+        if per_replica is None
+        else {str(k): n for k, n in sorted(per_replica.ticks_by_replicas.items())},
     }
 
 
@@ -163,6 +167,50 @@ def _disruption(d: Disruption) -> dict[str, Any]:
     }
 
 
+# What the run was asked to do, as the page's "Run" table shows it: (summary key, where it is in
+# run.json's config, then where the demo's config keeps it). Values only, never --env values
+# (run.json holds their names alone).
+_SETTINGS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("locustfile", ("load", "locustfile"), ("locustfile",)),
+    ("host", ("load", "host"), ()),
+    ("users", ("load", "users"), ("users",)),
+    ("spawn_rate", ("load", "spawn_rate"), ()),
+    ("run_time_s", ("load", "run_time_s"), ("duration_s",)),
+    ("workers", ("load", "workers"), ("workers",)),
+    ("max_workers", ("max_workers",), ()),
+    ("image", ("image",), ()),
+    ("namespace", ("namespace",), ()),
+    ("chaos", ("chaos",), ("chaos",)),
+    ("target_rps", ("target_rps",), ()),
+)
+
+
+def _dig(config: Any, path: tuple[str, ...]) -> Any:
+    if not path:
+        return None
+    for key in path:
+        if not isinstance(config, dict):
+            return None
+        config = config.get(key)
+    return config
+
+
+def _settings(analysis: Analysis) -> dict[str, Any]:
+    """The run's settings from run.json, for people: what ran, against what, how hard."""
+    meta = analysis.data.meta
+    config = meta.get("config") or {}
+    out: dict[str, Any] = {"mode": analysis.data.mode}
+    for key, path, demo_path in _SETTINGS:
+        value = _dig(config, path) if analysis.data.mode != "demo" else _dig(config, demo_path)
+        if value not in (None, [], ""):
+            out[key] = value
+    if analysis.data.mode != "demo" and config.get("local"):
+        out.pop("image", None)  # the pods' image: a local run starts no pod
+    out["watch"] = list(meta.get("watch") or config.get("watch") or [])
+    out["slos"] = [s.expr for s in analysis.slos]
+    return out
+
+
 def build_summary(analysis: Analysis) -> dict[str, Any]:
     """The summary.json dict (docs/run-directory.md)."""
     load = analysis.load_summary
@@ -173,6 +221,7 @@ def build_summary(analysis: Analysis) -> dict[str, Any]:
         "kubeswarm_version": kubeswarm_version(),
         "mode": analysis.data.mode,
         "status": analysis.data.meta.get("status"),
+        "settings": _settings(analysis),
         "window": {
             "start": window.start_s,
             "end": window.end_s,
