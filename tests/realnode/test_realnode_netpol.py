@@ -52,7 +52,8 @@ pytestmark = [pytest.mark.realnode, pytest.mark.cluster]
 ZMQ_PORT, WEB_PORT = 5557, 8089
 PROBE_POD = "netpol-probe"
 #: Runs in the probe container: one TCP connect per "host:port", each reported as "connected",
-#: "refused" (kube-router's REJECT answers with an ICMP port unreachable) or the error.
+#: "refused" (kube-router's REJECT answers with an ICMP port unreachable) or the error (a
+#: timeout when that answer is lost, e.g. to the kernel's ICMP rate limit).
 PROBE_SCRIPT = """
 import json, socket, sys
 result = {}
@@ -143,6 +144,13 @@ def _probe(node: RealNode, namespace: str, targets: list[tuple[str, int]]) -> di
     assert proc.returncode == 0, proc.stderr
     result: dict[str, str] = json.loads(proc.stdout)
     return result
+
+
+def _blocked(results: dict[str, str]) -> bool:
+    """Every connection was refused or never answered: none got through."""
+    return bool(results) and all(
+        r == "refused" or r.startswith("TimeoutError") for r in results.values()
+    )
 
 
 def _probe_pods_running(node: RealNode, *namespaces: str) -> None:
@@ -298,10 +306,10 @@ def test_the_policy_shuts_the_masters_ports_to_every_pod_but_the_runs_workers(
     # The same probe reaches the target (no policy selects it): the probe pods' network works.
     outsider = _probe(node, other_namespace, [*master_ports, (target, 8080)])
     assert outsider.pop(f"{target}:8080") == "connected", outsider
-    assert set(outsider.values()) == {"refused"}, f"from another namespace: {outsider}"
+    assert _blocked(outsider), f"from another namespace: {outsider}"
     neighbour = _probe(node, namespace, [*master_ports, (target, 8080)])
     assert neighbour.pop(f"{target}:8080") == "connected", neighbour
-    assert set(neighbour.values()) == {"refused"}, f"from the run's namespace: {neighbour}"
+    assert _blocked(neighbour), f"from the run's namespace: {neighbour}"
 
     stats = _ui_stats(node, namespace, run_dir(out).name)
     assert stats["state"] == "running" and stats["worker_count"] == 1, stats

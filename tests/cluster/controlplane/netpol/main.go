@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -136,8 +135,6 @@ func run(ctx context.Context, s settings) error {
 	<-ctx.Done()
 	// A sync in progress finishes (its iptables-restore is one transaction either way).
 	wg.Wait()
-	if errors.Is(context.Cause(ctx), context.Canceled) {
-		klog.InfoS("stopped on a signal")
-	}
+	klog.InfoS("stopped on a signal; the rules stay until the node's teardown removes them")
 	return nil
 }
