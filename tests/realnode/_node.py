@@ -258,6 +258,7 @@ class RealNode:
         self._start_coredns(kubeconfigs["admin"])
         self._start_kubelet(pki, kubeconfigs["kubelet"], deadline)
         self._start_kube_proxy(kubeconfigs["kube-proxy"])
+        # The admin identity: it lists pods, namespaces and policies cluster-wide, reads its Node.
         self._start_netpol(kubeconfigs["admin"], deadline)
         self._start_metrics_server(pki, deadline)
 
