@@ -66,6 +66,9 @@ require (
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
+// kube-router v2.1.0 asks for slightly newer versions of these three than ../kube selects; their
+// APIs did not change, and pinning them keeps every shared package (apimachinery uses go-spew)
+// identical to ../kube's compiled one.
 replace github.com/davecgh/go-spew => github.com/davecgh/go-spew v1.1.1
 
 replace github.com/go-openapi/jsonreference => github.com/go-openapi/jsonreference v0.20.2
