@@ -28,6 +28,8 @@ import subprocess
 from pathlib import Path
 from typing import Any, Final
 
+from tests.realnode import _firewall
+
 BRIDGE: Final = "ksbr0"
 NODE_IP: Final = "10.244.0.1"
 POD_CIDR: Final = "10.244.0.0/24"
@@ -154,7 +156,8 @@ def _delete_tagged_rules() -> int:
 
 
 def _delete_kube_chains() -> int:
-    """Rules and chains the kubelet and kube-proxy leave (KUBE-*), and CNI plugins' (CNI-*)."""
+    """Rules and chains the kubelet, kube-proxy and the policy controller leave (KUBE-*), and
+    CNI plugins' (CNI-*)."""
     removed = 0
     for tool in ("iptables", "ip6tables"):
         for table in ("filter", "nat", "mangle"):
@@ -181,6 +184,8 @@ def down(state_dir: Path) -> dict[str, Any]:
         report["bridge"] = "deleted"
     _run("ip", "route", "del", SERVICE_CIDR, check=False)
     report["kube_rules"] = _delete_kube_chains()
+    # After the rules: a set cannot be destroyed while a rule names it.
+    report["ipsets"] = _firewall.destroy_ipsets()
     report["isolation_rules"] = _delete_tagged_rules()
     report["sysctls"] = restore_sysctls(state_dir)
     return report

@@ -3,8 +3,10 @@
 `RealNode.start()` brings up, in this order: the network (`_hostnet`), containerd (own root,
 state and socket; runc; CNI bridge), the locally built images imported into it, etcd,
 kube-apiserver, kube-controller-manager and kube-scheduler (the cluster tier's binaries and
-certificate helpers, without kwok), CoreDNS, a real kubelet and kube-proxy, and metrics-server
-scraping the kubelet; then it waits for the node to be Ready and the metrics API to answer.
+certificate helpers, without kwok), CoreDNS, a real kubelet and kube-proxy, kube-router's
+NetworkPolicy controller (`_firewall`; skipped, with the reason in `netpol_unsupported`, on a
+kernel without what its rules need) and metrics-server scraping the kubelet; then it waits for
+the node to be Ready and the metrics API to answer.
 `RealNode.stop()` ends every process by its PID and undoes every change to the host.
 
 The node is one per machine: the kubelet uses fixed ports (10250, 10248) and fixed paths
@@ -40,6 +42,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.cluster import _controlplane as cp
+from tests.realnode import _firewall
 from tests.realnode import _hostnet as net
 from tests.realnode._teardown import alive, cache_dir, cleanup, start_time
 
@@ -136,6 +139,8 @@ class RealNode:
     kubeconfig: Path = field(init=False)
     server: str = field(init=False, default="")
     start_seconds: float = field(init=False, default=0.0)
+    #: Why NetworkPolicy is not enforced on this node (None: it is).
+    netpol_unsupported: str | None = field(init=False, default=None)
     _https: cp.Https | None = field(init=False, default=None)
     _children: list[subprocess.Popen[bytes]] = field(init=False, default_factory=list)
     _t0: float = field(init=False, default_factory=time.monotonic)
@@ -253,6 +258,8 @@ class RealNode:
         self._start_coredns(kubeconfigs["admin"])
         self._start_kubelet(pki, kubeconfigs["kubelet"], deadline)
         self._start_kube_proxy(kubeconfigs["kube-proxy"])
+        # The admin identity: it lists pods, namespaces and policies cluster-wide, reads its Node.
+        self._start_netpol(kubeconfigs["admin"], deadline)
         self._start_metrics_server(pki, deadline)
 
     # containerd ------------------------------------------------------------------------------
@@ -516,6 +523,25 @@ state = "{d / "state"}"
         path.write_text(json.dumps(config, indent=1))
         self._spawn(
             "kube-proxy", [str(self.artifacts.node_bin / "kube-proxy"), f"--config={path}", "--v=1"]
+        )
+
+    def _start_netpol(self, kubeconfig: Path, deadline: float) -> None:
+        """After the node is Ready: kube-router reads the node's address from its Node object."""
+        self.netpol_unsupported = _firewall.unsupported_reason()
+        if self.netpol_unsupported:
+            self._say(f"NetworkPolicy is not enforced: {self.netpol_unsupported}")
+            return
+        self._spawn(
+            _firewall.BINARY,
+            _firewall.argv(self.artifacts.node_bin, kubeconfig, NODE_NAME, net.SERVICE_CIDR),
+            # kube-router looks its Node up by this variable first (then the host name).
+            env={"NODE_NAME": NODE_NAME},
+        )
+        self._wait(
+            "NetworkPolicy controller (kube-router's chains in place)",
+            _firewall.running,
+            deadline,
+            _firewall.BINARY,
         )
 
     def _start_metrics_server(self, pki: Any, deadline: float) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
+from tests.realnode import _firewall
 from tests.realnode import _hostnet as net
 
 #: Paths the kubelet, containerd and the CNI plugins use whatever they are told.
@@ -28,6 +29,7 @@ _HOST_PATHS: Final = (
     Path("/run/containerd"),
 )
 _STOP_ORDER: Final = (
+    _firewall.BINARY,
     "metrics-server",
     "kube-proxy",
     "kubelet",
@@ -146,7 +148,8 @@ def footprint(directory: Path) -> dict[str, Any]:
     except the sysctls, which must read as they did before the node first started.
 
     Processes (by this node's paths or in the kubepods cgroups), mounts and network namespaces,
-    the bridge, veths and routes, KUBE-/CNI- chains and tagged rules, the host paths.
+    the bridge, veths and routes, KUBE-/CNI- chains (kube-router's KUBE-ROUTER-*, KUBE-POD-FW-*,
+    KUBE-NWPLCY-* among them) and tagged rules, every ipset, the host paths.
     """
     netns = Path("/run/netns")
     rules = []
@@ -158,7 +161,7 @@ def footprint(directory: Path) -> dict[str, Any]:
             rules += [
                 f"{tool} {table} {line}"
                 for line in listing.splitlines()
-                if re.search(r"\b(KUBE|CNI)-", line) or net.RULE_TAG in line
+                if re.search(r"\b(KUBE|CNI)-|kube-router", line) or net.RULE_TAG in line
             ]
     links = subprocess.run(
         ["ip", "-o", "link", "show"], capture_output=True, text=True, check=False
@@ -181,6 +184,8 @@ def footprint(directory: Path) -> dict[str, Any]:
             if net.BRIDGE in line or line.startswith((net.SERVICE_CIDR, net.POD_CIDR))
         ),
         "rules": sorted(rules),
+        # All of them, not only kube-router's: none may appear or go.
+        "ipsets": _firewall.ipsets(),
         "host_paths": sorted(str(p) for p in _HOST_PATHS if p.exists()),
         "kubepods_cgroups": sorted(str(p) for p in _kubepods_cgroups()),
         "sysctls": {name: net.read_sysctl(name) for name in net.SAVED_SYSCTLS},
@@ -211,7 +216,8 @@ def cleanup(  # noqa: PLR0912 - one ordered list of undo steps reads best in one
     stopped: list[str] = []
     rec = pids.get("containerd")
     if rec and alive(rec["pid"], rec["started"]) and crictl is not None and crictl.exists():
-        for name in ("metrics-server", "kube-proxy", "kubelet"):  # nothing may restart pods
+        # Nothing may restart pods, nor rewrite the filter table while it is cleaned up.
+        for name in (_firewall.BINARY, "metrics-server", "kube-proxy", "kubelet"):
             if name in pids and _terminate(pids[name]["pid"], pids[name]["started"]):
                 stopped.append(name)
         base = [str(crictl), "-r", f"unix://{sock}", "-t", "20s"]

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian packages the real-node tier runs (container runtime, CNI plugins, image
-# tooling, packet filter), but only those missing. Needs root and apt; prints what it does.
+# tooling, packet filter and ipsets), but only those missing. Needs root and apt; prints what it
+# does.
 # Exit status 3 means "cannot install here" (not root, or no apt): the tier then skips with
 # the reason printed, rather than failing for a reason that is not the code under test.
 set -euo pipefail
 
-packages=(runc containerd containernetworking-plugins debootstrap umoci skopeo iptables conntrack)
+packages=(runc containerd containernetworking-plugins debootstrap umoci skopeo iptables conntrack ipset)
 
 missing=()
 for p in "${packages[@]}"; do

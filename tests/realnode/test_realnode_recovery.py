@@ -1,5 +1,6 @@
 """A node killed outright (every component SIGKILLed, as when the machine's session dies) leaves
-containers, shims, network namespaces, the bridge, rules and changed sysctls behind. A later
+containers, shims, network namespaces, the bridge, rules (kube-router's policy chains among them),
+ipsets and changed sysctls behind. A later
 start cleans that up before it starts again, and `python -m tests.realnode down` (`make
 dev-cluster-down`) restores the host exactly as it was before the node first started.
 
@@ -19,11 +20,13 @@ from typing import Any
 
 import pytest
 
+from . import _firewall
 from ._node import RealNode
 from ._teardown import alive, footprint
 from ._workloads import (
     ROOT,
     create_namespace,
+    deploy,
     deploy_and_wait,
     example_target,
     get,
@@ -35,10 +38,32 @@ pytestmark = [pytest.mark.realnode, pytest.mark.cluster, pytest.mark.realnode_cr
 NAMESPACE = "kubeswarm-realnode-recovery"
 
 
+#: Selects the target's pod: kube-router gives it a policy chain and the policy its ipsets.
+POLICY = {
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "NetworkPolicy",
+    "metadata": {"name": "recovery"},
+    "spec": {
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "example-web"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"podSelector": {}}], "ports": [{"port": 8080}]}],
+    },
+}
+
+
 def _running_target(node: RealNode) -> None:
-    """A fresh namespace with the example target's pod running (a sandbox, a netns, a veth)."""
+    """A fresh namespace with the example target's pod running (a sandbox, a netns, a veth)
+    behind a NetworkPolicy enforced by kube-router (its chains and ipsets)."""
     create_namespace(node, NAMESPACE)
+    deploy(node, NAMESPACE, [POLICY])
     deploy_and_wait(node, NAMESPACE, example_target(replicas=1, hpa=False))
+    if not node.netpol_unsupported:
+        wait_for(
+            "kube-router's ipsets for the policy",
+            lambda: any(s.startswith("KUBE-DST-") for s in _firewall.ipsets()),
+            60,
+            0.5,
+        )
 
 
 def _crash(node: RealNode) -> list[int]:
@@ -64,6 +89,10 @@ def test_a_killed_node_is_cleaned_up_by_the_next_start_and_by_down(
     assert "ksbr0" in left["links"], "the bridge is still there"
     assert any("kubeswarm-realnode" in r for r in left["rules"]), "isolation rules stay"
     assert any("KUBE-" in r for r in left["rules"]), "kube-proxy's and the kubelet's chains stay"
+    if not realnode.netpol_unsupported:
+        assert any("-N KUBE-ROUTER-FORWARD" in r for r in left["rules"]), "kube-router's chains"
+        assert any("-j KUBE-ROUTER-FORWARD" in r for r in left["rules"]), "and the jumps to them"
+        assert any(s.startswith(("KUBE-SRC-", "KUBE-DST-")) for s in left["ipsets"]), "its ipsets"
     assert left["mounts"], "the pod's volumes and the sandbox's rootfs stay mounted"
     assert left["sysctls"] != host_before_node["sysctls"], "the kubelet's sysctls stay changed"
 

@@ -6,10 +6,14 @@
 # With the argument `node`, also what the real-node tier runs on this machine, into node-bin/:
 #   kubelet, kube-proxy                                       (module ./kube, same build as above)
 #   coredns, crictl                                           (go install of their release tags)
+#   kube-router-netpol                                        (module ./netpol: kube-router's
+#                                                              NetworkPolicy controller alone)
 #
 # The cache directory is ${KUBESWARM_CACHE_DIR:-$HOME/.cache/kubeswarm}:
 #   controlplane/<key>/bin/   the binaries; <key> names every version and a hash of the modules
-#   controlplane/<key>/node-bin/  the node binaries (only with `node`)
+#   controlplane/<key>/node-bin/  the node binaries (only with `node`); kube-router-netpol has
+#                             its own key (kube-router-netpol.key next to it), so a change to
+#                             ./netpol rebuilds only it and the cluster tier never depends on it
 #   go/mod, go/build          GOMODCACHE and GOCACHE, reused across keys and runs
 # When the binaries for the key exist this script does nothing but say so. It needs the Go
 # toolchain and the Go module proxy, nothing else. The last line printed is the bin directory.
@@ -43,6 +47,8 @@ KUBE_VERSION="$(module_version "$here/kube/go.mod" k8s.io/kubernetes)"
 ETCD_VERSION="$(module_version "$here/etcd/go.mod" go.etcd.io/etcd/server/v3)"
 [[ -n "$KUBE_VERSION" ]] || die "cannot read the k8s.io/kubernetes version from kube/go.mod"
 [[ -n "$ETCD_VERSION" ]] || die "cannot read the go.etcd.io/etcd/server/v3 version from etcd/go.mod"
+KUBE_ROUTER_VERSION="$(module_version "$here/netpol/go.mod" github.com/cloudnativelabs/kube-router/v2)"
+[[ -n "$KUBE_ROUTER_VERSION" ]] || die "cannot read the kube-router version from netpol/go.mod"
 [[ "$KUBE_VERSION" =~ ^v([0-9]+)\.([0-9]+)\. ]] || die "unexpected kubernetes version $KUBE_VERSION"
 kube_major="${BASH_REMATCH[1]}"
 kube_minor="${BASH_REMATCH[2]}"
@@ -62,12 +68,24 @@ bin_dir="$key_dir/bin"
 binaries=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok metrics-server)
 node_bin_dir="$key_dir/node-bin"
 node_binaries=(kubelet kube-proxy coredns crictl)
+netpol_key="kube-router-${KUBE_ROUTER_VERSION}_$(
+    cd "$here" && {
+        printf '%s\n' "$go_version"
+        cat netpol/go.mod netpol/go.sum netpol/main.go
+    } | sha256sum | cut -c1-12
+)"
+
+have_netpol() {
+    [[ -x "$node_bin_dir/kube-router-netpol" ]] &&
+        [[ "$(cat "$node_bin_dir/kube-router-netpol.key" 2>/dev/null)" == "$netpol_key" ]]
+}
 
 have_all() {
     local b
     for b in "${binaries[@]}"; do [[ -x "$bin_dir/$b" ]] || return 1; done
     [[ "$mode" == controlplane ]] && return 0
     for b in "${node_binaries[@]}"; do [[ -x "$node_bin_dir/$b" ]] || return 1; done
+    have_netpol
 }
 
 result() { # the last line printed: where the caller finds the binaries
@@ -164,6 +182,17 @@ build_node() {
     mv "$tmp_bin" "$node_bin_dir"
 }
 
+build_netpol() {
+    local tmp="$node_bin_dir/kube-router-netpol.partial"
+    # Its go.mod requires the modules it shares with ./kube at ./kube's versions: client-go and
+    # apimachinery come from the GOCACHE entries of the builds above; kube-router compiles.
+    step "module downloads (netpol)" bash -c "cd '$here/netpol' && go mod download"
+    step "kube-router-netpol (kube-router $KUBE_ROUTER_VERSION)" \
+        bash -c "cd '$here/netpol' && go build -p 2 -trimpath -ldflags '-s -w' -o '$tmp' ."
+    mv "$tmp" "$node_bin_dir/kube-router-netpol"
+    echo "$netpol_key" >"$node_bin_dir/kube-router-netpol.key"
+}
+
 have_controlplane() {
     local b
     for b in "${binaries[@]}"; do [[ -x "$bin_dir/$b" ]] || return 1; done
@@ -175,8 +204,9 @@ have_node() {
 }
 
 have_controlplane || build_controlplane
-if [[ "$mode" == node ]] && ! have_node; then
-    build_node
+if [[ "$mode" == node ]]; then
+    have_node || build_node
+    have_netpol || build_netpol
 fi
 say "done: $(du -sh "$key_dir" | cut -f1) of binaries; total $((SECONDS - start_s))s"
 result
