@@ -51,6 +51,8 @@ def parse_cpu_millicores(text: str) -> float:
 def parse_duration(text: str) -> float:
     """Seconds from ``"90"``, ``"90s"``, ``"1m30s"``, ``"2h"`` or ``"500ms"``; else ValueError."""
     cleaned = text.strip().lower()
+    if cleaned.startswith("-") and cleaned[1:2].isdigit():
+        raise ValueError(f"not a duration: {text!r} (a duration cannot be negative)")
     try:
         seconds = float(cleaned)
     except ValueError:

@@ -6,6 +6,7 @@ gate that cannot be checked must not pass silently. The observed value is then n
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -47,6 +48,10 @@ METRICS: Final[dict[str, str]] = {
     "disruptions_recovered": "share of --chaos disruptions the workload recovered from (0..1)",
 }
 
+# Shares from 0 to 1 (a bound may be written 1%); percentages, where 90% means 90.
+SHARES: Final = frozenset(("error_rate", "disruption_error_rate", "disruptions_recovered"))
+PERCENTS: Final = frozenset(("max_memory_pct_of_limit", "max_memory_pct_of_request"))
+
 
 @dataclass(frozen=True)
 class Slo:
@@ -74,7 +79,18 @@ def parse_slo(text: str) -> Slo:
     name, op, number, percent = match.groups()
     if name not in METRICS:
         raise ValueError(f"--slo {text!r}: unknown name {name!r}; known: {', '.join(METRICS)}")
-    threshold = float(number) / (100.0 if percent else 1.0)
+    threshold = float(number)
+    if not math.isfinite(threshold):
+        raise ValueError(f"--slo {text!r}: {number} is too large a number")
+    if name in SHARES:
+        threshold /= 100.0 if percent else 1.0
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(
+                f"--slo {text!r}: {name} is a share from 0 to 1 (0% to 100%), not "
+                f"{number}{percent}; write e.g. {name}{op}1% or {name}{op}0.01"
+            )
+    elif percent and name not in PERCENTS:
+        raise ValueError(f"--slo {text!r}: {name} is not a share or a percentage; drop the %")
     return Slo(text.strip(), name, op, threshold)
 
 

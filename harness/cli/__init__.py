@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -181,6 +182,13 @@ COMMANDS: tuple[Command, ...] = (
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A value that starts with a minus and a digit (-t -5s) is a value to refuse by its own
+        # parser; argparse's default pattern takes only -5 and -5.0 as values, so -5s read as a
+        # flag and the error said "expected one argument". No kubeswarm flag starts with a digit.
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
 
     def error(self, message: str) -> Any:
         raise UsageError(f"{self.prog}: {message} (see --help)")
