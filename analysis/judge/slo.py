@@ -62,10 +62,23 @@ class Slo:
 
 
 @dataclass(frozen=True)
+class AtLeast:
+    """A lag that had not ended when the run did (pods never ready, a workload never recovered):
+    it was at least ``value`` seconds, the time that was left. Censored, not measured: it never
+    passes an upper bound, whatever other scale-ups or disruptions measured."""
+
+    value: float
+
+
+Observed = float | AtLeast | None
+
+
+@dataclass(frozen=True)
 class SloResult:
     expr: str
     observed: float | None
     passed: bool
+    at_least: bool = False  # observed is a lower bound (see AtLeast)
 
 
 def parse_slo(text: str) -> Slo:
@@ -98,11 +111,26 @@ def parse_slos(texts: Sequence[str]) -> list[Slo]:
     return [parse_slo(text) for text in texts]
 
 
-def evaluate(slos: Sequence[Slo], observed: Mapping[str, float | None]) -> list[SloResult]:
-    """Each gate against ``observed`` (name -> value, None when not measured)."""
+def evaluate(slos: Sequence[Slo], observed: Mapping[str, Observed]) -> list[SloResult]:
+    """Each gate against ``observed`` (name -> value, None when not measured, AtLeast when cut
+    off by the run's end: only a lower bound, ``>`` or ``>=``, can pass on it)."""
     results = []
     for slo in slos:
         value = observed.get(slo.metric)
+        if isinstance(value, AtLeast):
+            passed = slo.op in (">", ">=") and _OPERATORS[slo.op](value.value, slo.threshold)
+            results.append(SloResult(slo.expr, value.value, passed, at_least=True))
+            continue
         passed = value is not None and _OPERATORS[slo.op](value, slo.threshold)
         results.append(SloResult(slo.expr, value, passed))
     return results
+
+
+def longest(values: Sequence[float | AtLeast | None]) -> Observed:
+    """The longest of some lags: an AtLeast when any was cut off (the longest lower bound, or
+    the longest measured lag if longer), None when none was measured."""
+    measured = [v for v in values if isinstance(v, float | int)]
+    bounds = [v.value for v in values if isinstance(v, AtLeast)]
+    if bounds:
+        return AtLeast(max([*bounds, *measured]))
+    return float(max(measured)) if measured else None

@@ -2,7 +2,7 @@
 
 Every failure reaches ``main`` as a ``KubeswarmError`` and leaves through the single exit-code
 mapping of ``harness.errors``: 0 ok, 1 an SLO failed, 2 bad input, 3 cluster or load-generator
-error, 130 interrupted.
+error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from harness import __version__
 from harness.config.checks import check_command
 from harness.config.options import OPTIONS, merge_sources
-from harness.errors import EXIT_INTERRUPTED, EXIT_USAGE, KubeswarmError, UsageError
+from harness.errors import EXIT_USAGE, KubeswarmError, UsageError, interrupted_exit
 
 _RUN_OPTIONS = (
     "locustfile",
@@ -279,6 +279,6 @@ def main(
     except KubeswarmError as e:
         print(f"kubeswarm: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("kubeswarm: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return interrupted_exit(e)

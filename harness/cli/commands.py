@@ -19,6 +19,7 @@ from harness.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SLO_FAILED,
+    EXIT_TERMINATED,
     RunDirectoryError,
     UsageError,
 )
@@ -28,19 +29,20 @@ if TYPE_CHECKING:
     from harness.session.core import RunResult
 
 
-def _verdict_exit(verdict: str, status: str = "completed") -> int:
-    if status == "interrupted":
-        return EXIT_INTERRUPTED
-    if status == "failed":
-        return EXIT_CLUSTER
-    return EXIT_SLO_FAILED if verdict == "fail" else EXIT_OK
+def _verdict_exit(verdict: str) -> int:
+    # An incomplete run (cut short, a watched HPA never sampled) cannot pass a CI gate.
+    return EXIT_SLO_FAILED if verdict in ("fail", "incomplete") else EXIT_OK
 
 
 def _summary(result: RunResult, out: TextIO) -> int:
     from analysis.report import format_summary
 
     out.write(format_summary(result.summary, result.run_dir))
-    return _verdict_exit(result.verdict, result.status)
+    if result.status == "interrupted":
+        return EXIT_TERMINATED if result.terminated else EXIT_INTERRUPTED
+    if result.status == "failed":
+        return EXIT_CLUSTER
+    return _verdict_exit(result.verdict)
 
 
 def _report_writer(values: Mapping[str, Any]) -> Report:
