@@ -106,8 +106,9 @@ def check_locustfile(path: Path) -> Path:
     try:
         compile(source, str(path), "exec")
     except SyntaxError as e:
-        raise UsageError(f"locustfile {path} does not compile: line {e.lineno}: {e.msg}") from e
-    except ValueError as e:  # a NUL byte in otherwise valid UTF-8
+        where = "" if e.lineno is None else f"line {e.lineno}: "  # None: a NUL byte
+        raise UsageError(f"locustfile {path} does not compile: {where}{e.msg}") from e
+    except ValueError as e:  # a NUL byte, on Python versions that raise ValueError for it
         raise UsageError(f"locustfile {path} does not compile: {e}") from None
     return path.resolve()
 
