@@ -320,8 +320,7 @@ def disruption_values(disruptions: Sequence[Disruption], end_s: float) -> dict[s
     an upper bound however fast the other disruptions recovered."""
     done = [d for d in disruptions if not d.skipped]
     recoveries: list[float | AtLeast | None] = [
-        d.recovery_s if d.recovery_s is not None else AtLeast(max(0.0, end_s - d.ts))
-        for d in done
+        d.recovery_s if d.recovery_s is not None else AtLeast(max(0.0, end_s - d.ts)) for d in done
     ]
     error_rates = [d.during.error_rate for d in done if d.during.error_rate is not None]
     p95s = [d.during.p95_ms for d in done if d.during.p95_ms is not None]

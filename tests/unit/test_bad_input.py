@@ -386,7 +386,10 @@ def test_demo_locustfile_that_is_binary(tmp_path: Path, capsys: pytest.CaptureFi
     ("content", "expected"),
     [
         (b"users: \xff\xfe\n", "is not UTF-8 text (byte 7)"),
-        (b"users: [5\n", "is not valid YAML: expected ',' or ']', but got '<stream end>' at line 2"),
+        (
+            b"users: [5\n",
+            "is not valid YAML: expected ',' or ']', but got '<stream end>' at line 2",
+        ),
         (b"users: abc\n", "config file, users: must be a whole number, got 'abc'"),
         (b"spawn-rate: fast\n", "config file, spawn-rate: must be a number, got 'fast'"),
         (b"run-time: [1, 2]\n", "config file, run-time: not a duration: '[1, 2]'"),
@@ -471,7 +474,9 @@ def test_out_that_cannot_be_written(
     out = regular_file / "sub" if where == "file" else Path("/proc/kubeswarm-runs")
     err = _refused(_local(locustfile), tmp_path, capsys, out_dir=out)
     assert f"--out {out}" in err
-    assert "is a file, not a directory" in err if where == "file" else "cannot write in /proc" in err
+    assert (
+        "is a file, not a directory" in err if where == "file" else "cannot write in /proc" in err
+    )
 
 
 def _two_runs(tmp_path: Path) -> tuple[Path, Path]:
@@ -554,10 +559,16 @@ def test_server_that_is_not_a_kubernetes_api_server(
     import http.server
     import threading
 
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler
-    )
-    server.RequestHandlerClass.log_message = lambda *_: None  # type: ignore[assignment,method-assign]
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        """Some web server: every path is 404 Not Found, as most answer /version."""
+
+        def do_GET(self) -> None:
+            self.send_error(404)
+
+        def log_message(self, format: str, *args: object) -> None:  # quiet test output
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -65,7 +65,17 @@ def _value_or_value_error(parse: Callable[[str], Any], text: str) -> Any:
 
 
 @FAST
-@given(st.one_of(texts, st.builds("{}{}{}".format, st.sampled_from(list(METRICS)), st.sampled_from(["<", "<=", "==", ">", "!=", ">="]), numbers)))
+@given(
+    st.one_of(
+        texts,
+        st.builds(
+            "{}{}{}".format,
+            st.sampled_from(list(METRICS)),
+            st.sampled_from(["<", "<=", "==", ">", "!=", ">="]),
+            numbers,
+        ),
+    )
+)
 def test_slo(text: str) -> None:
     slo = _value_or_value_error(parse_slo, text)
     if slo is not None:
@@ -74,7 +84,28 @@ def test_slo(text: str) -> None:
 
 
 @FAST
-@given(st.one_of(texts, st.builds("web:{}={}".format, st.sampled_from(["memory_request", "memory_limit", "cpu_request", "memory_target", "cpu_target", "min", "max", "scale_up_window", "scale_down_window"]), numbers)))
+@given(
+    st.one_of(
+        texts,
+        st.builds(
+            "web:{}={}".format,
+            st.sampled_from(
+                [
+                    "memory_request",
+                    "memory_limit",
+                    "cpu_request",
+                    "memory_target",
+                    "cpu_target",
+                    "min",
+                    "max",
+                    "scale_up_window",
+                    "scale_down_window",
+                ]
+            ),
+            numbers,
+        ),
+    )
+)
 def test_whatif(text: str) -> None:
     _value_or_value_error(parse_whatif, text)
 
@@ -134,19 +165,13 @@ def test_every_option_from_a_flag_or_the_environment(name: str, text: str) -> No
 # Config files: any YAML value under known and unknown keys, and bytes that are not YAML.
 
 _RUN_OPTIONS = next(c for c in COMMANDS if c.name == "run").options
-_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), texts
-)
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), texts)
 _yaml_values = st.recursive(
     _scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(near, inner, max_size=3)
-    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(near, inner, max_size=3)),
     max_leaves=6,
 )
-_keys = st.one_of(
-    st.sampled_from([config_key(n) for n in _RUN_OPTIONS if n != "affinity"]), near
-)
+_keys = st.one_of(st.sampled_from([config_key(n) for n in _RUN_OPTIONS if n != "affinity"]), near)
 
 
 def _read_config(content: bytes) -> Any:
@@ -163,7 +188,12 @@ def test_config_file_of_any_values(document: dict[str, Any]) -> None:
 
 
 @FAST
-@given(st.one_of(st.binary(max_size=60), st.builds(str.encode, st.text(alphabet=_GRAMMAR + "[]{}#&*!|>'\"\n\t ?", max_size=60))))
+@given(
+    st.one_of(
+        st.binary(max_size=60),
+        st.builds(str.encode, st.text(alphabet=_GRAMMAR + "[]{}#&*!|>'\"\n\t ?", max_size=60)),
+    )
+)
 def test_config_file_of_any_bytes(content: bytes) -> None:
     _read_config(content)
 
@@ -176,14 +206,32 @@ _json_values = st.recursive(
     max_leaves=8,
 )
 _record_keys = st.sampled_from(
-    ["id", "mode", "start", "end", "status", "config", "slos", "watch", "sample_interval_s",
-     "schema_version", "processes", "hpa_spec", "objects", "server", "extra"]
+    [
+        "id",
+        "mode",
+        "start",
+        "end",
+        "status",
+        "config",
+        "slos",
+        "watch",
+        "sample_interval_s",
+        "schema_version",
+        "processes",
+        "hpa_spec",
+        "objects",
+        "server",
+        "extra",
+    ]
 )
 _run_jsons = st.one_of(
     _json_values,
     st.fixed_dictionaries(
-        {"id": _json_values, "mode": st.sampled_from(["local", "cluster", "demo", "sample"]),
-         "start": _json_values},
+        {
+            "id": _json_values,
+            "mode": st.sampled_from(["local", "cluster", "demo", "sample"]),
+            "start": _json_values,
+        },
         optional={k: _json_values for k in ("end", "status", "config", "slos", "watch")},
     ),
     st.dictionaries(_record_keys, _json_values, max_size=6),
@@ -242,7 +290,29 @@ def test_report_and_compare_of_any_run_json(
 
 
 @SLOW
-@given(summary=st.one_of(_json_values, st.dictionaries(st.sampled_from(["verdict", "load", "hpas", "slos", "workloads", "findings", "whatif", "run_id", "mode", "disruptions"]), _json_values, max_size=6)))
+@given(
+    summary=st.one_of(
+        _json_values,
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "verdict",
+                    "load",
+                    "hpas",
+                    "slos",
+                    "workloads",
+                    "findings",
+                    "whatif",
+                    "run_id",
+                    "mode",
+                    "disruptions",
+                ]
+            ),
+            _json_values,
+            max_size=6,
+        ),
+    )
+)
 def test_compare_of_any_current_summary_json(
     healthy_runs: tuple[Path, Path], summary: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -255,7 +325,11 @@ def test_compare_of_any_current_summary_json(
         for name in ("samples", "run.json"):
             (run_dir / name).symlink_to(cand / name)
         (run_dir / "report").mkdir()
-        document = {**summary, "kubeswarm_version": kubeswarm_version()} if isinstance(summary, dict) else summary
+        document = (
+            {**summary, "kubeswarm_version": kubeswarm_version()}
+            if isinstance(summary, dict)
+            else summary
+        )
         (run_dir / "report" / "summary.json").write_text(json.dumps(document), encoding="utf-8")
         assert _cli(["compare", str(base), str(run_dir)]) in (0, 1, 2)
     err = capsys.readouterr().err
