@@ -83,6 +83,15 @@ def _well_formed(summary: Mapping[str, Any]) -> bool:
         return False
     if not all(_objects(hpa.get("scale_events", [])) for hpa in summary.get("hpas", [])):
         return False
+    if not all(
+        all(key in finding for key in ("code", "severity", "subject"))
+        for finding in summary.get("findings", [])
+    ):
+        return False
+    if not all(
+        "hpa" in w and isinstance(w.get("changes"), dict) for w in summary.get("whatif", [])
+    ):
+        return False
     return all(isinstance(slo.get("expr"), str) for slo in summary.get("slos", []))
 
 
