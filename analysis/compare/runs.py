@@ -75,24 +75,21 @@ def _objects(value: Any) -> bool:
 
 def _well_formed(summary: Mapping[str, Any]) -> bool:
     """Whether ``summary`` has the shape this version writes where a comparison reads it."""
-    if not isinstance(summary.get("load", {}), dict):
+    lists_ok = all(_objects(summary.get(key, [])) for key in _OBJECT_LISTS if key != "disruptions")
+    if not (lists_ok and _objects(summary.get("disruptions") or [])):
         return False
-    if not all(_objects(summary.get(key, [])) for key in _OBJECT_LISTS if key != "disruptions"):
-        return False
-    if not _objects(summary.get("disruptions") or []):
-        return False
-    if not all(_objects(hpa.get("scale_events", [])) for hpa in summary.get("hpas", [])):
-        return False
-    if not all(
-        all(key in finding for key in ("code", "severity", "subject"))
-        for finding in summary.get("findings", [])
-    ):
-        return False
-    if not all(
-        "hpa" in w and isinstance(w.get("changes"), dict) for w in summary.get("whatif", [])
-    ):
-        return False
-    return all(isinstance(slo.get("expr"), str) for slo in summary.get("slos", []))
+    return (
+        isinstance(summary.get("load", {}), dict)
+        and all(_objects(hpa.get("scale_events", [])) for hpa in summary.get("hpas", []))
+        and all(
+            all(key in finding for key in ("code", "severity", "subject"))
+            for finding in summary.get("findings", [])
+        )
+        and all(
+            "hpa" in w and isinstance(w.get("changes"), dict) for w in summary.get("whatif", [])
+        )
+        and all(isinstance(slo.get("expr"), str) for slo in summary.get("slos", []))
+    )
 
 
 def _recorded_slos(meta: Mapping[str, Any]) -> list[str]:
