@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from analysis.compare.tolerances import TOLERANCES, parse_tolerance
@@ -106,6 +106,7 @@ def test_slo(text: str) -> None:
         ),
     )
 )
+@example("web:memory_request=1e999999Gi")
 def test_whatif(text: str) -> None:
     _value_or_value_error(parse_whatif, text)
 
@@ -126,6 +127,7 @@ def test_duration(text: str) -> None:
 
 @FAST
 @given(texts)
+@example("10E999999")  # overflowed Decimal: a traceback once
 def test_quantity(text: str) -> None:
     value = _value_or_value_error(parse_quantity, text)
     if value is not None:
@@ -313,6 +315,11 @@ def test_report_and_compare_of_any_run_json(
         ),
     )
 )
+# Each of these crashed compare once (TypeError, AttributeError, KeyError).
+@example(summary={"hpas": 0})
+@example(summary={"load": None})
+@example(summary={"findings": [{"seen": "x"}]})
+@example(summary={"whatif": [{}]})
 def test_compare_of_any_current_summary_json(
     healthy_runs: tuple[Path, Path], summary: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
