@@ -341,3 +341,32 @@ def test_compare_of_any_current_summary_json(
         assert _cli(["compare", str(base), str(run_dir)]) in (0, 1, 2)
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.splitlines()) <= 1
+
+
+@pytest.fixture(scope="module")
+def pinned_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fixtures import scenarios as sc
+
+    return sc.pinned_by_memory(tmp_path_factory.mktemp("whatif") / "run")
+
+
+_WHATIF_KEYS = ("memory_request", "memory_limit", "cpu_request", "memory_target", "cpu_target")
+
+
+@SLOW
+@given(
+    spec=st.builds(
+        "web:{}={}{}".format,
+        st.sampled_from(_WHATIF_KEYS),
+        st.floats(1e-6, 1e9).map("{:g}".format),
+        st.sampled_from(["", "%", "m", "Mi", "Gi"]),
+    )
+)
+@example(spec="web:memory_target=1e-9")  # accepted once, then divided by zero in the replay
+def test_whatif_replay_of_any_spec(pinned_run: Path, spec: str) -> None:
+    from analysis.pipeline import analyse
+
+    if _value_or_value_error(parse_whatif, spec) is None:
+        return
+    (result,) = analyse(pinned_run, whatifs=[spec]).whatifs
+    assert result.hpa == "web"
