@@ -28,6 +28,11 @@ from analysis.judge.adequacy import (
     locust_total_rps,
     summarize_load,
 )
+from analysis.judge.completeness import (
+    is_incomplete,
+    run_status_finding,
+    unsampled_hpa_findings,
+)
 from analysis.judge.disruption import Disruption, disruption_values, measure
 from analysis.judge.disruption_findings import disruption_findings
 from analysis.judge.evidence import (
@@ -42,7 +47,6 @@ from analysis.judge.findings import (
     load_findings,
     ordered,
     problem_findings,
-    run_status_finding,
     slo_findings,
 )
 from analysis.judge.loadgen import exception_count, is_load_generator, loadgen_findings
@@ -50,7 +54,7 @@ from analysis.judge.readiness import scale_up_not_ready
 from analysis.judge.resources import WorkloadResult, analyse_workloads
 from analysis.judge.scaling import HpaResult, analyse_hpas
 from analysis.judge.sizing import CapacityResult, analyse_capacity
-from analysis.judge.slo import SloResult, evaluate, parse_slos
+from analysis.judge.slo import AtLeast, Observed, SloResult, evaluate, longest, parse_slos
 from analysis.judge.target_findings import hpa_findings, workload_findings
 from analysis.judge.whatif import (
     WhatIfResult,
@@ -90,10 +94,19 @@ def observed_values(
     hpas: Sequence[HpaResult],
     workloads: Sequence[WorkloadResult],
     pods_sampled: bool,
-) -> dict[str, float | None]:
-    """Every name an ``--slo`` can use (``judge.slo.METRICS``) with its value in this run."""
+    end_s: float,
+) -> dict[str, Observed]:
+    """Every name an ``--slo`` can use (``judge.slo.METRICS``) with its value in this run;
+    ``end_s``: the end of the analysed window, which cuts off a lag still running then."""
     first_ups = [e for h in hpas for e in h.events if e.up and e.first_after_step]
-    ready_lags = [e.ready_lag_s for e in first_ups]
+    # Every scale-up after a load step counts: one whose pods were never ready by the end was
+    # at least the time that was left (censored), and no faster scale-up may stand in for it.
+    ready_lags: list[float | AtLeast | None] = [
+        e.ready_lag_s if e.ready_lag_s is not None else AtLeast(max(0.0, end_s - e.step.start_s))
+        for h in hpas
+        for e in h.events
+        if e.up and e.step is not None
+    ]
     return {
         "p50_ms": load.p50_ms,
         "p95_ms": load.p95_ms,
@@ -103,8 +116,7 @@ def observed_values(
         "total_requests": load.total_requests,
         "peak_users": load.peak_users,
         "scale_up_lag_s": _max([e.lag_s for e in first_ups]),
-        # a scale-up whose pods never became ready has no lag to show: unmeasured, so it fails
-        "ready_lag_s": None if None in ready_lags else _max(ready_lags),
+        "ready_lag_s": longest(ready_lags),
         "max_memory_pct_of_limit": _max([w.peak_memory_pct_of_limit for w in workloads]),
         "max_memory_pct_of_request": _max([w.peak_memory_pct_of_request for w in workloads]),
         "oom_kills": float(sum(w.oom_kills for w in workloads)) if pods_sampled else None,
@@ -117,8 +129,12 @@ def observed_values(
 
 
 def verdict_of(slos: Sequence[SloResult], findings: Sequence[Finding]) -> str:
+    """``fail`` if an SLO failed; ``incomplete`` if the run did not finish or a watched HPA was
+    never sampled (it cannot pass); ``warn`` on a high finding; else ``pass``."""
     if any(not s.passed for s in slos):
         return "fail"
+    if is_incomplete(findings):
+        return "incomplete"
     if any(f.severity == "high" for f in findings):
         return "warn"
     return "pass"
@@ -183,11 +199,14 @@ def analyse(
     slo_results = evaluate(
         parsed_slos,
         {
-            **observed_values(load_summary, hpas, workloads, bool(data.pods["ts"].size)),
-            **disruption_values(disruptions),
+            **observed_values(
+                load_summary, hpas, workloads, bool(data.pods["ts"].size), window.end_s
+            ),
+            **disruption_values(disruptions, window.loaded[1]),
         },
     )
     found: list[Finding] = [*problem_findings(data, window), *run_status_finding(data)]
+    found.extend(unsampled_hpa_findings(data))
     found.extend(loadgen_findings(data, load, load_summary, window, sampled))
     if too_short is not None:
         found.append(too_short)

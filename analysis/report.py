@@ -155,8 +155,10 @@ def format_summary(summary: Mapping[str, Any], run_dir: Path) -> str:
     for f in findings[:_TOP_FINDINGS]:
         lines.append(_shorten(f"  [{f['severity']}] {f['code']} {f['subject']}: {f['seen']}"))
     for s in summary["slos"]:
+        bound = "at least " if s.get("at_least") else ""  # a lag cut off by the run's end
         lines.append(
-            f"slo {s['expr']}: {'passed' if s['passed'] else 'FAILED'} ({rounded(s['observed'])})"
+            f"slo {s['expr']}: {'passed' if s['passed'] else 'FAILED'} "
+            f"({bound}{rounded(s['observed'])})"
         )
     lines.extend(_whatif_line(w) for w in summary["whatif"])
     lines.extend(_shorten(line) for line in capacity_lines(summary.get("capacity")))

@@ -26,6 +26,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Final
 
+from harness.errors import Terminated
+
 _PR_SET_PDEATHSIG: Final = 1  # <linux/prctl.h>
 
 
@@ -145,7 +147,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
         return
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+        raise Terminated
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:

@@ -60,7 +60,36 @@ def current_summary(run_dir: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(summary, dict) or summary.get("kubeswarm_version") != kubeswarm_version():
         return None
+    if not _well_formed(summary):  # edited or cut by hand: rebuilt like a stale one
+        return None
     return summary if path.stat().st_mtime >= _newest_input_s(run_dir) else None
+
+
+# The parts of summary.json a comparison walks: lists of objects, and the load object.
+_OBJECT_LISTS = ("hpas", "workloads", "findings", "slos", "whatif", "disruptions")
+
+
+def _objects(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
+
+
+def _well_formed(summary: Mapping[str, Any]) -> bool:
+    """Whether ``summary`` has the shape this version writes where a comparison reads it."""
+    lists_ok = all(_objects(summary.get(key, [])) for key in _OBJECT_LISTS if key != "disruptions")
+    if not (lists_ok and _objects(summary.get("disruptions") or [])):
+        return False
+    return (
+        isinstance(summary.get("load", {}), dict)
+        and all(_objects(hpa.get("scale_events", [])) for hpa in summary.get("hpas", []))
+        and all(
+            all(key in finding for key in ("code", "severity", "subject"))
+            for finding in summary.get("findings", [])
+        )
+        and all(
+            "hpa" in w and isinstance(w.get("changes"), dict) for w in summary.get("whatif", [])
+        )
+        and all(isinstance(slo.get("expr"), str) for slo in summary.get("slos", []))
+    )
 
 
 def _recorded_slos(meta: Mapping[str, Any]) -> list[str]:

@@ -38,9 +38,14 @@ def parse_quantity(text: str) -> float:
     if not match or match.group(2) not in _SUFFIXES:
         raise ValueError(f"not a Kubernetes quantity: {text!r} (examples: 768Mi, 1Gi, 250m, 2)")
     try:
-        return float(Decimal(match.group(1)) * _SUFFIXES[match.group(2)])
+        value = float(Decimal(match.group(1)) * _SUFFIXES[match.group(2)])
     except InvalidOperation as e:
         raise ValueError(f"not a Kubernetes quantity: {text!r}") from e
+    except ArithmeticError:  # decimal.Overflow: 10E999999 is past any Decimal context
+        value = math.inf
+    if not math.isfinite(value):
+        raise ValueError(f"not a Kubernetes quantity: {text!r} is too large")
+    return value
 
 
 def parse_cpu_millicores(text: str) -> float:
@@ -51,6 +56,8 @@ def parse_cpu_millicores(text: str) -> float:
 def parse_duration(text: str) -> float:
     """Seconds from ``"90"``, ``"90s"``, ``"1m30s"``, ``"2h"`` or ``"500ms"``; else ValueError."""
     cleaned = text.strip().lower()
+    if cleaned.startswith("-") and cleaned[1:2].isdigit():
+        raise ValueError(f"not a duration: {text!r} (a duration cannot be negative)")
     try:
         seconds = float(cleaned)
     except ValueError:
@@ -58,7 +65,9 @@ def parse_duration(text: str) -> float:
         if not parts or "".join(n + u for n, u in parts) != cleaned:
             raise ValueError(f"not a duration: {text!r} (examples: 90s, 1m30s, 2h, 45)") from None
         seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
-    if not math.isfinite(seconds) or seconds < 0:
+    if not math.isfinite(seconds):
+        raise ValueError(f"not a duration: {text!r} is too long")
+    if seconds < 0:
         raise ValueError(f"not a duration: {text!r} (must be zero or more)")
     return seconds
 

@@ -24,6 +24,7 @@ import pandas as pd
 
 from analysis.data.chaosmark import ChaosMark, parse_chaos_detail
 from analysis.data.timeline import time_weights
+from analysis.judge.slo import AtLeast, Observed, longest
 
 # Locust's per-second rows describe the last 10 s (its current RPS and percentiles), so a shorter
 # window would cut the burst in half.
@@ -312,17 +313,19 @@ def measure(
     return measured
 
 
-def disruption_values(disruptions: Sequence[Disruption]) -> dict[str, float | None]:
+def disruption_values(disruptions: Sequence[Disruption], end_s: float) -> dict[str, Observed]:
     """The SLO names of ``--chaos`` (``judge.slo.METRICS``); None, which fails a gate, when
-    nothing was disrupted, and for ``recovery_s`` when any disruption never recovered."""
+    nothing was disrupted. A disruption never recovered by ``end_s`` (the loaded window's end)
+    took at least the time that was left: ``recovery_s`` is then that lower bound, which fails
+    an upper bound however fast the other disruptions recovered."""
     done = [d for d in disruptions if not d.skipped]
-    recoveries = [d.recovery_s for d in done]
+    recoveries: list[float | AtLeast | None] = [
+        d.recovery_s if d.recovery_s is not None else AtLeast(max(0.0, end_s - d.ts)) for d in done
+    ]
     error_rates = [d.during.error_rate for d in done if d.during.error_rate is not None]
     p95s = [d.during.p95_ms for d in done if d.during.p95_ms is not None]
     return {
-        "recovery_s": None
-        if not done or any(r is None for r in recoveries)
-        else max(r for r in recoveries if r is not None),
+        "recovery_s": longest(recoveries),
         "disruption_error_rate": max(error_rates) if error_rates else None,
         "disruption_p95_ms": max(p95s) if p95s else None,
         "disruptions_recovered": sum(1 for d in done if d.recovered) / len(done) if done else None,

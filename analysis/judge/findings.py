@@ -229,37 +229,27 @@ def load_findings(load: LoadSummary, adequacy: Adequacy) -> list[Finding]:
     return out
 
 
+def _observed_text(result: SloResult) -> str:
+    if result.observed is None:
+        return "not measured"
+    if result.at_least:
+        return f"at least {result.observed:.4g} (still running when the run ended)"
+    return f"{result.observed:.4g}"
+
+
 def slo_findings(results: Iterable[SloResult]) -> list[Finding]:
     return [
         Finding(
             "slo_failed",
             "high",
             "run",
-            f"SLO {r.expr} failed: observed "
-            f"{'not measured' if r.observed is None else f'{r.observed:.4g}'}.",
+            f"SLO {r.expr} failed: observed {_observed_text(r)}.",
             "The run's verdict is fail, and kubeswarm exits with code 1 so CI stops here.",
             "Fix what the other findings point at, or adjust the gate if it was wrong.",
             {"expr": r.expr, "observed": r.observed},
         )
         for r in results
         if not r.passed
-    ]
-
-
-def run_status_finding(data: RunData) -> list[Finding]:
-    status = data.meta.get("status")
-    if status in (None, "completed"):
-        return []
-    return [
-        Finding(
-            "run_incomplete",
-            "medium" if status != "running" else "info",
-            "run",
-            f"run.json says the run is {status!r}.",
-            "The load may have stopped early; peaks and final replicas may be missing.",
-            "Rerun to completion before trusting the verdict.",
-            {"status": str(status)},
-        )
     ]
 
 

@@ -72,9 +72,13 @@ class WhatIfResult:
 
 
 def _percent(key: str, text: str) -> float:
-    value = float(text.strip().rstrip("%"))
-    if not 0 < value <= 1000:
-        raise ValueError(f"{key} must be a percentage above 0")
+    # An HPA's averageUtilization is a whole percent, 1 or more; below 1 the replay divides by 0.
+    try:
+        value = float(text.strip().rstrip("%"))
+    except ValueError:
+        raise ValueError(f"{key} must be a percentage from 1 to 1000") from None
+    if not 1 <= value <= 1000:
+        raise ValueError(f"{key} must be a percentage from 1 to 1000")
     return value
 
 
@@ -88,7 +92,7 @@ def _check_value(key: str, text: str) -> None:
     elif key in ("memory_target", "cpu_target"):
         _percent(key, text)
     elif key in ("min", "max"):
-        if not text.strip().isdigit() or int(text) < 1:
+        if not text.strip().isdecimal() or int(text) < 1:  # isdigit() takes "²", int() not
             raise ValueError(f"{key} must be a whole number of replicas, 1 or more")
     else:
         parse_duration(text)

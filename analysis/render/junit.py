@@ -43,7 +43,14 @@ def junit_tree(
     suites = [
         _suite(
             "run",
-            [(f"verdict of {run}", f"verdict {verdict}" if verdict == "fail" else None, "verdict")],
+            [
+                (
+                    f"verdict of {run}",
+                    # an incomplete run did not pass either: a CI reporter must show it red
+                    f"verdict {verdict}" if verdict in ("fail", "incomplete") else None,
+                    "verdict",
+                )
+            ],
         )
     ]
     slo_cases = [
@@ -52,7 +59,9 @@ def junit_tree(
             None
             if s["passed"]
             else f"SLO {s['expr']} failed: observed "
-            + ("nothing (not measured)" if s["observed"] is None else f"{s['observed']:g}"),
+            + ("nothing (not measured)" if s["observed"] is None else "")
+            + ("at least " if s["observed"] is not None and s.get("at_least") else "")
+            + ("" if s["observed"] is None else f"{s['observed']:g}"),
             "slo_failed",
         )
         for s in summary["slos"]

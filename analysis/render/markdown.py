@@ -70,7 +70,8 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         lines += ["| SLO | observed | result |", "|---|---:|---|"]
         for s in summary["slos"]:
             result = "passed" if s["passed"] else "**FAILED**"
-            lines.append(f"| {_code(s['expr'])} | {_observed(s['observed'])} | {result} |")
+            bound = "≥ " if s.get("at_least") else ""  # a lag cut off by the run's end
+            lines.append(f"| {_code(s['expr'])} | {bound}{_observed(s['observed'])} | {result} |")
     else:
         lines.append("No SLO was given (`--slo`).")
     lines.append("")

@@ -240,7 +240,8 @@ def build_summary(analysis: Analysis) -> dict[str, Any]:
             "source": load.source,
         },
         "slos": [
-            {"expr": s.expr, "observed": s.observed, "passed": s.passed} for s in analysis.slos
+            {"expr": s.expr, "observed": s.observed, "passed": s.passed, "at_least": s.at_least}
+            for s in analysis.slos
         ],
         "hpas": [_hpa(h, analysis) for h in analysis.hpas],
         "workloads": [_workload(w) for w in analysis.workloads],

@@ -2,7 +2,7 @@
 
 Every failure reaches ``main`` as a ``KubeswarmError`` and leaves through the single exit-code
 mapping of ``harness.errors``: 0 ok, 1 an SLO failed, 2 bad input, 3 cluster or load-generator
-error, 130 interrupted.
+error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, Final, TextIO
 from harness import __version__
 from harness.config.checks import check_command
 from harness.config.options import OPTIONS, merge_sources
-from harness.errors import EXIT_INTERRUPTED, EXIT_USAGE, KubeswarmError, UsageError
+from harness.errors import EXIT_USAGE, KubeswarmError, UsageError, interrupted_exit
 
 _ENV_OPTIONS = ("env", "env_files", "env_from")
 _RUN_OPTIONS = (
@@ -203,6 +203,13 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr and exit code 2, and never repeats
     what was typed (it may be a value of --env)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A value that starts with a minus and a digit (-t -5s) is a value to refuse by its own
+        # parser; argparse's default pattern takes only -5 and -5.0 as values, so -5s read as a
+        # flag and the error said "expected one argument". No kubeswarm flag starts with a digit.
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
+
     def error(self, message: str) -> Any:
         for pattern, replacement in _ECHOES:
             message = pattern.sub(replacement, message)
@@ -306,6 +313,6 @@ def main(
     except KubeswarmError as e:
         print(f"kubeswarm: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("kubeswarm: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return interrupted_exit(e)

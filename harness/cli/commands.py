@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from harness.cli.reporter import reporter_for
+from harness.config.checks import check_writable_dir, check_writable_file
 from harness.config.run import build_run_config
 from harness.errors import (
     EXIT_CLUSTER,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SLO_FAILED,
+    EXIT_TERMINATED,
+    RunDirectoryError,
     UsageError,
 )
 from harness.session.run import Report, report_writer
@@ -26,19 +29,20 @@ if TYPE_CHECKING:
     from harness.session.core import RunResult
 
 
-def _verdict_exit(verdict: str, status: str = "completed") -> int:
-    if status == "interrupted":
-        return EXIT_INTERRUPTED
-    if status == "failed":
-        return EXIT_CLUSTER
-    return EXIT_SLO_FAILED if verdict == "fail" else EXIT_OK
+def _verdict_exit(verdict: str) -> int:
+    # An incomplete run (cut short, a watched HPA never sampled) cannot pass a CI gate.
+    return EXIT_SLO_FAILED if verdict in ("fail", "incomplete") else EXIT_OK
 
 
 def _summary(result: RunResult, out: TextIO) -> int:
     from analysis.report import format_summary
 
     out.write(format_summary(result.summary, result.run_dir))
-    return _verdict_exit(result.verdict, result.status)
+    if result.status == "interrupted":
+        return EXIT_TERMINATED if result.terminated else EXIT_INTERRUPTED
+    if result.status == "failed":
+        return EXIT_CLUSTER
+    return _verdict_exit(result.verdict)
 
 
 def _report_writer(values: Mapping[str, Any]) -> Report:
@@ -53,6 +57,8 @@ def _report_writer(values: Mapping[str, Any]) -> Report:
             check_run_dir(Path(baseline))
     except ValueError as e:
         raise UsageError(str(e)) from e
+    if values.get("junit") is not None:
+        check_writable_file(Path(values["junit"]), "--junit")
     return report_writer(
         baseline=None if baseline is None else Path(baseline),
         tolerances=tolerances or None,
@@ -66,6 +72,7 @@ def demo(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> in
 
     config = DemoConfig.from_values(values)
     report = _report_writer(values)
+    check_writable_dir(config.out_dir, "--out")
     return _summary(run_demo(config, reporter_for(out), report=report), out)
 
 
@@ -77,6 +84,7 @@ def run(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int
         out.write("".join(f"chaos dry run: {line}\n" for line in preview_chaos(config)))
         return EXIT_OK
     report = _report_writer(values)
+    check_writable_dir(config.out_dir, "--out")
     if config.local:
         from harness.backends.local import run_local
 
@@ -96,7 +104,8 @@ def report(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> 
         raise UsageError(f"{run_dir} is not a kubeswarm run directory (no run.json, no samples/)")
     if values["report_format"] not in ("text", "md"):
         raise UsageError(f"--format {values['report_format']}: choose text or md")
-    _report_writer(values)  # --baseline and --tolerance checked before any work
+    _report_writer(values)  # --baseline, --tolerance and --junit checked before any work
+    _check_report_dir(run_dir)
     tolerances = dict(_tolerances(values))
     # The SLOs the run was judged by stay its SLOs; more can be given on the command line.
     slos = list(dict.fromkeys([*_recorded_slos(run_dir), *values["slos"]]))
@@ -112,6 +121,8 @@ def report(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> 
         )
     except ValueError as e:
         raise UsageError(str(e)) from e
+    except OSError as e:  # the directory changed under us after the check
+        raise RunDirectoryError(f"cannot write the report into {run_dir}: {e.strerror}") from e
     if values.get("junit") is not None:
         write_junit(Path(values["junit"]), summary)
     if values["report_format"] == "md":
@@ -119,6 +130,17 @@ def report(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> 
     else:
         out.write(format_summary(summary, run_dir))
     return _verdict_exit(str(summary["verdict"]))
+
+
+def _check_report_dir(run_dir: Path) -> None:
+    """``report`` writes into the run directory's report/: refused up front when it cannot."""
+    try:
+        check_writable_dir(run_dir / "report", "report:")
+    except UsageError as e:
+        raise UsageError(
+            f"{e}; kubeswarm report writes into the run directory, so copy it somewhere "
+            "writable first"
+        ) from None
 
 
 def _tolerances(values: Mapping[str, Any]) -> list[tuple[str, float]]:
@@ -136,8 +158,17 @@ def compare(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) ->
     from analysis.render.junit import write_junit
 
     base, candidate = Path(args.baseline_dir), Path(args.candidate_dir)
+    if base.resolve() == candidate.resolve():
+        raise UsageError(
+            f"compare: {base} is both the baseline and the candidate; give two different runs"
+        )
+    tolerances = dict(_tolerances(values)) or None
+    if values.get("compare_out") is not None:
+        check_writable_dir(Path(values["compare_out"]), "--out")
+    if values.get("junit") is not None:
+        check_writable_file(Path(values["junit"]), "--junit")
     try:
-        comparison = compare_runs(base, candidate, dict(_tolerances(values)) or None)
+        comparison = compare_runs(base, candidate, tolerances)
     except ValueError as e:
         raise UsageError(str(e)) from e
     out.write(format_comparison(comparison))
@@ -208,6 +239,7 @@ def sample(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> 
     from harness.backends.sample import sample_only
     from harness.kube.runs import cluster_session
 
+    check_writable_dir(Path(values["out_dir"]), "--out")
     with cluster_session(values) as (kube, namespace):
         result = sample_only(
             kube,

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,6 +244,34 @@ def check_command(command: str, values: Mapping[str, Any]) -> None:
         if not targets:
             raise UsageError("sample: pass at least one --watch hpa/NAME or deployment/NAME")
         check_watch_targets(targets, local=False)
+
+
+def check_writable_dir(path: Path, what: str, named: Path | None = None) -> None:
+    """``path`` is, or can be made, a directory this process can write files in; else
+    ``UsageError`` naming ``what`` (the flag). Checked by writing a temporary file in the
+    nearest directory that exists, because permission bits say nothing to root, and a
+    read-only mount or /proc refuses root too. ``named``: the path the user gave, if not this."""
+    shown = named or path
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling link: mkdir would fail on it
+            raise UsageError(f"{what} {shown}: {existing} is a broken symbolic link")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{what} {shown}: {existing} is a file, not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise UsageError(f"{what} {shown}: cannot write in {existing} ({e.strerror})") from None
+
+
+def check_writable_file(path: Path, what: str) -> None:
+    """``path`` can be written as a file (it may exist; its folder may not yet); else
+    ``UsageError`` naming ``what``."""
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a directory; give a file name")
+    check_writable_dir(path.parent, what, named=path)
 
 
 def given_options(values: Mapping[str, Any], names: Iterable[str]) -> list[str]:

@@ -664,7 +664,7 @@ def _parse_file_value(option: Option, raw: Any) -> Any:
             return raw
         return option.parse(str(raw))
     except ValueError as e:
-        raise UsageError(f"config file, {option.name}: {e}") from e
+        raise UsageError(f"config file, {config_key(option.name)}: {e}") from e
 
 
 def _read_config_file(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
@@ -672,8 +672,12 @@ def _read_config_file(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise UsageError(f"cannot read config file {path}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise UsageError(f"config file {path} is not UTF-8 text (byte {e.start})") from None
     except yaml.YAMLError as e:
-        raise UsageError(f"config file {path} is not valid YAML: {e}") from e
+        raise UsageError(f"config file {path} is not valid YAML: {_one_line(e)}") from e
+    except ValueError as e:  # a YAML timestamp or number its constructor refuses: 2026-13-01
+        raise UsageError(f"config file {path} is not valid YAML: {e}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -686,6 +690,15 @@ def _read_config_file(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
             f"config file {path}: unknown option(s) {', '.join(unknown)}; known: {known}"
         )
     return {by_key[str(k)]: v for k, v in loaded.items()}
+
+
+def _one_line(error: yaml.YAMLError) -> str:
+    """PyYAML's message spans lines (a snippet under a caret); the problem and where is one."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem:
+        mark = error.problem_mark
+        where = "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
+        return f"{error.problem}{where}"
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
 
 
 def env_name(name: str) -> str:

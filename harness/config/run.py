@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from harness.config.chaos import ChaosPick, ChaosSpec, check_chaos
 from harness.config.checks import (
@@ -92,15 +93,48 @@ class RunConfig:
 
 
 def check_locustfile(path: Path) -> Path:
-    """The locustfile must exist and compile; returns its absolute path."""
+    """The locustfile must be a readable UTF-8 Python file that compiles; its absolute path."""
+    if path.is_dir():
+        raise UsageError(f"locustfile {path} is a directory; pass the Python file (-f DIR/FILE.py)")
     if not path.is_file():
         raise UsageError(f"locustfile {path} does not exist")
-    source = path.read_text(encoding="utf-8")
+    try:
+        source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(
+            f"locustfile {path} is not UTF-8 text (byte {e.start}); is it the Python file?"
+        ) from None
+    except OSError as e:
+        raise UsageError(f"cannot read locustfile {path}: {e.strerror}") from None
     try:
         compile(source, str(path), "exec")
     except SyntaxError as e:
-        raise UsageError(f"locustfile {path} does not compile: line {e.lineno}: {e.msg}") from e
+        where = "" if e.lineno is None else f"line {e.lineno}: "  # None: a NUL byte
+        raise UsageError(f"locustfile {path} does not compile: {where}{e.msg}") from e
+    except ValueError as e:  # a NUL byte, on Python versions that raise ValueError for it
+        raise UsageError(f"locustfile {path} does not compile: {e}") from None
     return path.resolve()
+
+
+def check_host(text: str) -> str:
+    """``-H``: an http(s) URL with a host (a port, if any, a number from 1 to 65535); the URL
+    without a trailing slash. Locust would otherwise run the whole test at 100 % errors."""
+    example = "e.g. -H http://web.shop.svc:8080"
+    try:
+        parsed = urlsplit(text.strip())
+    except ValueError:  # an unclosed [ of an IPv6 address
+        raise UsageError(f"host {text!r} is not a URL ({example})") from None
+    if parsed.scheme not in ("http", "https"):
+        raise UsageError(f"host {text!r} must start with http:// or https:// ({example})")
+    try:
+        port = parsed.port
+    except ValueError:
+        port = 0
+    if not parsed.hostname or any(c.isspace() for c in text.strip()):
+        raise UsageError(f"host {text!r} names no host ({example})")
+    if port == 0:
+        raise UsageError(f"host {text!r}: the port must be a number from 1 to 65535")
+    return text.strip().rstrip("/")
 
 
 def build_run_config(values: Mapping[str, Any]) -> RunConfig:
@@ -119,11 +153,9 @@ def build_run_config(values: Mapping[str, Any]) -> RunConfig:
     host = values.get("host")
     if not host:
         raise UsageError("no target host: pass -H URL, e.g. -H http://web.shop.svc:8080")
-    if not str(host).startswith(("http://", "https://")):
-        raise UsageError(f"host {host!r} must start with http:// or https://")
     load = LoadConfig(
         locustfile=check_locustfile(Path(locustfile)),
-        host=str(host).rstrip("/"),
+        host=check_host(str(host)),
         users=values["users"],
         spawn_rate=values["spawn_rate"],
         run_time_s=values["run_time_s"],
@@ -192,8 +224,14 @@ def _shape(locustfile: Path, *, local: bool, requirements: tuple[str, ...]) -> s
 
 
 def _starting_workers(values: Mapping[str, Any]) -> int:
-    """``--workers auto`` starts with one worker and needs ``--max-workers``."""
+    """``--workers auto`` starts with one worker and needs ``--max-workers``, which means
+    nothing without it (a fixed count would silently ignore the bound)."""
     if values["workers"] != "auto":
+        if values.get("max_workers") is not None:
+            raise UsageError(
+                f"--max-workers bounds --workers auto, but --workers is {values['workers']}: "
+                "pass --workers auto, or drop --max-workers"
+            )
         return int(values["workers"])
     if values.get("max_workers") is None:
         raise UsageError("--workers auto needs --max-workers N, the most workers it may run")

@@ -60,7 +60,8 @@ def config_json_schema() -> dict[str, Any]:
         if option.flag_only:
             continue  # refused in a config file (--env: values go in an --env-file)
         key = config_key(name)
-        entry = {"description": option.help, **_property(option)}
+        # argparse's help escapes % as %%; the schema shows the text as a user reads it
+        entry = {"description": option.help.replace("%%", "%"), **_property(option)}
         default = _default(option)
         if default is not None:
             entry["default"] = default

@@ -6,6 +6,7 @@ and returns the value or raises ValueError with a message that says what a valid
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -70,24 +71,35 @@ def parse_watch(text: str) -> WatchTarget:
     return WatchTarget(resolved, name, namespace)
 
 
+def _whole_number(text: str) -> int:
+    # int()'s own message ("invalid literal for int() with base 10") is Python's, not the user's.
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"must be a whole number, got {text!r}") from None
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 1:
         raise ValueError(f"must be 1 or more, got {value}")
     return value
 
 
 def non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 0:
         raise ValueError(f"must be 0 or more, got {value}")
     return value
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError(f"must be more than 0, got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"must be a number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"must be a number more than 0, got {text!r}")
     return value
 
 

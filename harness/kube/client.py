@@ -279,8 +279,24 @@ class KubeClient:
         return bool(answer.get("status", {}).get("allowed"))
 
     def server_version(self) -> str:
-        answer = self.request("GET", "/version", Operation("get", "the server version")).json()
-        return str(answer.get("gitVersion", "unknown"))
+        """The API server's gitVersion; ``UsageError`` when the kubeconfig's server answers but
+        is not a Kubernetes API server (a 404 or a page without a version: a wrong URL)."""
+        response = self.request(
+            "GET", "/version", Operation("get", "the server version"), accept_status=(404,)
+        )
+        try:
+            answer = response.json() if response.status == 200 else {}
+        except ValueError:  # HTML or other text: some web server, not an API server
+            answer = {}
+        version = answer.get("gitVersion")
+        if not isinstance(version, str) or not version:
+            context = self.connection.context or "in-cluster"
+            raise UsageError(
+                f"the server at {self.connection.host} is not a Kubernetes API server (GET "
+                f"/version answered {response.status} without a version); check the server of "
+                f"context {context} in the kubeconfig"
+            )
+        return version
 
     # -------------------------------------------------------------- service proxy
 

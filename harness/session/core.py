@@ -209,3 +209,4 @@ class RunResult:
     status: RunStatus
     verdict: str
     summary: dict[str, Any] = field(default_factory=dict)
+    terminated: bool = False  # interrupted by SIGTERM (exit 143), not Ctrl-C (130)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from analysis.data import schema
-from harness.errors import KubeswarmError, LoadGeneratorError, RunDirectoryError
+from harness.errors import KubeswarmError, LoadGeneratorError, RunDirectoryError, Terminated
 from harness.processes import sigterm_as_interrupt
 from harness.session.core import (
     Action,
@@ -131,14 +131,15 @@ def execute(
         reporter.info(f"run directory: {store.directory}")
         status: RunStatus = "failed"
         failure: KubeswarmError | None = None
+        terminated = False
         try:
             try:
                 store.update(**spec.record)
                 store.update(**backend.start(store.directory, reporter.info))
                 ticker = _Ticker(spec, backend, store, reporter, start=clock())
                 status = ticker.drive([*samplers, *actions], clock, sleep)
-            except KeyboardInterrupt:
-                status = "interrupted"
+            except KeyboardInterrupt as e:
+                status, terminated = "interrupted", isinstance(e, Terminated)
                 reporter.event(
                     "interrupted: stopping the test and fetching what exists "
                     "(Ctrl-C again exits at once)"
@@ -166,7 +167,7 @@ def execute(
         ) from e
     if failure is not None:
         raise failure
-    return RunResult(store.directory, status, str(summary["verdict"]), summary)
+    return RunResult(store.directory, status, str(summary["verdict"]), summary, terminated)
 
 
 def _create_store(spec: SessionSpec, now: float) -> RunStore:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -97,7 +98,9 @@ def test_interrupt_stops_everything_and_keeps_what_was_measured(
             "--interval",
             "1s",
             "--out",
-            str(tmp_path),
+            str(tmp_path / "runs"),
+            "--junit",
+            str(tmp_path / "junit.xml"),
         ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -106,7 +109,7 @@ def test_interrupt_stops_everything_and_keeps_what_was_measured(
         cwd=REPO,
     )
     try:
-        directory = _wait_for_running(tmp_path, process)
+        directory = _wait_for_running(tmp_path / "runs", process)
         pids = run_json(directory)["processes"]
         children = [c.pid for p in pids for c in psutil.Process(p).children(recursive=True)]
         process.send_signal(signum)
@@ -115,8 +118,15 @@ def test_interrupt_stops_everything_and_keeps_what_was_measured(
         if process.poll() is None:
             process.kill()
             process.communicate()
-    assert process.returncode == 130, stderr  # "interrupted", whichever signal it was
+    # 128 + the signal, as a shell reports it: 130 for Ctrl-C, 143 for a cancelled CI job
+    assert process.returncode == 128 + signum, stderr
     assert "interrupted" in stderr
+    # an interrupted run cannot pass: console, summary.json and JUnit say so alike
+    assert "verdict: INCOMPLETE" in stdout and "verdict: PASS" not in stdout
+    summary = json.loads((directory / "report" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["verdict"] == "incomplete"
+    junit = (tmp_path / "junit.xml").read_text(encoding="utf-8")
+    assert '<failure message="verdict incomplete"' in junit
     meta = run_json(directory)
     assert meta["status"] == "interrupted"
     assert descendants_alive([*pids, *children], timeout_s=5) == []

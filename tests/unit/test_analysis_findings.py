@@ -194,7 +194,9 @@ def test_oom_kill_counts_and_limit_recommendation(tmp_path: Path) -> None:
     assert (workload["oom_kills"], workload["restarts"]) == (1, 1)
     assert workload["recommended_memory_limit_bytes"] == 640 * MI
     assert "near_memory_limit" not in codes(summary)  # the OOM kill says it already
-    assert summary["slos"] == [{"expr": "oom_kills==0", "observed": 1.0, "passed": False}]
+    assert summary["slos"] == [
+        {"expr": "oom_kills==0", "observed": 1.0, "passed": False, "at_least": False}
+    ]
     assert summary["verdict"] == "fail"
 
 
@@ -323,9 +325,9 @@ def test_slo_failed_and_unmeasured_gates_fail(tmp_path: Path) -> None:
         slos=["p95_ms<100", "error_rate<1%", "scale_up_lag_s<90"],
     )
     assert summary["slos"] == [
-        {"expr": "p95_ms<100", "observed": 120.0, "passed": False},
-        {"expr": "error_rate<1%", "observed": 0.0, "passed": True},
-        {"expr": "scale_up_lag_s<90", "observed": None, "passed": False},
+        {"expr": "p95_ms<100", "observed": 120.0, "passed": False, "at_least": False},
+        {"expr": "error_rate<1%", "observed": 0.0, "passed": True, "at_least": False},
+        {"expr": "scale_up_lag_s<90", "observed": None, "passed": False, "at_least": False},
     ]
     failed = [f for f in summary["findings"] if f["code"] == "slo_failed"]
     assert [(f["severity"], f["data"]["expr"]) for f in failed] == [

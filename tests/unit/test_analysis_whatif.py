@@ -32,7 +32,7 @@ def test_parse_keeps_the_values_as_written() -> None:
         ("web:memory_request=lots", "not a Kubernetes quantity"),
         ("web:max=0", "whole number of replicas"),
         ("web:min=5,max=3", "min is above max"),
-        ("web:cpu_target=-5", "percentage above 0"),
+        ("web:cpu_target=-5", "percentage from 1 to 1000"),
         ("web:scale_down_window=soon", "not a duration"),
     ],
 )

@@ -54,15 +54,22 @@ def kubeconfig(tmp_path: Path) -> Path:
     return path
 
 
-def _refused(argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    """Runs the CLI; asserts exit 2, one stderr line, no run directory, no process left."""
-    out_dir = tmp_path / "runs"
+def _refused(
+    argv: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    out_dir: Path | None = None,
+) -> str:
+    """Runs the CLI; asserts exit 2, one stderr line, no traceback, no run directory, no process
+    left. ``out_dir``: the ``--out`` given (default: ``tmp_path/runs``)."""
+    out_dir = out_dir or tmp_path / "runs"
     takes_out = argv[0] in ("run", "demo", "sample")
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     code = main([*argv, *(["--out", str(out_dir)] if takes_out else [])], {}, io.StringIO())
     err = capsys.readouterr().err
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
     assert not out_dir.exists()
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
     return err
@@ -338,3 +345,246 @@ def test_nodes_the_pods_may_not_use_do_not_count() -> None:
         place_load_pods([_workers(1)], rooms)
     tolerating = LoadPods("worker", 1, 1.0, 2**20, {}, ({"key": "gpu", "operator": "Exists"},))
     place_load_pods([tolerating], rooms)
+
+
+# Files that are not what they claim (issue 18): one line, not a UnicodeDecodeError traceback.
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\xcf\x80\xff\xfe binary \x00\x01", "is not UTF-8 text (byte 2)"),
+        (USER.encode() + b"\x00\n", "does not compile: source code string cannot contain null"),
+    ],
+    ids=["binary", "nul-byte"],
+)
+def test_locustfile_that_is_not_python_text(
+    content: bytes,
+    expected: str,
+    locustfile: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    locustfile.write_bytes(content)
+    err = _refused(_local(locustfile), tmp_path, capsys)
+    assert expected in err
+
+
+def test_locustfile_that_is_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = _refused(_local(tmp_path), tmp_path, capsys)
+    assert f"locustfile {tmp_path} is a directory; pass the Python file" in err
+
+
+def test_demo_locustfile_that_is_binary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    binary = tmp_path / "shape.py"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n")
+    err = _refused(["demo", "-f", str(binary)], tmp_path, capsys)
+    assert "is not UTF-8 text" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"users: \xff\xfe\n", "is not UTF-8 text (byte 7)"),
+        (
+            b"users: [5\n",
+            "is not valid YAML: expected ',' or ']', but got '<stream end>' at line 2",
+        ),
+        (b"users: abc\n", "config file, users: must be a whole number, got 'abc'"),
+        (b"spawn-rate: fast\n", "config file, spawn-rate: must be a number, got 'fast'"),
+        (b"run-time: [1, 2]\n", "config file, run-time: not a duration: '[1, 2]'"),
+        (b"users: 2026-13-01\n", "is not valid YAML: month must be in 1..12"),
+    ],
+    ids=["binary", "yaml", "int", "float", "list-for-duration", "bad-date"],
+)
+def test_config_file_errors_are_one_line_in_the_users_words(
+    content: bytes,
+    expected: str,
+    locustfile: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = tmp_path / "kubeswarm.yaml"
+    config.write_bytes(content)
+    err = _refused(_local(locustfile, "--config", str(config)), tmp_path, capsys)
+    assert expected in err
+    assert "invalid literal" not in err
+
+
+# -H: Locust runs a whole test at 100 % errors against a URL without a host.
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("http://", "host 'http://' names no host"),
+        ("https://:8080", "names no host"),
+        ("ftp://web", "must start with http:// or https://"),
+        ("http://web:99999", "the port must be a number from 1 to 65535"),
+        ("http://web:port", "the port must be a number from 1 to 65535"),
+        ("http://[::1", "is not a URL"),
+        ("http://a b", "names no host"),
+    ],
+)
+def test_host_without_a_host_is_refused(
+    host: str,
+    expected: str,
+    locustfile: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["run", "--local", "-f", str(locustfile), "-H", host]
+    assert expected in _refused(argv, tmp_path, capsys)
+
+
+# Outputs that cannot be written are found before the load, not after it (root included).
+
+
+@pytest.fixture
+def regular_file(tmp_path: Path) -> Path:
+    path = tmp_path / "file"
+    path.write_text("not a directory\n", encoding="utf-8")
+    return path
+
+
+def test_junit_under_a_regular_file(
+    regular_file: Path, locustfile: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    junit = regular_file / "sub" / "junit.xml"
+    err = _refused(_local(locustfile, "--junit", str(junit)), tmp_path, capsys)
+    assert f"--junit {junit}: {regular_file} is a file, not a directory" in err
+
+
+def test_junit_that_is_a_directory(
+    locustfile: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = _refused(_local(locustfile, "--junit", str(tmp_path)), tmp_path, capsys)
+    assert "is a directory; give a file name" in err
+
+
+@pytest.mark.parametrize("where", ["file", "proc"])
+def test_out_that_cannot_be_written(
+    where: str,
+    regular_file: Path,
+    locustfile: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # /proc refuses new files to root as well, as a read-only mount would.
+    out = regular_file / "sub" if where == "file" else Path("/proc/kubeswarm-runs")
+    err = _refused(_local(locustfile), tmp_path, capsys, out_dir=out)
+    assert f"--out {out}" in err
+    assert (
+        "is a file, not a directory" in err if where == "file" else "cannot write in /proc" in err
+    )
+
+
+def _two_runs(tmp_path: Path) -> tuple[Path, Path]:
+    from tests.fixtures import scenarios as sc
+    from tests.unit.test_analysis_findings import steady
+
+    runs = []
+    for name in ("base", "cand"):
+        runs.append(sc.build(tmp_path / name, 6, steady("api", 6, 2)))
+    return runs[0], runs[1]
+
+
+def test_compare_out_onto_a_regular_file(
+    regular_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, cand = _two_runs(tmp_path)
+    argv = ["compare", str(base), str(cand), "--out", str(regular_file)]
+    err = _refused(argv, tmp_path, capsys)
+    assert f"--out {regular_file}: {regular_file} is a file, not a directory" in err
+
+
+def test_compare_a_run_with_itself(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base, _ = _two_runs(tmp_path)
+    err = _refused(["compare", str(base), f"{base}/"], tmp_path, capsys)
+    assert "is both the baseline and the candidate; give two different runs" in err
+
+
+def test_report_into_a_run_directory_it_cannot_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # report/ taken by a regular file: root cannot write there either (what a read-only
+    # directory is for any other user).
+    run_dir, _ = _two_runs(tmp_path)
+    (run_dir / "report").write_text("in the way\n", encoding="utf-8")
+    err = _refused(["report", str(run_dir)], tmp_path, capsys)
+    assert "is a file, not a directory; kubeswarm report writes into the run directory" in err
+
+
+# Values: argparse's own reading of "-5s", numbers out of range, options that mean nothing.
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["-t", "-5s"], "--run-time: not a duration: '-5s' (a duration cannot be negative)"),
+        (["-t", "-5"], "--run-time: not a duration: '-5' (a duration cannot be negative)"),
+        (["-u", "-3"], "--users: must be 1 or more, got -3"),
+        (["-r", "inf"], "--spawn-rate: must be a number more than 0, got 'inf'"),
+        (["--slo", "error_rate<150%"], "error_rate is a share from 0 to 1 (0% to 100%)"),
+        (["--slo", "error_rate<2"], "error_rate is a share from 0 to 1"),
+        (["--slo", "p95_ms<5%"], "p95_ms is not a share or a percentage; drop the %"),
+        (["--max-workers", "4"], "--max-workers bounds --workers auto, but --workers is 2"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_values_that_mean_nothing_are_refused(
+    flags: list[str],
+    expected: str,
+    locustfile: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    err = _refused(_local(locustfile, *flags), tmp_path, capsys)
+    assert expected in err
+
+
+def test_a_memory_percentage_slo_may_carry_its_percent_sign() -> None:
+    from analysis.judge.slo import parse_slo
+
+    assert parse_slo("max_memory_pct_of_limit<90%").threshold == 90.0
+    assert parse_slo("error_rate<1%").threshold == 0.01
+
+
+# A kubeconfig whose server is some web server, not an API server.
+
+
+def test_server_that_is_not_a_kubernetes_api_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import http.server
+    import threading
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        """Some web server: every path is 404 Not Found, as most answer /version."""
+
+        def do_GET(self) -> None:
+            self.send_error(404)
+
+        def log_message(self, format: str, *args: object) -> None:  # quiet test output
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(
+            "apiVersion: v1\nkind: Config\ncurrent-context: web\n"
+            f"clusters: [{{name: c, cluster: {{server: '{url}'}}}}]\n"
+            "users: [{name: u, user: {token: t}}]\n"
+            "contexts: [{name: web, context: {cluster: c, user: u, namespace: shop}}]\n",
+            encoding="utf-8",
+        )
+        argv = ["sample", "--watch", "hpa/web", "--kubeconfig", str(kubeconfig)]
+        err = _refused(argv, tmp_path, capsys)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert f"the server at {url} is not a Kubernetes API server (GET /version answered 404" in err

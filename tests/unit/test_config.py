@@ -44,8 +44,8 @@ def _run(
     ("extra", "expected"),
     [
         (["-u", "-5"], "--users: must be 1 or more, got -5"),
-        (["-u", "zero"], "--users: invalid literal"),
-        (["-r", "0"], "--spawn-rate: must be more than 0"),
+        (["-u", "zero"], "--users: must be a whole number, got 'zero'"),
+        (["-r", "0"], "--spawn-rate: must be a number more than 0"),
         (["-t", "ten minutes"], "--run-time: not a duration: 'ten minutes'"),
         (["-t", "0s"], "--run-time: must be longer than 0 s"),
         (["--watch", "pod/web"], "unknown watch target kind 'pod'"),

@@ -12,7 +12,7 @@ from analysis.data.chaosmark import ChaosMark, parse_chaos_detail
 from analysis.data.load import empty_table
 from analysis.judge.disruption import Disruption, disruption_values, measure
 from analysis.judge.disruption_findings import disruption_findings
-from analysis.judge.slo import evaluate, parse_slos
+from analysis.judge.slo import AtLeast, evaluate, parse_slos
 
 pytestmark = pytest.mark.unit
 
@@ -175,10 +175,11 @@ def test_never_recovered_fails_recovery_slo() -> None:
     assert d.recovered is False and d.recovery_s is None
     assert d.window_s == 30.0  # measured until the load ended
     assert "disruption_not_recovered" in {f.code for f in disruption_findings([d], None)}
-    values = disruption_values([d])
-    assert values["recovery_s"] is None and values["disruptions_recovered"] == 0.0
+    values = disruption_values([d], d.ts + d.window_s)
+    # not recovered by the end: at least the 30 s that were left, which fails any upper bound
+    assert values["recovery_s"] == AtLeast(30.0) and values["disruptions_recovered"] == 0.0
     (slo,) = evaluate(parse_slos(["recovery_s<60"]), values)
-    assert not slo.passed
+    assert (slo.passed, slo.observed, slo.at_least) == (False, 30.0, True)
 
 
 def test_single_replica_taken_is_high() -> None:
@@ -236,7 +237,7 @@ def test_skipped_disruption_is_not_measured_and_fails_its_gates() -> None:
     d = run(mark((), skipped="no running pods of shop/deployment/web"), empty_table(schema.PODS))
     assert d.skipped and d.recovered is None
     assert [f.code for f in disruption_findings([d], None)] == ["disruption_skipped"]
-    assert set(disruption_values([d]).values()) == {None}
+    assert set(disruption_values([d], d.ts + 30).values()) == {None}
 
 
 def test_counts_fall_back_to_the_samplers_locust_rows() -> None:
