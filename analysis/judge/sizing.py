@@ -297,7 +297,9 @@ def analyse_capacity(
     curve = capacity_curve(load, None, data.pods, window, thresholds)
     curves = {h.key: capacity_curve(load, h, data.pods, window, thresholds) for h in hpas}
     ramp_stop = ramp_stop_detail(data.marks)
-    searched = ramp_stop is not None or bool((data.meta.get("config") or {}).get("shape"))
+    config = data.meta.get("config")
+    shape = config.get("shape") if isinstance(config, dict) else None
+    searched = ramp_stop is not None or bool(shape)
     lo, hi = window.loaded
     found = find_break(curve, hpas, curves, lo, ramp_stop)
     until = hi if found is None else found.ts + BIN_S

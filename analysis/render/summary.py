@@ -198,7 +198,9 @@ def _dig(config: Any, path: tuple[str, ...]) -> Any:
 def _settings(analysis: Analysis) -> dict[str, Any]:
     """The run's settings from run.json, for people: what ran, against what, how hard."""
     meta = analysis.data.meta
-    config = meta.get("config") or {}
+    config = meta.get("config")
+    if not isinstance(config, dict):
+        config = {}
     out: dict[str, Any] = {"mode": analysis.data.mode}
     for key, path, demo_path in _SETTINGS:
         value = _dig(config, path) if analysis.data.mode != "demo" else _dig(config, demo_path)
@@ -206,7 +208,8 @@ def _settings(analysis: Analysis) -> dict[str, Any]:
             out[key] = value
     if analysis.data.mode != "demo" and config.get("local"):
         out.pop("image", None)  # the pods' image: a local run starts no pod
-    out["watch"] = list(meta.get("watch") or config.get("watch") or [])
+    watch = meta.get("watch") or config.get("watch") or []
+    out["watch"] = [str(w) for w in watch] if isinstance(watch, list | tuple) else [str(watch)]
     out["slos"] = [s.expr for s in analysis.slos]
     return out
 
