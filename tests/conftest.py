@@ -1,10 +1,12 @@
-"""Fixtures shared by the tiers: a real HTTP server on 127.0.0.1 to put load on."""
+"""Fixtures shared by the tiers: a real HTTP server on 127.0.0.1 to put load on, and the smallest
+locustfile Locust accepts."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +42,21 @@ def http_target() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+# One user with one task: what the config, manifest and bad-input tests hand to a command.
+SHOPPER_LOCUSTFILE = (
+    "from locust import HttpUser, task\n\n\n"
+    "class Shopper(HttpUser):\n"
+    "    @task\n"
+    "    def browse(self) -> None:\n"
+    '        self.client.get("/")\n'
+)
+
+
+@pytest.fixture
+def locustfile(tmp_path: Path) -> Path:
+    """``shop.py`` in the test's directory, holding ``SHOPPER_LOCUSTFILE``."""
+    path = tmp_path / "shop.py"
+    path.write_text(SHOPPER_LOCUSTFILE, encoding="utf-8")
+    return path

@@ -21,6 +21,7 @@ from kubernetes_validate.utils import all_versions
 from harness.cli import COMMANDS, main
 from harness.config.options import OPTIONS
 from harness.kube.manifests import kustomization_objects, with_owner
+from tests.conftest import SHOPPER_LOCUSTFILE
 
 pytestmark = pytest.mark.schema
 
@@ -49,14 +50,7 @@ def _as_created(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _every_option(tmp: Path) -> list[str]:
     locustfile = tmp / "checkout.py"
-    locustfile.write_text(
-        "from locust import HttpUser, task\n\n\n"
-        "class Shopper(HttpUser):\n"
-        "    @task\n"
-        "    def browse(self) -> None:\n"
-        '        self.client.get("/")\n',
-        encoding="utf-8",
-    )
+    locustfile.write_text(SHOPPER_LOCUSTFILE, encoding="utf-8")
     (tmp / "users.csv").write_text("name\nalice\n", encoding="utf-8")
     (tmp / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\xff")
     affinity = {

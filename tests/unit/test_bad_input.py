@@ -18,23 +18,11 @@ from harness.config.checks import CLUSTER_ONLY, inspect_locustfile
 from harness.config.options import OPTIONS, merge_sources
 from harness.errors import UsageError
 from harness.kube.preflight import LoadPods, NodeRoom, node_rooms, place_load_pods
+from tests.conftest import SHOPPER_LOCUSTFILE
 
 pytestmark = pytest.mark.unit
 
-USER = (
-    "from locust import HttpUser, task\n\n\n"
-    "class Shopper(HttpUser):\n"
-    "    @task\n"
-    "    def browse(self) -> None:\n"
-    '        self.client.get("/")\n'
-)
-
-
-@pytest.fixture
-def locustfile(tmp_path: Path) -> Path:
-    path = tmp_path / "shop.py"
-    path.write_text(USER, encoding="utf-8")
-    return path
+USER = SHOPPER_LOCUSTFILE
 
 
 @pytest.fixture

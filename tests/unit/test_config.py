@@ -19,20 +19,6 @@ pytestmark = pytest.mark.unit
 RUN = tuple(name for name in OPTIONS if name not in ("duration_s", "demo_users"))
 
 
-@pytest.fixture
-def locustfile(tmp_path: Path) -> Path:
-    path = tmp_path / "ok.py"
-    path.write_text(
-        "from locust import HttpUser, task\n\n\n"
-        "class Shopper(HttpUser):\n"
-        "    @task\n"
-        "    def browse(self) -> None:\n"
-        '        self.client.get("/")\n',
-        encoding="utf-8",
-    )
-    return path
-
-
 def _run(
     argv: list[str], capsys: pytest.CaptureFixture[str], environ: dict[str, str] | None = None
 ) -> tuple[int, str]:
@@ -109,7 +95,7 @@ def test_flags_beat_environment_beat_file_beat_defaults(locustfile: Path, tmp_pa
     assert config.load.run_time_s == 120.0  # file over default
     assert [str(w) for w in config.watch] == ["hpa/web", "shop/deployment/api"]
     assert config.load.workers == 2  # default
-    assert config.name == "ok"
+    assert config.name == "shop"  # the locustfile's stem
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.load.users = 1  # type: ignore[misc]
 

@@ -21,6 +21,7 @@ from analysis.compare.tolerances import TOLERANCES, parse_tolerance
 from analysis.data.runjson import RunRecord, RunRecordError, read_run_record
 from analysis.data.units import parse_duration, parse_quantity
 from analysis.judge.slo import METRICS, parse_slo
+from analysis.judge.whatif import KEYS as WHATIF_KEYS
 from analysis.judge.whatif import parse_whatif
 from harness.cli import COMMANDS
 from harness.config.chaos import parse_chaos
@@ -89,19 +90,7 @@ def test_slo(text: str) -> None:
         texts,
         st.builds(
             "web:{}={}".format,
-            st.sampled_from(
-                [
-                    "memory_request",
-                    "memory_limit",
-                    "cpu_request",
-                    "memory_target",
-                    "cpu_target",
-                    "min",
-                    "max",
-                    "scale_up_window",
-                    "scale_down_window",
-                ]
-            ),
+            st.sampled_from(WHATIF_KEYS),
             numbers,
         ),
     )

@@ -33,20 +33,6 @@ RUN_ID = "20250102-030405-shop"
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
-@pytest.fixture
-def locustfile(tmp_path: Path) -> Path:
-    path = tmp_path / "shop.py"
-    path.write_text(
-        "from locust import HttpUser, task\n\n\n"
-        "class Shopper(HttpUser):\n"
-        "    @task\n"
-        "    def browse(self) -> None:\n"
-        '        self.client.get("/")\n',
-        encoding="utf-8",
-    )
-    return path
-
-
 def _config(locustfile: Path, **flags: Any) -> RunConfig:
     given = {"locustfile": str(locustfile), "host": "http://web.shop:8080", **flags}
     return build_run_config(merge_sources(given, {}, None, RENDER))
