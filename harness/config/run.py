@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from harness.config.chaos import ChaosPick, ChaosSpec, check_chaos
@@ -26,6 +26,9 @@ from harness.config.env import RunEnv, build_run_env
 from harness.config.options import MIN_STARTUP_S, OPTIONS, STOP_GRACE_S
 from harness.config.values import Toleration, WatchTarget
 from harness.errors import UsageError
+
+# Defaults live once, in the option table; the config model takes them from there.
+_DEFAULTS: Final = {name: option.default for name, option in OPTIONS.items()}
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class RunConfig:
     kubeconfig: Path | None = None
     context: str | None = None
     namespace: str | None = None
-    image: str = "locustio/locust:2.47.0"
+    image: str = _DEFAULTS["image"]
     keep: bool = False
     extra_files: tuple[Path, ...] = ()
     requirements: tuple[str, ...] = ()
@@ -68,10 +71,10 @@ class RunConfig:
     affinity: Mapping[str, Any] | None = None
     worker_cpu: str | None = None  # None: one core per Locust process
     worker_memory: str | None = None  # None: WORKER_MEMORY_MI_PER_PROCESS MiB per process
-    master_cpu: str = "500m"
-    master_memory: str = "512Mi"
+    master_cpu: str = _DEFAULTS["master_cpu"]
+    master_memory: str = _DEFAULTS["master_memory"]
     deadline_s: float | None = None  # None: run time + autoquit + STARTUP_MARGIN_S
-    ttl_s: float = 3600.0
+    ttl_s: float = _DEFAULTS["ttl_s"]
     open_browser: bool = False
     shape: str | None = None  # the locustfile's LoadTestShape class, found by Locust's loader
     chaos: tuple[ChaosSpec, ...] = ()  # disruptions, in the order given
