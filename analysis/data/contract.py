@@ -1,13 +1,20 @@
-"""The generated part of ``docs/run-directory.md``: one table per file of ``samples/``.
+"""The generated parts of the run-directory contract: the tables of ``samples/`` in
+``docs/run-directory.md`` and the JSON Schemas of ``run.json`` and ``summary.json`` in
+``docs/schemas/``.
 
-The columns come from ``analysis.data.schema``, the one definition the harness writes and the
-analysis reads, so the document cannot drift from the code: ``python -m analysis.data.contract``
-prints the section and a test checks that the committed document carries it unchanged.
+Each comes from the one definition the code uses (``analysis.data.schema`` for the columns,
+``analysis.data.runjson.RunRecord`` and ``analysis.data.summary_model.Summary`` for the JSON), so
+the documents cannot drift from the code: ``python -m analysis.data.contract`` prints the
+section, ``python -m analysis.data.contract --schemas docs/schemas`` writes the schemas, and tests
+check that the committed files are current. The schemas need pydantic, a development dependency.
 """
 
 from __future__ import annotations
 
-from typing import Final
+import json
+import sys
+from pathlib import Path
+from typing import Any, Final
 
 from analysis.data import schema
 
@@ -32,5 +39,50 @@ def samples_section() -> str:
     return "\n".join(parts) + "\n"
 
 
-if __name__ == "__main__":
+DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """``{file name: JSON Schema}`` for run.json and summary.json, draft 2020-12."""
+    from pydantic import TypeAdapter  # development only: generating, not reading, a run
+
+    from analysis.data.runjson import RunRecord
+    from analysis.data.summary_model import SUMMARY_SCHEMA_VERSION, Summary
+
+    run = TypeAdapter(RunRecord).json_schema()
+    # ``extra`` holds the keys this version does not know, written back at the top level.
+    run["properties"].pop("extra", None)
+    run["additionalProperties"] = True
+    summary = TypeAdapter(Summary).json_schema()
+    return {
+        "run.schema.json": {
+            "$schema": DIALECT,
+            **run,
+            "title": "kubeswarm run.json",
+        },
+        "summary.schema.json": {
+            "$schema": DIALECT,
+            **summary,
+            "title": f"kubeswarm report/summary.json (schema_version {SUMMARY_SCHEMA_VERSION})",
+            "description": "The judgement of one run; every output renders it. Numbers are null "
+            "where not measured; fields may be added, never removed.",
+        },
+    }
+
+
+def schema_text(schema_: dict[str, Any]) -> str:
+    return json.dumps(schema_, indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--schemas"] and len(argv) == 2:
+        out = Path(argv[1])
+        out.mkdir(parents=True, exist_ok=True)
+        for name, schema_ in json_schemas().items():
+            (out / name).write_text(schema_text(schema_), encoding="utf-8")
+        return
     print(samples_section(), end="")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -15,12 +15,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import pandas as pd
 
 from analysis.data import schema
+from analysis.data import summary_model as model
 from analysis.data.load import RunData, read_table
 from analysis.data.timeline import Window
 from analysis.hpa.controller import HpaController
@@ -346,7 +347,7 @@ def _num(value: float | None, digits: int = 2) -> float | None:
     return None if value is None or not math.isfinite(value) else round(value, digits)
 
 
-def capacity_summary(result: CapacityResult) -> dict[str, Any]:
+def capacity_summary(result: CapacityResult) -> model.Capacity:
     """summary.json's ``capacity``: plain values, rounded for people to read."""
     t = result.thresholds
     bp = result.break_point
@@ -378,7 +379,7 @@ def capacity_summary(result: CapacityResult) -> dict[str, Any]:
     }
 
 
-def _hpa_summary(h: HpaCapacity) -> dict[str, Any]:
+def _hpa_summary(h: HpaCapacity) -> model.HpaCapacity:
     knee, fit, sizing = h.knee, h.linearity, h.sizing
     return {
         "hpa": h.hpa,

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, cast
 
+from analysis.data import summary_model as model
 from analysis.judge.disruption import Disruption
 from analysis.judge.resources import WorkloadResult
 from analysis.judge.scaling import HpaResult
@@ -57,7 +58,7 @@ def _round(value: float | None, digits: int = 1) -> float | None:
     return None if value is None or not math.isfinite(value) else round(value, digits)
 
 
-def _hpa(h: HpaResult, analysis: Analysis) -> dict[str, Any]:
+def _hpa(h: HpaResult, analysis: Analysis) -> model.Hpa:
     per_replica = analysis.adequacy.per_hpa.get(h.key)
     return {
         "namespace": h.namespace,
@@ -101,7 +102,7 @@ def _hpa(h: HpaResult, analysis: Analysis) -> dict[str, Any]:
     }
 
 
-def _workload(w: WorkloadResult) -> dict[str, Any]:
+def _workload(w: WorkloadResult) -> model.Workload:
     rec = w.recommendation
     return {
         "namespace": w.namespace,
@@ -130,7 +131,7 @@ def _workload(w: WorkloadResult) -> dict[str, Any]:
     }
 
 
-def _disruption(d: Disruption) -> dict[str, Any]:
+def _disruption(d: Disruption) -> model.Disruption:
     hpa = d.hpa
     return {
         "ts": d.ts,
@@ -218,9 +219,10 @@ def build_summary(analysis: Analysis) -> dict[str, Any]:
     """The summary.json dict (docs/run-directory.md)."""
     load = analysis.load_summary
     window = analysis.window
-    summary = {
+    summary: model.Summary = {
+        "schema_version": model.SUMMARY_SCHEMA_VERSION,
         "run_id": analysis.data.run_id,
-        "verdict": analysis.verdict,
+        "verdict": cast(model.Verdict, analysis.verdict),  # one of Analysis's verdicts
         "kubeswarm_version": kubeswarm_version(),
         "mode": analysis.data.mode,
         "status": analysis.data.meta.get("status"),

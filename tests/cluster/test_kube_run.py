@@ -37,6 +37,7 @@ from harness.kube.client import KubeClient, connect
 from harness.kube.manifests import RUN_LABEL, rbac_objects, run_objects
 from harness.kube.runs import delete_run
 from harness.locust_api import Transport
+from tests.fixtures.contract import assert_valid_run_directory
 
 from ._controlplane import Cluster
 from .targets import web_target
@@ -206,6 +207,7 @@ def test_a_run_is_created_owned_sampled_and_deleted(
     assert (result.run_dir / "locust" / "stats_history.csv").read_text() == STATS_HISTORY
     assert result.status == "completed"
     assert run_objects_left(kube, namespace) == {kind: [] for kind in RUN_KINDS}
+    assert_valid_run_directory(result.run_dir)  # the shipped JSON Schemas hold in a cluster
 
 
 # ---------------------------------------------------------------------------- interruptions

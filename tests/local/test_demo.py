@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.contract import assert_valid_run_directory
 from tests.local.helpers import (
     REPO,
     clean_env,
@@ -55,6 +56,7 @@ def test_demo_scales_reports_and_leaves_nothing_running(tmp_path: Path) -> None:
     }
 
     summary = json.loads((directory / "report" / "summary.json").read_text(encoding="utf-8"))
+    assert_valid_run_directory(directory)  # the shipped JSON Schemas hold for the demo
     (hpa_summary,) = summary["hpas"]
     assert hpa_summary["start_replicas"] == 1
     assert hpa_summary["peak_replicas"] == max(int(r["current_replicas"]) for r in hpa)

@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from analysis.data import schema
+from tests.fixtures.contract import assert_valid_run_directory
 from tests.local.helpers import (
     REPO,
     clean_env,
@@ -78,6 +79,7 @@ def test_local_run_writes_locust_files_and_samples(http_target: str, tmp_path: P
     assert meta["status"] == "completed"
     assert descendants_alive(meta["processes"], timeout_s=2) == []
     assert (directory / "report" / "summary.json").is_file()
+    assert_valid_run_directory(directory)  # the shipped JSON Schemas hold for a local run
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
