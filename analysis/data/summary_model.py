@@ -207,6 +207,9 @@ class Sizing(TypedDict):
     cpu_request_m: float | None
     utilization_at_knee_pct: float | None
     recommended_cpu_target_pct: int | None
+    # when the target above is over 100 %: a CPU request of the knee's usage, and its target
+    suggested_cpu_request_m: NotRequired[float | None]
+    suggested_cpu_target_pct: NotRequired[int | None]
     current_cpu_target_pct: float | None
     replay_replicas: int | None
     replay_rps_per_replica: float | None

@@ -97,6 +97,10 @@ class Sizing:
     holds_under_knee: bool | None
     notes: tuple[str, ...]
     assumption: str = ASSUMPTION
+    # When the target above is over 100 %: each pod uses more CPU than it requests at the knee,
+    # and the scheduler packs pods by requests. A request of the knee's usage and this target.
+    suggested_cpu_request_m: float | None = None
+    suggested_cpu_target_pct: int | None = None
 
 
 def replicas_needed(target_rps: float, knee_rps_per_replica: float) -> int:
@@ -200,13 +204,26 @@ def size_for(
     if fit.slope_m_per_rps <= 0:
         notes.append("CPU per pod did not grow with load: a CPU target cannot protect the knee")
         return replace(sized, notes=tuple(notes))
-    utilization = 100 * (fit.intercept_m + fit.slope_m_per_rps * knee_rps) / cpu_request
+    usage_at_knee_m = fit.intercept_m + fit.slope_m_per_rps * knee_rps
+    utilization = 100 * usage_at_knee_m / cpu_request
     recommended = cpu_target_for(utilization)
+    suggested_request = suggested_target = None
+    if recommended > 100:
+        suggested_request = float(math.ceil(usage_at_knee_m / 5) * 5)  # Kubernetes-ish: 5m steps
+        suggested_target = cpu_target_for(100 * usage_at_knee_m / suggested_request)
+        notes.append(
+            f"at the knee each pod uses {usage_at_knee_m:.0f}m of CPU, {utilization:.0f}% of its "
+            f"{cpu_request:.0f}m request: a target above 100% keeps pods running above what the "
+            f"scheduler reserved for them; a request of {suggested_request:.0f}m with a "
+            f"{suggested_target}% target protects the knee as well"
+        )
     peak = max(recorded_rps, default=0.0)
     sized = replace(
         sized,
         utilization_at_knee_pct=utilization,
         recommended_cpu_target_pct=recommended,
+        suggested_cpu_request_m=suggested_request,
+        suggested_cpu_target_pct=suggested_target,
         notes=tuple(notes),
     )
     if peak <= 0:
@@ -419,6 +436,8 @@ def _hpa_summary(h: HpaCapacity) -> model.HpaCapacity:
             "cpu_request_m": _num(sizing.cpu_request_m, 1),
             "utilization_at_knee_pct": _num(sizing.utilization_at_knee_pct, 1),
             "recommended_cpu_target_pct": sizing.recommended_cpu_target_pct,
+            "suggested_cpu_request_m": sizing.suggested_cpu_request_m,
+            "suggested_cpu_target_pct": sizing.suggested_cpu_target_pct,
             "current_cpu_target_pct": _num(sizing.current_cpu_target_pct, 1),
             "replay_replicas": sizing.replay_replicas,
             "replay_rps_per_replica": _num(sizing.replay_rps_per_replica),

@@ -55,9 +55,19 @@ def sizing_text(sizing: Mapping[str, Any]) -> str:
         if target is not None
         else "no CPU target could be derived (see the report's notes)"
     )
+
     return (
         f"{rounded(sizing['target_rps'])} req/s needs {sizing['replicas_needed']} replicas "
         f"({fits} max {sizing['max_replicas']}); {advice}"
+    )
+
+
+def suggestion_text(sizing: Mapping[str, Any]) -> str:
+    """For a CPU target above 100 %: the request and target that protect the knee as well."""
+    request, target = sizing["suggested_cpu_request_m"], sizing["suggested_cpu_target_pct"]
+    return (
+        "above 100%, pods run past their CPU request: better a request of "
+        f"{rounded(request)}m with a {target}% target"
     )
 
 
@@ -100,8 +110,11 @@ def capacity_lines(capacity: Mapping[str, Any] | None) -> list[str]:
         knee = hpa.get("knee")
         if knee is not None:
             lines.append(f"capacity {hpa['hpa']}: {knee_text(knee, broke=point is not None)}")
-        if hpa.get("sizing") is not None:
-            lines.append("  " + sizing_text(hpa["sizing"]))
+        sizing = hpa.get("sizing")
+        if sizing is not None:
+            lines.append("  " + sizing_text(sizing))
+            if sizing.get("suggested_cpu_request_m") is not None:
+                lines.append("  " + suggestion_text(sizing))
     if point is not None:
         lines.append(break_text(point))
     return lines

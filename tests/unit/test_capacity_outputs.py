@@ -57,3 +57,20 @@ def test_a_run_that_did_not_search_says_what_its_numbers_are(tmp_path: Path) -> 
     page = (run_dir / "report" / "report.html").read_text(encoding="utf-8")
     assert "no load shape searched for the capacity in this run" in page
     assert "within your --slo bounds (p95 150 ms)" in page
+
+
+def test_a_cpu_target_above_100_percent_comes_with_the_request_that_avoids_it(
+    tmp_path: Path,
+) -> None:
+    """12 ms of CPU per request: at the knee (75 req/s per replica) a pod uses 920m of its
+    250m request, so the target that protects the knee is 334 %; the report also says which
+    request makes an ordinary target do the same."""
+    run_dir = _searched(at_max_run(tmp_path, cpu_m=lambda per: 20.0 + 12.0 * per))
+    summary = write_report(run_dir, slos=["p95_ms<150"], target_rps=1000)
+    sizing = summary["capacity"]["hpas"][0]["sizing"]
+    assert sizing["recommended_cpu_target_pct"] == 334  # floor(368 / 1.1)
+    assert (sizing["suggested_cpu_request_m"], sizing["suggested_cpu_target_pct"]) == (920.0, 90)
+    line = "above 100%, pods run past their CPU request: better a request of 920m with a 90% target"
+    assert f"  {line}" in format_summary(summary, run_dir).splitlines()
+    assert f"- {line}" in (run_dir / "report" / "report.md").read_text(encoding="utf-8")
+    assert html.escape(line) in (run_dir / "report" / "report.html").read_text(encoding="utf-8")
