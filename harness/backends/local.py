@@ -257,11 +257,10 @@ def run_local(
         record={"watch": [str(t) for t in config.watch], "slos": list(config.slos)},
     )
     samplers = [ProcessSource(ProcessSampler(target)) for target in config.watch]
-    auto = config.auto_workers and config.max_workers is not None
-    if auto and config.max_workers is not None:
-        too_many = check_local_auto_workers(
-            config.max_workers, config.load.processes, os.cpu_count() or 1
-        )
+    # --workers auto: refused up front when it could outgrow this machine's cores
+    max_workers = config.max_workers if config.auto_workers else None
+    if max_workers is not None:
+        too_many = check_local_auto_workers(max_workers, config.load.processes, os.cpu_count() or 1)
         if too_many is not None:
             raise UsageError(too_many)
     chaos = chaos_actions(
@@ -271,7 +270,7 @@ def run_local(
         plan, open_browser=config.open_browser, env=locust_environ(config, reporter.event)
     )
     extra: list[Action] = [*actions, *chaos]
-    if auto and config.max_workers is not None:
-        policy = AutoWorkersPolicy(config.max_workers, cooldown_s=LOCAL_WORKER_COOLDOWN_S)
+    if max_workers is not None:
+        policy = AutoWorkersPolicy(max_workers, cooldown_s=LOCAL_WORKER_COOLDOWN_S)
         extra.append(AutoWorkers(policy, plan.workers, backend.scale_workers))
     return execute(spec, backend, samplers, reporter, actions=extra, report=report)
