@@ -120,6 +120,14 @@ def _shorten(text: str, width: int = 140) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def _top(lines: list[str]) -> list[str]:
+    """The first few of a list the line above counted; the rest said to be in the report."""
+    shown = [_shorten(line) for line in lines[:_TOP_FINDINGS]]
+    if len(lines) > _TOP_FINDINGS:
+        shown.append(f"  ... and {len(lines) - _TOP_FINDINGS} more in the report")
+    return shown
+
+
 def format_summary(summary: Mapping[str, Any], run_dir: Path) -> str:
     """A short terminal summary (a dozen lines): verdict, load, per HPA start->peak->final replicas
     and status, memory per workload, top findings, SLO results, where report.html is."""
@@ -152,8 +160,9 @@ def format_summary(summary: Mapping[str, Any], run_dir: Path) -> str:
     findings = summary["findings"]
     counts = {s: sum(1 for f in findings if f["severity"] == s) for s in ("high", "medium", "info")}
     lines.append("findings: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    for f in findings[:_TOP_FINDINGS]:
-        lines.append(_shorten(f"  [{f['severity']}] {f['code']} {f['subject']}: {f['seen']}"))
+    lines += _top(
+        [f"  [{f['severity']}] {f['code']} {f['subject']}: {f['seen']}" for f in findings]
+    )
     for s in summary["slos"]:
         bound = "at least " if s.get("at_least") else ""  # a lag cut off by the run's end
         lines.append(
@@ -166,10 +175,6 @@ def format_summary(summary: Mapping[str, Any], run_dir: Path) -> str:
     if regressions is not None:
         base = summary["comparison"]["baseline"]["run_id"]
         lines.append(f"baseline {base}: {len(regressions)} regression(s) beyond tolerance")
-        lines.extend(
-            _shorten(f"  {r['subject']}: {r['message']}") for r in regressions[:_TOP_FINDINGS]
-        )
-        if len(regressions) > _TOP_FINDINGS:
-            lines.append(f"  ... and {len(regressions) - _TOP_FINDINGS} more in the report")
+        lines += _top([f"  {r['subject']}: {r['message']}" for r in regressions])
     lines.append(f"report: {run_dir / schema.REPORT_DIR / 'report.html'}")
     return "\n".join(lines) + "\n"

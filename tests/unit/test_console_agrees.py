@@ -79,3 +79,13 @@ def test_a_run_that_searched_for_nothing_prints_no_capacity_line() -> None:
     assert any(
         line.startswith("capacity local/web") for line in _lines(_summary(capacity=capacity))
     )
+
+
+def test_every_finding_counted_is_listed_or_said_to_be_in_the_report() -> None:
+    findings = [
+        {"severity": "medium", "code": f"c{i}", "subject": "s", "seen": "x"} for i in range(5)
+    ]
+    lines = _lines(_summary(findings=findings))
+    assert "findings: 0 high, 5 medium, 0 info" in lines
+    assert len([line for line in lines if line.startswith("  [medium]")]) == 3
+    assert "  ... and 2 more in the report" in lines
