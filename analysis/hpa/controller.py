@@ -171,6 +171,11 @@ class HpaController:
             return Tolerances(self.settings.tolerance, self.settings.tolerance)
         return Tolerances(behavior.scale_down.tolerance, behavior.scale_up.tolerance)
 
+    def remember(self, now_s: float, recommendation: int) -> None:
+        """A sync whose outcome is known but not its inputs: only its recommendation is kept
+        for the stabilization windows (a replay fills the syncs a recording did not see)."""
+        self._recommendations.append(_Recommendation(recommendation, now_s))
+
     def reconcile(
         self,
         now_s: float,
