@@ -178,15 +178,22 @@ def _target(row: Mapping[str, Any]) -> AnyTarget | None:
         return MetricTarget(resource, 0, value) if math.isfinite(value) else None
     if kind == "Pods" and math.isfinite(value):
         return PodsTarget(name, value, selector)
-    if kind not in ("Object", "External"):
-        return None
+    if kind in ("Object", "External"):
+        return _valued_target(row, value, total, selector)
+    return None
+
+
+def _valued_target(
+    row: Mapping[str, Any], value: float, total: float, selector: str
+) -> ObjectTarget | ExternalTarget | None:
     target_type = row.get("target_type")
     by_value = target_type == "Value" or (target_type is None and math.isfinite(total))
     target_value = (total if math.isfinite(total) else value) if by_value else None
     average = None if by_value else value
     if target_value is None and (average is None or not math.isfinite(average)):
         return None
-    if kind == "Object":
+    name = str(row["metric"])
+    if row.get("metric_type") == "Object":
         described = str(row.get("described_object") or "object")
         return ObjectTarget(name, described, target_value, average, selector)
     return ExternalTarget(name, target_value, average, selector)
