@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from analysis.render.capacity_text import capacity_lines
+from analysis.render.hpa_text import detail_lines
 
 _MAX_FINDINGS = 8
 
@@ -96,7 +97,9 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         )
     if summary["hpas"]:
         lines += ["", "**Autoscaling:**"]
-        lines += [_hpa_line(h) for h in summary["hpas"]]
+        for h in summary["hpas"]:
+            lines.append(_hpa_line(h))
+            lines += [f"  - {_cell(line)}" for line in detail_lines(h)]
     capacity = capacity_lines(summary.get("capacity"))
     if capacity:
         lines += ["", "**Capacity:**"]
