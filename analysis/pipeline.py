@@ -201,6 +201,7 @@ def analyse(
         data.pods,
         recorded_behavior(data.meta),
         sync_period_s=recorded_sync_period_s(data.meta),
+        hpa_metrics=data.hpa_metrics,
     )
     model_checks = tuple(_model_check(data, h) for h in hpas)
     disruptions = _disruptions(data, window)

@@ -162,7 +162,7 @@ def _col(rows: pd.DataFrame, name: str) -> pd.Series[Any]:
     return rows[name] if name in rows else pd.Series([None] * len(rows), index=rows.index)
 
 
-def _target(row: Mapping[str, Any]) -> AnyTarget | None:
+def target_from_row(row: Mapping[str, Any]) -> AnyTarget | None:
     """The spec target a hpa_metrics row describes; None when it cannot be told."""
     name, kind = str(row["metric"]), row.get("metric_type")
     kind = kind if isinstance(kind, str) and kind else None
@@ -208,7 +208,7 @@ def _inputs(
     targets: list[AnyTarget] = []
     kinds: dict[str, str] = {}
     for name, per_metric in metrics.groupby("metric", sort=True):
-        target = _target({str(k): v for k, v in per_metric.iloc[-1].to_dict().items()})
+        target = target_from_row({str(k): v for k, v in per_metric.iloc[-1].to_dict().items()})
         if target is None:
             return f"the recorded targets do not say how metric {name} is computed"
         targets.append(target)

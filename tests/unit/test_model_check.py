@@ -144,3 +144,19 @@ def test_missing_metric_readings_say_why(tmp_path: Path) -> None:
     assert hpa["model_check"]["not_checked"] == (
         "the HPA's metric readings (status.currentMetrics) were never recorded"
     )
+
+
+def test_whatif_replays_an_external_metric_and_says_how_far_it_was_checked(tmp_path: Path) -> None:
+    """The queue's recorded totals replayed (340, 800, 820, 200 at 15 s syncs): against 100
+    per pod 4, 8, 8, 8; capped at 5; against 200 per pod ceil(1.7) = 2, then 4."""
+    run = build(tmp_path / "run", 13, _recording(SYNCS), meta={"sample_interval_s": 5.0})
+    analysis = analyse(
+        run, whatifs=[f"{HPA}:max=5", f"{HPA}:metric_target=200", f"{HPA}:cpu_request=1"]
+    )
+    capped, halved, unrelated = build_summary(analysis)["whatif"]
+    assert (capped["unchanged_peak_replicas"], capped["predicted_peak_replicas"]) == (8, 5)
+    assert (halved["predicted_peak_replicas"], halved["predicted_final_replicas"]) == (4, 4)
+    assert halved["model_check"] == (
+        "the model reproduced 4 of 4 of the controller's decisions (100 %)"
+    )
+    assert unrelated["changes_decisions"] is False
