@@ -267,7 +267,7 @@ def analyse(
 def _model_check(data: RunData, hpa: HpaResult) -> ModelCheck:
     sync_s = recorded_sync_period_s(data.meta)
     # the demo's autoscaler measures usage over its own sync period, metrics-server over 15 s
-    window_s = sync_s if "hpa_sync_period_s" in data.meta else 15.0
+    window_s = sync_s if data.mode == "demo" else 15.0
     return check_model(
         data,
         hpa,
