@@ -274,6 +274,7 @@ def _model_check(data: RunData, hpa: HpaResult) -> ModelCheck:
         sync_period_s=sync_s,
         behavior=recorded_behavior(data.meta),
         metric_window_s=window_s,
+        syncs_at_samples=data.mode == "demo",
     )
 
 

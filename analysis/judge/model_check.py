@@ -255,8 +255,11 @@ def _observed(rows: pd.DataFrame, metrics: pd.DataFrame) -> list[_Decision]:
     return out
 
 
-def _pods_at(pods: pd.DataFrame, ts: float) -> pd.DataFrame:
-    before = pods[pods["ts"] <= ts]
+def _pods_at(pods: pd.DataFrame, ts: float, *, same_tick: bool) -> pd.DataFrame:
+    """The pods sample the controller's sync saw: the last one before the status changed (the
+    sync happened between two samples, and a scale-up's new pods are already listed in the
+    sample that shows it), or the same tick's when the sync ran at the sample (the demo)."""
+    before = pods[pods["ts"] <= ts] if same_tick else pods[pods["ts"] < ts]
     if before.empty:
         return before
     latest: pd.DataFrame = before[before["ts"] == before["ts"].max()]
@@ -413,12 +416,14 @@ def check_model(
     sync_period_s: float,
     behavior: Behavior | None = None,
     metric_window_s: float = 15.0,
+    syncs_at_samples: bool = False,
 ) -> ModelCheck:
     """Replays one recorded HPA through the model at its syncs and compares the decisions.
 
     ``behavior`` is the HPA's spec.behavior when hpa.csv does not carry it (the demo writes it
     to run.json); ``metric_window_s`` the window of the usage the controller read (metrics-server
-    reports 15 s by default; the demo's autoscaler averages over its sync period)."""
+    reports 15 s by default; the demo's autoscaler averages over its sync period);
+    ``syncs_at_samples`` when the autoscaler decides at the sampler's ticks (the demo)."""
     rows = data.hpa[(data.hpa["namespace"] == hpa.namespace) & (data.hpa["hpa"] == hpa.name)]
     rows = rows.sort_values("ts")
     metrics = data.hpa_metrics[
@@ -457,7 +462,8 @@ def check_model(
             if recommendation is not None:
                 controller.remember(ts, recommendation)
             continue
-        synthetic, live = _synthetic_pods(_pods_at(pods, decision.ts), decision, inputs)
+        seen = _pods_at(pods, decision.ts, same_tick=syncs_at_samples)
+        synthetic, live = _synthetic_pods(seen, decision, inputs)
         readings_now = _readings(decision, inputs, live)
         result = controller.reconcile(ts, decision.current, synthetic, readings_now)
         recommendation = result.metric_desired_replicas
