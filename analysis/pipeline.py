@@ -50,6 +50,8 @@ from analysis.judge.findings import (
     slo_findings,
 )
 from analysis.judge.loadgen import exception_count, is_load_generator, loadgen_findings
+from analysis.judge.metric_terms import MetricReading, metric_readings, owner_of
+from analysis.judge.model_check import ModelCheck, check_model, model_check_findings
 from analysis.judge.readiness import scale_up_not_ready
 from analysis.judge.resources import WorkloadResult, analyse_workloads
 from analysis.judge.scaling import HpaResult, analyse_hpas
@@ -82,6 +84,11 @@ class Analysis:
     verdict: str
     disruptions: tuple[Disruption, ...] = ()  # --chaos, in time order
     capacity: CapacityResult | None = None
+    # per HPA, in the order of ``hpas``: the model's check against the controller, each metric
+    # in its own terms, and its owner (``ScaledObject/name``, "KEDA")
+    model_checks: tuple[ModelCheck, ...] = ()
+    metrics: tuple[tuple[MetricReading, ...], ...] = ()
+    owners: tuple[tuple[str | None, str | None], ...] = ()
 
 
 def _max(values: Sequence[float | None]) -> float | None:
@@ -194,7 +201,9 @@ def analyse(
         data.pods,
         recorded_behavior(data.meta),
         sync_period_s=recorded_sync_period_s(data.meta),
+        hpa_metrics=data.hpa_metrics,
     )
+    model_checks = tuple(_model_check(data, h) for h in hpas)
     disruptions = _disruptions(data, window)
     slo_results = evaluate(
         parsed_slos,
@@ -216,6 +225,8 @@ def analyse(
         scaled_up = started_scaled_up(hpa, data.hpa_metrics, window)
         if scaled_up is not None:
             found.append(scaled_up)
+    for check in model_checks:
+        found.extend(model_check_findings(check))
     for workload in workloads:
         found.extend(workload_findings(workload))
     found.extend(load_findings(load_summary, adequacy))
@@ -247,6 +258,23 @@ def analyse(
         verdict_of(slo_results, in_order),
         tuple(disruptions),
         capacity,
+        model_checks,
+        tuple(tuple(metric_readings(data, h)) for h in hpas),
+        tuple(owner_of(data, h) for h in hpas),
+    )
+
+
+def _model_check(data: RunData, hpa: HpaResult) -> ModelCheck:
+    sync_s = recorded_sync_period_s(data.meta)
+    # the demo's autoscaler measures usage over its own sync period, metrics-server over 15 s
+    window_s = sync_s if data.mode == "demo" else 15.0
+    return check_model(
+        data,
+        hpa,
+        sync_period_s=sync_s,
+        behavior=recorded_behavior(data.meta),
+        metric_window_s=window_s,
+        syncs_at_samples=data.mode == "demo",
     )
 
 

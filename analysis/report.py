@@ -17,6 +17,7 @@ from analysis.pipeline import analyse
 from analysis.render.capacity_text import capacity_lines, rounded
 from analysis.render.charts import render_charts
 from analysis.render.disruption_text import disruption_lines
+from analysis.render.hpa_text import detail_lines
 from analysis.render.html import render_page
 from analysis.render.markdown import render_markdown
 from analysis.render.summary import build_summary
@@ -113,7 +114,7 @@ def _whatif_line(w: Mapping[str, Any]) -> str:
         f"whatif {w['hpa']} with {changes}: peak {_num(w['predicted_peak_replicas'])} replicas "
         f"(replay unchanged {_num(w.get('unchanged_peak_replicas'))}, recorded "
         f"{_num(w['recorded_peak_replicas'])}), final {_num(w['predicted_final_replicas'])}"
-        f"{decisions}"
+        f"{decisions}" + (f" ({w['model_check']})" if w.get("model_check") else "")
     )
 
 
@@ -150,6 +151,7 @@ def format_summary(summary: Mapping[str, Any], run_dir: Path) -> str:
             f"(min {_num(h['min_replicas'])}, max {_num(h['max_replicas'])}), {h['status']}, "
             f"driven by {h['driving_metric'] or 'n/a'}"
         )
+        lines += [f"  {line}" for line in detail_lines(h, resources=False)]
     for w in summary["workloads"]:
         peak = w["peak_memory_bytes"]
         lines.append(

@@ -63,12 +63,23 @@ HPA: Final = CsvSchema(
         # status.lastScaleTime: when the controller itself last changed the scale, so scale
         # events are timed to the second rather than to the sample tick.
         ("last_scale_ts", "float"),
+        # The HPA's controller ownerReference (``ScaledObject``/``my-app`` when KEDA made it),
+        # and spec.behavior as the API has it (JSON; empty = the controller's defaults).
+        ("owner_kind", "str"),
+        ("owner_name", "str"),
+        ("behavior", "str"),
     ),
-    added_later=frozenset({"last_scale_ts"}),
+    added_later=frozenset({"last_scale_ts", "owner_kind", "owner_name", "behavior"}),
 )
 
 # ``metric`` is the resource name (``cpu``, ``memory``) or, for other metric types, the metric's
-# name. Values are per-pod averages in the units of pods.csv: millicores for cpu, bytes for memory.
+# name. ``current_value``/``target_value`` are the per-pod averages (``averageValue``; a Value
+# target's ``value`` where that is all there is) in the units of pods.csv (millicores for cpu,
+# bytes for memory) or the metric's own unit. Added later: the metric's source type (Resource,
+# ContainerResource, Pods, Object, External), its target type (Utilization, AverageValue, Value),
+# ``current_total``/``target_total`` (a Value target's ``value``: the whole metric, not per pod),
+# the metric's label selector (``k=v,k2 in (a,b)``), the container of a ContainerResource metric
+# and the described object of an Object metric (``Kind/name``).
 HPA_METRICS: Final = CsvSchema(
     "hpa_metrics.csv",
     (
@@ -80,6 +91,24 @@ HPA_METRICS: Final = CsvSchema(
         ("target_utilization", "float"),
         ("current_value", "float"),
         ("target_value", "float"),
+        ("metric_type", "str"),
+        ("target_type", "str"),
+        ("current_total", "float"),
+        ("target_total", "float"),
+        ("selector", "str"),
+        ("container", "str"),
+        ("described_object", "str"),
+    ),
+    added_later=frozenset(
+        {
+            "metric_type",
+            "target_type",
+            "current_total",
+            "target_total",
+            "selector",
+            "container",
+            "described_object",
+        }
     ),
 )
 

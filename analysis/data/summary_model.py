@@ -64,6 +64,40 @@ class RpsPerReplica(TypedDict):
     peak: float | None
 
 
+class ModelMismatch(TypedDict):
+    ts: float
+    model: int
+    controller: int
+    why: str  # the inputs at that sync, in the metric's own terms
+
+
+class ModelCheck(TypedDict):
+    """The model replayed at the controller's syncs (analysis.judge.model_check)."""
+
+    decisions: int  # the controller's decisions the recording showed
+    exact: int  # the model decided the same replicas
+    within_one: int  # at most one replica apart (exact included)
+    exact_pct: float | None
+    mismatches: list[ModelMismatch]  # the first 20
+    sync_period_s: float  # the controller's sync period the replay assumed
+    not_checked: str | None  # why the recording could not support the comparison
+    sentence: str  # the line the console, report.md and the page print
+
+
+class HpaMetric(TypedDict):
+    """One spec metric in its own terms: its peak reading as the controller reported it."""
+
+    metric: str
+    type: str  # Resource, ContainerResource, Pods, Object, External
+    target_type: str  # Utilization, AverageValue, Value
+    peak: float | None  # percent of request, per pod or in total, as target_type says
+    target: float | None
+    selector: str | None
+    container: str | None
+    described_object: str | None
+    sentence: str
+
+
 class Hpa(TypedDict):
     namespace: str
     name: str
@@ -82,6 +116,12 @@ class Hpa(TypedDict):
     rps_per_ready_replica: RpsPerReplica | None
     p95_ms_by_replicas: dict[str, float]  # replica counts held at least 5 ticks
     ticks_by_replicas: dict[str, int]
+    # added later: who made the HPA (``ScaledObject/orders``; "KEDA"), each metric in its own
+    # terms, and how closely the model reproduced the controller on this run
+    owner: NotRequired[str | None]
+    managed_by: NotRequired[str | None]
+    metrics: NotRequired[list[HpaMetric]]
+    model_check: NotRequired[ModelCheck]
 
 
 class Formulas(TypedDict):
@@ -122,6 +162,7 @@ class WhatIf(TypedDict):
     changes_decisions: bool | None
     notes: list[str]
     assumption: str
+    model_check: NotRequired[str]  # how far the model was checked on this run (its sentence)
 
 
 class DisruptionHpa(TypedDict):

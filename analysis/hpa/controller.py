@@ -20,23 +20,17 @@ from analysis.hpa.model import (
     HpaSpec,
     MetricProposal,
     PodUsage,
-    Resource,
     ScalingRules,
     Tolerances,
     combine_proposals,
-    metric_proposal,
 )
+from analysis.hpa.sources import source_proposal
+from analysis.hpa.targets import MetricReadings
 
 _T = TypeVar("_T")
 # Go int32 bounds: the controller starts its policy limit search from them.
 _INT32_MAX = 2**31 - 1
 _INT32_MIN = -(2**31)
-
-
-def _metric_name(proposal: MetricProposal) -> str:
-    if proposal.target_average_value is not None:
-        return f"{proposal.resource} resource"
-    return f"{proposal.resource} resource utilization (percentage of request)"
 
 
 @dataclass
@@ -177,8 +171,21 @@ class HpaController:
             return Tolerances(self.settings.tolerance, self.settings.tolerance)
         return Tolerances(behavior.scale_down.tolerance, behavior.scale_up.tolerance)
 
-    def reconcile(self, now_s: float, current_replicas: int, pods: Sequence[PodUsage]) -> Decision:
-        """One sync of horizontal.go reconcileAutoscaler."""
+    def remember(self, now_s: float, recommendation: int) -> None:
+        """A sync whose outcome is known but not its inputs: only its recommendation is kept
+        for the stabilization windows (a replay fills the syncs a recording did not see)."""
+        self._recommendations.append(_Recommendation(recommendation, now_s))
+
+    def reconcile(
+        self,
+        now_s: float,
+        current_replicas: int,
+        pods: Sequence[PodUsage],
+        readings: MetricReadings | None = None,
+    ) -> Decision:
+        """One sync of horizontal.go reconcileAutoscaler; ``readings`` are the Object and
+        External metrics' values at this sync (Resource, ContainerResource and Pods metrics
+        are on the pods)."""
         if not self._recommendations:  # recordInitialRecommendation
             self._recommendations.append(_Recommendation(current_replicas, now_s))
         spec = self.spec
@@ -191,17 +198,23 @@ class HpaController:
         if current_replicas < spec.min_replicas:
             reason = "Current number of replicas below Spec.MinReplicas"
             return self._decide(now_s, current_replicas, spec.min_replicas, rescale_reason=reason)
-        return self._reconcile_metrics(now_s, current_replicas, pods)
+        return self._reconcile_metrics(now_s, current_replicas, pods, readings)
 
-    def _reconcile_metrics(self, now_s: float, current: int, pods: Sequence[PodUsage]) -> Decision:
+    def _reconcile_metrics(
+        self,
+        now_s: float,
+        current: int,
+        pods: Sequence[PodUsage],
+        readings: MetricReadings | None,
+    ) -> Decision:
         tolerances = self.tolerances()
         proposals = tuple(
-            metric_proposal(
+            source_proposal(
                 target,
                 pods,
                 current,
-                tolerances.scale_up,
-                scale_down_tolerance=tolerances.scale_down,
+                readings,
+                tolerances,
                 now_s=now_s,
                 timing=self.settings.readiness,
             )
@@ -209,13 +222,15 @@ class HpaController:
         )
         combined = combine_proposals(proposals, current)
         if combined is None:
-            self._active = (False, "FailedGetResourceMetric")
+            failed = next((p for p in proposals if p.replicas is None), None)
+            source = failed.source if failed is not None else "Resource"
+            self._active = (False, f"FailedGet{source}Metric")
             return self._decide(now_s, current, current, proposals=proposals)
         self._active = (True, "ValidMetricFound")
         metric_desired, driving = combined
         reason = ""
         if metric_desired > current:
-            reason = f"{_metric_name(driving)} above target"
+            reason = f"{driving.reason_name} above target"
         elif metric_desired < current:
             reason = "All metrics below target"
         normalized = self._normalize(now_s, current, metric_desired)
@@ -297,7 +312,7 @@ class HpaController:
         desired: int,
         *,
         proposals: tuple[MetricProposal, ...] = (),
-        driving: Resource | None = None,
+        driving: str | None = None,
         able_reason: str = "SucceededGetScale",
         rescale_reason: str = "",
         metric_desired: int | None = None,

@@ -27,11 +27,12 @@ during the initialization period and for pods that never became Ready.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from analysis.hpa.readiness import ReadinessTiming, cpu_unready
+from analysis.hpa.targets import ContainerResourceTarget, ExternalTarget, ObjectTarget, PodsTarget
 
 Resource = Literal["cpu", "memory"]
 SelectPolicy = Literal["Max", "Min", "Disabled"]
@@ -62,6 +63,21 @@ class PodUsage:
     # None = at the sync, over ReadinessTiming.metric_window_s.
     metric_ts: float | None = None
     metric_window_s: float | None = None
+    # Pods metrics (custom metrics API) of this pod by metric name, in the metric's unit;
+    # a name absent = no value for this pod. Per-container usage and requests for
+    # ContainerResource metrics by container name; absent = the container has no metrics.
+    pod_metrics: Mapping[str, float] = field(default_factory=dict)
+    containers: Mapping[str, ContainerUsage] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContainerUsage:
+    """One container of a pod: usage (None = no metrics) and requests (None = none set)."""
+
+    cpu_m: float | None
+    memory_bytes: float | None
+    cpu_request_m: float | None
+    memory_request_bytes: float | None
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,9 @@ class MetricTarget:
     # AverageValue target (millicores for cpu, bytes for memory); when set it wins over the
     # utilization target, as in horizontal.go computeStatusForResourceMetricGeneric. None = unused.
     target_average_value: float | None = None
+
+
+AnyTarget = MetricTarget | ContainerResourceTarget | PodsTarget | ObjectTarget | ExternalTarget
 
 
 @dataclass(frozen=True)
@@ -111,7 +130,7 @@ DEFAULT_BEHAVIOR = Behavior(
 class HpaSpec:
     min_replicas: int
     max_replicas: int
-    metrics: tuple[MetricTarget, ...]
+    metrics: tuple[AnyTarget, ...]
     behavior: Behavior | None = None  # None = the controller's path without spec.behavior
 
 
@@ -126,7 +145,8 @@ class ControllerSettings:
 
 @dataclass(frozen=True)
 class MetricProposal:
-    resource: Resource
+    # ``cpu`` or ``memory`` for Resource and ContainerResource metrics, else the metric's name
+    resource: str
     utilization_pct: int | None  # None when the metric failed or the target is an AverageValue
     target_pct: int
     replicas: int | None  # this metric's proposal; None when it failed
@@ -134,13 +154,20 @@ class MetricProposal:
     # status.currentMetrics[].resource.current.averageValue in millicores or bytes; None on failure
     average_value: float | None = None
     target_average_value: float | None = None
+    # status.currentMetrics[].*.current.value of Object and External Value targets; the source
+    # type (Resource, ContainerResource, Pods, Object, External); the controller's words for the
+    # metric in its SuccessfulRescale reason ("pods metric queue_depth")
+    value: float | None = None
+    target_value: float | None = None
+    source: str = "Resource"
+    reason_name: str = ""
 
 
 @dataclass(frozen=True)
 class Decision:
     desired_replicas: int
     proposals: tuple[MetricProposal, ...]
-    driving_metric: Resource | None  # the metric whose proposal was highest (first on ties)
+    driving_metric: str | None  # the metric whose proposal was highest (first on ties)
     able_to_scale: bool
     scaling_active: bool
     scaling_limited: bool
@@ -164,12 +191,12 @@ class Tolerances:
         return 1.0 - self.scale_down <= usage_ratio <= 1.0 + self.scale_up
 
 
-class _MetricFailedError(Exception):
-    pass
+class MetricFailedError(Exception):
+    """A metric the controller could not compute (the message is the controller's reason)."""
 
 
 @dataclass(frozen=True)
-class _PodGroups:
+class PodGroups:
     ready_count: int
     metrics: dict[str, int]  # usage in milli-units of ready pods that have metrics
     unready: tuple[str, ...]
@@ -177,8 +204,12 @@ class _PodGroups:
 
 
 def _milli(resource: Resource, value: float) -> int:
-    # Quantity.MilliValue() rounds up; round() first so float noise does not add a milli-unit.
-    return math.ceil(round(value * _MILLI_PER_UNIT[resource], 6))
+    return milli(value, _MILLI_PER_UNIT[resource])
+
+
+def milli(value: float, milli_per_unit: int = 1000) -> int:
+    """Quantity.MilliValue(): rounds up; round() first so float noise does not add a milli-unit."""
+    return math.ceil(round(value * milli_per_unit, 6))
 
 
 def _usage_of(pod: PodUsage, resource: Resource) -> float | None:
@@ -194,24 +225,45 @@ def _group_pods(
     resource: Resource,
     now_s: float | None = None,
     timing: ReadinessTiming | None = None,
-) -> _PodGroups:
+) -> PodGroups:
     """replica_calculator.go groupPods: readiness only matters for CPU; Pending is unready;
     deleted and failed pods are left out entirely."""
-    timing = timing or ReadinessTiming()
     if all(_usage_of(p, resource) is None for p in pods):
         # metrics/client.go: an empty PodMetricsList is an error before pods are even listed
         msg = "no metrics returned from resource metrics API"
-        raise _MetricFailedError(f"unable to get metrics for resource {resource}: {msg}")
+        raise MetricFailedError(f"unable to get metrics for resource {resource}: {msg}")
+    return group_pod_values(
+        pods,
+        lambda pod: _usage_of(pod, resource),
+        _MILLI_PER_UNIT[resource],
+        cpu_rules=resource == "cpu",
+        now_s=now_s,
+        timing=timing,
+    )
+
+
+def group_pod_values(
+    pods: Sequence[PodUsage],
+    value_of: Callable[[PodUsage], float | None],
+    milli_per_unit: int,
+    *,
+    cpu_rules: bool = False,
+    now_s: float | None = None,
+    timing: ReadinessTiming | None = None,
+) -> PodGroups:
+    """groupPods for any per-pod value (a resource, or a Pods metric with no resource: then
+    only Pending makes a pod unready)."""
+    timing = timing or ReadinessTiming()
     metrics: dict[str, int] = {}
     unready: list[str] = []
     missing: list[str] = []
     for pod in pods:
-        usage = _usage_of(pod, resource)
+        usage = value_of(pod)
         if pod.phase == "Failed" or pod.deleting:
             continue
         if pod.phase == "Pending" or (
             usage is not None
-            and resource == "cpu"
+            and cpu_rules
             and cpu_unready(
                 ready=pod.ready,
                 start_ts=pod.start_ts,
@@ -226,12 +278,10 @@ def _group_pods(
         elif usage is None:
             missing.append(pod.name)
         else:
-            metrics[pod.name] = _milli(resource, usage)
+            metrics[pod.name] = milli(usage, milli_per_unit)
     if not metrics:
-        raise _MetricFailedError(
-            "did not receive metrics for targeted pods (pods might be unready)"
-        )
-    return _PodGroups(len(metrics), metrics, tuple(unready), tuple(missing))
+        raise MetricFailedError("did not receive metrics for targeted pods (pods might be unready)")
+    return PodGroups(len(metrics), metrics, tuple(unready), tuple(missing))
 
 
 def _pod_requests(pods: Sequence[PodUsage], resource: Resource) -> dict[str, int]:
@@ -240,15 +290,15 @@ def _pod_requests(pods: Sequence[PodUsage], resource: Resource) -> dict[str, int
     for pod in pods:
         request = _request_of(pod, resource)
         if request is None:
-            raise _MetricFailedError(f"missing request for {resource} in Pod {pod.name}")
+            raise MetricFailedError(f"missing request for {resource} in Pod {pod.name}")
         requests[pod.name] = _milli(resource, request)
     return requests
 
 
-def _replicas_with_rebalance(
+def replicas_with_rebalance(
     current_replicas: int,
     usage_ratio: float,
-    groups: _PodGroups,
+    groups: PodGroups,
     tolerances: Tolerances,
     *,
     ratio_of: Callable[[dict[str, int]], float],
@@ -286,7 +336,7 @@ def _utilization(
     usage_total = sum(metrics.values())
     requests_total = sum(requests[name] for name in metrics)
     if requests_total == 0:
-        raise _MetricFailedError("no metrics returned matched known pods")
+        raise MetricFailedError("no metrics returned matched known pods")
     utilization = usage_total * 100 // requests_total
     return utilization / target_pct, utilization, usage_total // len(metrics)
 
@@ -306,7 +356,7 @@ def _utilization_proposal(
     ratio, utilization, raw_average = _utilization(groups.metrics, requests, target_pct)
     # on a scale down a missing pod is assumed at 100 % of its request, or at the target if higher
     fallback_pct = max(100, target_pct)
-    replicas = _replicas_with_rebalance(
+    replicas = replicas_with_rebalance(
         current_replicas,
         ratio,
         groups,
@@ -342,7 +392,7 @@ def _average_value_proposal(
 
     ratio = ratio_of(groups.metrics)
     # on a scale down a missing pod is assumed exactly at the target
-    replicas = _replicas_with_rebalance(
+    replicas = replicas_with_rebalance(
         current_replicas,
         ratio,
         groups,
@@ -387,7 +437,7 @@ def metric_proposal(
         return _utilization_proposal(
             target, pods, current_replicas, tolerances, now_s=now_s, timing=timing
         )
-    except _MetricFailedError as e:
+    except MetricFailedError as e:
         return MetricProposal(
             resource=target.resource,
             utilization_pct=None,

@@ -19,6 +19,7 @@ from analysis.data.units import format_bytes, parse_cpu_millicores, parse_durati
 from analysis.hpa.controller import HpaController
 from analysis.hpa.model import (
     DEFAULT_BEHAVIOR,
+    AnyTarget,
     Behavior,
     HpaSpec,
     MetricTarget,
@@ -26,6 +27,8 @@ from analysis.hpa.model import (
     ScalingPolicy,
     ScalingRules,
 )
+from analysis.hpa.targets import ExternalTarget, MetricReadings, ObjectTarget, PodsTarget
+from analysis.judge.model_check import target_from_row
 from analysis.judge.resources import WorkloadResult
 from analysis.judge.scaling import HpaResult
 
@@ -41,13 +44,16 @@ KEYS: Final = (
     "max",
     "scale_up_window",
     "scale_down_window",
+    "metric_target",
 )
 ASSUMPTION: Final = (
     "recorded load redistributed over the replayed replicas: for CPU and memory each pod keeps the "
     "workload's baseline (10th percentile of per-pod usage) and the rest of the recorded total "
     "usage of ready pods is split evenly; replayed pods are ready at the next sync (every 15 s); "
     "the HPA's behavior is the one run.json records (demo runs) or else the controller's default "
-    "(the samples do not record spec.behavior)"
+    "(the samples do not record spec.behavior); Object and External metrics keep their recorded "
+    "values (a queue's length does not depend on the replicas), a Pods metric's recorded total "
+    "is split over the replayed replicas"
 )
 
 
@@ -91,6 +97,13 @@ def _check_value(key: str, text: str) -> None:
             raise ValueError(f"{key} must be above 0")
     elif key in ("memory_target", "cpu_target"):
         _percent(key, text)
+    elif key == "metric_target":
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"{key} must be a number above 0, in the metric's unit") from None
+        if not number > 0 or number == float("inf"):
+            raise ValueError(f"{key} must be a number above 0, in the metric's unit")
     elif key in ("min", "max"):
         if not text.strip().isdecimal() or int(text) < 1:  # isdigit() takes "²", int() not
             raise ValueError(f"{key} must be a whole number of replicas, 1 or more")
@@ -163,20 +176,53 @@ def recorded_behavior(meta: Mapping[str, Any]) -> Behavior | None:
         return None
 
 
+def _other_targets(
+    metrics: pd.DataFrame, changes: Mapping[str, str]
+) -> tuple[list[AnyTarget], list[str]]:
+    """The HPA's Pods, Object and External metrics, with ``metric_target`` applied."""
+    out: list[AnyTarget] = []
+    skipped: list[str] = []
+    for name, rows in metrics.groupby("metric", sort=True):
+        if name in ("cpu", "memory"):
+            continue
+        target = target_from_row({str(k): v for k, v in rows.iloc[-1].to_dict().items()})
+        if not isinstance(target, PodsTarget | ObjectTarget | ExternalTarget):
+            skipped.append(str(name))
+            continue
+        if "metric_target" in changes:
+            new = float(changes["metric_target"])
+            if isinstance(target, PodsTarget):
+                target = replace(target, target_average_value=new)
+            elif target.target_value is not None:
+                target = replace(target, target_value=new)
+            else:
+                target = replace(target, target_average_value=new)
+        out.append(target)
+    return out, skipped
+
+
 def _spec(
-    hpa: HpaResult, changes: Mapping[str, str], base: Behavior | None
+    hpa: HpaResult,
+    changes: Mapping[str, str],
+    base: Behavior | None,
+    metrics: pd.DataFrame | None = None,
 ) -> tuple[HpaSpec, list[str]]:
     notes: list[str] = []
     targets = {m: t for m, t in hpa.target_utilization.items() if m in ("cpu", "memory")}
-    skipped = sorted(set(hpa.target_utilization) - set(targets))
+    others, skipped = _other_targets(metrics, changes) if metrics is not None else ([], [])
+    if metrics is None:
+        skipped = sorted(set(hpa.target_utilization) - set(targets))
     if skipped:
-        notes.append("metrics not replayed (only cpu and memory are): " + ", ".join(skipped))
+        notes.append("metrics not replayed: " + ", ".join(skipped))
     for resource in ("cpu", "memory"):
         if f"{resource}_target" in changes:
             targets[resource] = _percent(resource, changes[f"{resource}_target"])
-    metrics = tuple(
-        MetricTarget("cpu" if m == "cpu" else "memory", round(t))
-        for m, t in sorted(targets.items())
+    metrics_out: tuple[AnyTarget, ...] = (
+        *(
+            MetricTarget("cpu" if m == "cpu" else "memory", round(t))
+            for m, t in sorted(targets.items())
+        ),
+        *others,
     )
     behavior = base
     if "scale_up_window" in changes or "scale_down_window" in changes:
@@ -190,7 +236,7 @@ def _spec(
         behavior = Behavior(up, down)
     low = int(changes.get("min", hpa.min_replicas or 1))
     high = int(changes.get("max", hpa.max_replicas or low))
-    return HpaSpec(low, max(low, high), metrics, behavior), notes
+    return HpaSpec(low, max(low, high), metrics_out, behavior), notes
 
 
 def _snapshots(pods: pd.DataFrame, ticks: np.ndarray) -> list[pd.DataFrame]:
@@ -208,6 +254,49 @@ def _usage(total: float, recorded_n: int, baseline: float, replicas: int) -> flo
     return baseline + max(0.0, total - recorded_n * baseline) / replicas
 
 
+@dataclass(frozen=True)
+class _Recorded:
+    """The Pods, Object and External metrics at one replayed sync: totals over the workload."""
+
+    pods_totals: dict[str, float]
+    readings: MetricReadings
+
+
+def _recorded(spec: HpaSpec, hpa: HpaResult, metrics: pd.DataFrame, tick: float) -> _Recorded:
+    seen = metrics[metrics["ts"] <= tick]
+    latest = seen[seen["ts"] == seen["ts"].max()] if not seen.empty else seen
+    at = hpa.series[hpa.series["ts"] <= tick]["current"].dropna()
+    replicas = float(at.iloc[-1]) if not at.empty else 1.0
+    values = {
+        str(m): (float(v), float(t))
+        for m, v, t in zip(
+            latest["metric"],
+            latest["current_value"],
+            latest["current_total"] if "current_total" in latest else [np.nan] * len(latest),
+            strict=True,
+        )
+    }
+    pods_totals: dict[str, float] = {}
+    objects: dict[str, float] = {}
+    external: dict[str, tuple[float, ...]] = {}
+    for target in spec.metrics:
+        if not isinstance(target, PodsTarget | ObjectTarget | ExternalTarget):
+            continue
+        average, total = values.get(target.name, (np.nan, np.nan))
+        if isinstance(target, PodsTarget):
+            if np.isfinite(average):
+                pods_totals[target.name] = average * replicas
+            continue
+        value = total if np.isfinite(total) else average * replicas
+        if not np.isfinite(value):
+            continue
+        if isinstance(target, ObjectTarget):
+            objects[target.name] = value
+        else:
+            external[target.name] = (value,)
+    return _Recorded(pods_totals, MetricReadings(objects, external))
+
+
 def _replay(
     spec: HpaSpec,
     snapshots: list[pd.DataFrame],
@@ -216,11 +305,30 @@ def _replay(
     start: int,
     baselines: tuple[float, float],
     requests: tuple[float | None, float | None],
+    recorded: list[_Recorded] | None = None,
 ) -> list[int]:
     controller = HpaController(spec)
     current = min(max(start, spec.min_replicas), spec.max_replicas)
     replicas = []
-    for tick, snap in zip(ticks, snapshots, strict=True):
+    for i, (tick, snap) in enumerate(zip(ticks, snapshots, strict=True)):
+        other = recorded[i] if recorded is not None else _Recorded({}, MetricReadings())
+        if snap.empty:  # no per-pod usage: only Pods, Object and External metrics replay
+            pods = [
+                PodUsage(
+                    f"replay-{j}",
+                    True,
+                    None,
+                    None,
+                    None,
+                    None,
+                    pod_metrics={k: v / current for k, v in other.pods_totals.items()},
+                )
+                for j in range(current)
+            ]
+            readings = replace(other.readings, status_replicas=current)
+            current = controller.reconcile(float(tick), current, pods, readings).desired_replicas
+            replicas.append(current)
+            continue
         # a pod being deleted is ignored by the controller like a failed one (groupPods)
         leaving = snap["deleting"].fillna(False).astype(bool)
         ready = snap[snap["ready"].fillna(False).astype(bool) & ~leaving]
@@ -236,15 +344,25 @@ def _replay(
         memory_request = (
             requests[1] if requests[1] is not None else _median(snap["memory_request_bytes"])
         )
+        per_pod = {k: v / current for k, v in other.pods_totals.items()}
         pods = (
             [
-                PodUsage(f"replay-{i}", True, cpu, memory, cpu_request, memory_request)
-                for i in range(current)
+                PodUsage(
+                    f"replay-{j}",
+                    True,
+                    cpu,
+                    memory,
+                    cpu_request,
+                    memory_request,
+                    pod_metrics=per_pod,
+                )
+                for j in range(current)
             ]
             if n
             else []
         )
-        current = controller.reconcile(float(tick), current, pods).desired_replicas
+        readings = replace(other.readings, status_replicas=current)
+        current = controller.reconcile(float(tick), current, pods, readings).desired_replicas
         replicas.append(current)
     return replicas
 
@@ -297,6 +415,7 @@ def run_whatif(
     behavior: Behavior | None = None,
     *,
     sync_period_s: float = SYNC_S,
+    hpa_metrics: pd.DataFrame | None = None,
 ) -> WhatIfResult:
     """Replays one what-if (see ``ASSUMPTION``); the HPA must exist (``find_hpa``).
     ``behavior`` is the recorded HPA's spec.behavior when known (``recorded_behavior``);
@@ -308,17 +427,31 @@ def run_whatif(
     notes = _notes(whatif.changes, hpa, workload)
     mine = pods[(pods["namespace"] == hpa.namespace) & (pods["workload"] == hpa.target_name)]
     recorded_peak = hpa.peak_replicas
-    spec, spec_notes = _spec(hpa, whatif.changes, behavior)
-    unchanged_spec, _ = _spec(hpa, {}, behavior)
+    metrics = None
+    if hpa_metrics is not None:
+        metrics = hpa_metrics[
+            (hpa_metrics["namespace"] == hpa.namespace) & (hpa_metrics["hpa"] == hpa.name)
+        ]
+    spec, spec_notes = _spec(hpa, whatif.changes, behavior, metrics)
+    unchanged_spec, _ = _spec(hpa, {}, behavior, metrics)
     notes.extend(spec_notes)
-    if mine.empty or hpa.series.empty or not spec.metrics:
+    others = any(isinstance(t, PodsTarget | ObjectTarget | ExternalTarget) for t in spec.metrics)
+    if "metric_target" in whatif.changes and not others:
+        notes.append(
+            f"metric_target cannot change what {hpa.key} does: it has no Pods, Object "
+            "or External metric"
+        )
+    if (mine.empty and not others) or hpa.series.empty or not spec.metrics:
         notes.append("nothing to replay: no per-pod usage or no cpu/memory metric was recorded")
         return WhatIfResult(
             whatif.hpa, dict(whatif.changes), recorded_peak, None, None, None, None, tuple(notes)
         )
     start_s, end_s = float(hpa.series["ts"].min()), float(hpa.series["ts"].max())
     ticks = np.arange(start_s, end_s + 1e-9, sync_period_s)
-    snapshots = _snapshots(mine, ticks)
+    snapshots = _snapshots(mine, ticks) if not mine.empty else [mine] * len(ticks)
+    others_at = (
+        [_recorded(spec, hpa, metrics, float(t)) for t in ticks] if metrics is not None else None
+    )
     baselines = (_baseline(mine["cpu_m"]), _baseline(mine["memory_bytes"]))
     changes = whatif.changes
     changed = (
@@ -327,9 +460,23 @@ def run_whatif(
     )
     first = hpa.series["current"].dropna()
     start = round(float(first.iloc[0])) if not first.empty else spec.min_replicas
-    predicted = _replay(spec, snapshots, ticks, start=start, baselines=baselines, requests=changed)
+    predicted = _replay(
+        spec,
+        snapshots,
+        ticks,
+        start=start,
+        baselines=baselines,
+        requests=changed,
+        recorded=others_at,
+    )
     unchanged = _replay(
-        unchanged_spec, snapshots, ticks, start=start, baselines=baselines, requests=(None, None)
+        unchanged_spec,
+        snapshots,
+        ticks,
+        start=start,
+        baselines=baselines,
+        requests=(None, None),
+        recorded=others_at,
     )
     recorded = merge_nearest(
         pd.DataFrame({"ts": ticks}), hpa.series[["ts", "current"]].dropna(), None, "backward"
@@ -366,7 +513,17 @@ def run_whatifs(
     behavior: Behavior | None = None,
     *,
     sync_period_s: float = SYNC_S,
+    hpa_metrics: pd.DataFrame | None = None,
 ) -> list[WhatIfResult]:
     return [
-        run_whatif(w, hpas, workloads, pods, behavior, sync_period_s=sync_period_s) for w in whatifs
+        run_whatif(
+            w,
+            hpas,
+            workloads,
+            pods,
+            behavior,
+            sync_period_s=sync_period_s,
+            hpa_metrics=hpa_metrics,
+        )
+        for w in whatifs
     ]

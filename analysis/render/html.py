@@ -20,6 +20,7 @@ import jinja2
 from analysis.data.units import format_bytes
 from analysis.render.capacity_text import capacity_lines, reported, unsearched_text
 from analysis.render.charts import CHART_DPI, CSS_DPI
+from analysis.render.hpa_text import detail_lines
 
 TEMPLATES = Path(__file__).parent / "templates"
 # The order of the charts on the report page; the timeline is not in it: it leads the page.
@@ -156,6 +157,7 @@ def render_page(
         capacity_unsearched=unsearched_text(capacity) if capacity else "",
         capacity_lines=capacity_lines(capacity),
         capacity_rows=_capacity_rows(capacity),
+        hpa_details=detail_lines,
         charts=embedded,
         extra_charts=extra,
         problems=problems,

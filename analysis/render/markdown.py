@@ -8,6 +8,7 @@ from typing import Any
 
 from analysis.render.capacity_text import capacity_lines
 from analysis.render.disruption_text import disruption_lines
+from analysis.render.hpa_text import detail_lines
 
 _MAX_FINDINGS = 8
 
@@ -97,7 +98,9 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         )
     if summary["hpas"]:
         lines += ["", "**Autoscaling:**"]
-        lines += [_hpa_line(h) for h in summary["hpas"]]
+        for h in summary["hpas"]:
+            lines.append(_hpa_line(h))
+            lines += [f"  - {_cell(line)}" for line in detail_lines(h)]
     disruptions = disruption_lines(summary)
     if disruptions:
         lines += ["", "**Disruptions:**"]

@@ -19,6 +19,8 @@ from typing import Any, cast
 
 from analysis.data import summary_model as model
 from analysis.judge.disruption import Disruption
+from analysis.judge.metric_terms import MetricReading
+from analysis.judge.model_check import ModelCheck
 from analysis.judge.resources import WorkloadResult
 from analysis.judge.scaling import HpaResult
 from analysis.judge.sizing import capacity_summary
@@ -58,7 +60,50 @@ def _round(value: float | None, digits: int = 1) -> float | None:
     return None if value is None or not math.isfinite(value) else round(value, digits)
 
 
+def model_check_summary(check: ModelCheck) -> model.ModelCheck:
+    share = check.exact_share
+    return {
+        "decisions": check.decisions,
+        "exact": check.exact,
+        "within_one": check.within_one,
+        "exact_pct": None if share is None else round(100 * share, 1),
+        "mismatches": [
+            {"ts": m.ts, "model": m.model, "controller": m.controller, "why": m.why}
+            for m in check.mismatches
+        ],
+        "sync_period_s": check.sync_period_s,
+        "not_checked": check.not_checked,
+        "sentence": check.sentence(),
+    }
+
+
+def _metric(m: MetricReading) -> model.HpaMetric:
+    return {
+        "metric": m.metric,
+        "type": m.source,
+        "target_type": m.target_type,
+        "peak": _round(m.peak, 3),
+        "target": m.target,
+        "selector": m.selector,
+        "container": m.container,
+        "described_object": m.described_object,
+        "sentence": m.sentence,
+    }
+
+
 def _hpa(h: HpaResult, analysis: Analysis) -> model.Hpa:
+    out = _hpa_core(h, analysis)
+    index = analysis.hpas.index(h)
+    if index < len(analysis.owners):
+        out["owner"], out["managed_by"] = analysis.owners[index]
+    if index < len(analysis.metrics):
+        out["metrics"] = [_metric(m) for m in analysis.metrics[index]]
+    if index < len(analysis.model_checks):
+        out["model_check"] = model_check_summary(analysis.model_checks[index])
+    return out
+
+
+def _hpa_core(h: HpaResult, analysis: Analysis) -> model.Hpa:
     per_replica = analysis.adequacy.per_hpa.get(h.key)
     return {
         "namespace": h.namespace,
@@ -100,6 +145,14 @@ def _hpa(h: HpaResult, analysis: Analysis) -> model.Hpa:
         if per_replica is None
         else {str(k): n for k, n in sorted(per_replica.ticks_by_replicas.items())},
     }
+
+
+def _checked(name: str, analysis: Analysis) -> str:
+    """How far the model the what-if replays was checked against this HPA on this run."""
+    for hpa, check in zip(analysis.hpas, analysis.model_checks, strict=False):
+        if name in (hpa.key, hpa.name):
+            return check.sentence()
+    return "the model was not checked on this run"
 
 
 def _workload(w: WorkloadResult) -> model.Workload:
@@ -261,6 +314,7 @@ def build_summary(analysis: Analysis) -> dict[str, Any]:
                 "changes_decisions": r.changes_decisions,
                 "notes": list(r.notes),
                 "assumption": r.assumption,
+                "model_check": _checked(r.hpa, analysis),
             }
             for r in analysis.whatifs
         ],

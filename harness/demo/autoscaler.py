@@ -176,6 +176,10 @@ class LocalAutoscaler:
                         "target_utilization": p.target_pct,
                         "current_value": p.average_value,
                         "target_value": p.target_average_value,
+                        "metric_type": p.source,
+                        "target_type": (
+                            "AverageValue" if p.target_average_value is not None else "Utilization"
+                        ),
                     }
                     for p in decision.proposals
                 ],

@@ -7,6 +7,7 @@ bytes; anything the API did not say stays ``None`` (an empty cell: not measured)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -85,7 +86,32 @@ def hpa_row(ts: float, hpa: Body) -> Row:
         "scaling_active": _condition(conditions, "ScalingActive"),
         "scaling_limited": _condition(conditions, "ScalingLimited"),
         "last_scale_ts": timestamp(status.get("lastScaleTime")),
+        **_owner(hpa),
+        "behavior": json.dumps(spec["behavior"], sort_keys=True) if spec.get("behavior") else None,
     }
+
+
+def _owner(obj: Body) -> Row:
+    """The controller ownerReference (KEDA's ScaledObject owns the HPAs it creates)."""
+    refs = dig(obj, "metadata", "ownerReferences") or []
+    ref = next((r for r in refs if r.get("controller")), refs[0] if refs else None)
+    if not isinstance(ref, Mapping):
+        return {"owner_kind": None, "owner_name": None}
+    return {"owner_kind": ref.get("kind"), "owner_name": ref.get("name")}
+
+
+def selector_text(selector: Any) -> str | None:
+    """A LabelSelector as ``kubectl`` writes one: ``app=web,tier in (a,b)``; None if empty."""
+    if not isinstance(selector, Mapping):
+        return None
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), str(expr.get("operator", "")), expr.get("values") or []
+        if op in ("Exists", "DoesNotExist"):
+            parts.append(key if op == "Exists" else f"!{key}")
+        else:
+            parts.append(f"{key} {op.lower()} ({','.join(values)})")
+    return ",".join(parts) or None
 
 
 def _metric_key(metric: Body) -> tuple[str, str]:
@@ -94,6 +120,21 @@ def _metric_key(metric: Body) -> tuple[str, str]:
     source = metric.get(kind[:1].lower() + kind[1:]) or {}
     name = source.get("name") or dig(source, "metric", "name") or kind
     return kind, str(name)
+
+
+def _target_type(target: Body) -> str | None:
+    kind = target.get("type")
+    if kind:
+        return str(kind)
+    for key, name in (("averageUtilization", "Utilization"), ("averageValue", "AverageValue")):
+        if key in target:
+            return name
+    return "Value" if "value" in target else None
+
+
+def _described(source: Body) -> str | None:
+    kind, name = dig(source, "describedObject", "kind"), dig(source, "describedObject", "name")
+    return f"{kind}/{name}" if kind and name else None
 
 
 def _metric_values(source: Body, part: str, scale: float) -> tuple[float | None, float | None]:
@@ -113,8 +154,9 @@ def hpa_metric_rows(ts: float, hpa: Body) -> list[Row]:
         key = _metric_key(metric)
         kind, name = key
         field = kind[:1].lower() + kind[1:]
+        source = metric.get(field) or {}
         scale = _resource_scale(name) if kind in ("Resource", "ContainerResource") else 1.0
-        target_util, target_value = _metric_values(metric.get(field) or {}, "target", scale)
+        target_util, target_value = _metric_values(source, "target", scale)
         seen = current.get(key)
         current_util, current_value = (
             _metric_values(seen.get(field) or {}, "current", scale) if seen else (None, None)
@@ -129,6 +171,13 @@ def hpa_metric_rows(ts: float, hpa: Body) -> list[Row]:
                 "target_utilization": target_util,
                 "current_value": current_value,
                 "target_value": target_value,
+                "metric_type": kind,
+                "target_type": _target_type(source.get("target") or {}),
+                "current_total": _quantity(dig(seen, field, "current", "value"), scale),
+                "target_total": _quantity(dig(source, "target", "value"), scale),
+                "selector": selector_text(dig(source, "metric", "selector")),
+                "container": source.get("container"),
+                "described_object": _described(source),
             }
         )
     return rows

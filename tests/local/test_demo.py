@@ -61,6 +61,15 @@ def test_demo_scales_reports_and_leaves_nothing_running(tmp_path: Path) -> None:
     assert hpa_summary["start_replicas"] == 1
     assert hpa_summary["peak_replicas"] == max(int(r["current_replicas"]) for r in hpa)
     assert summary["load"]["peak_users"] == 16
+    # The model checks itself against the demo's autoscaler, decision by decision (issue 19:
+    # at least 98 % exact), and every output says so in one line.
+    check = hpa_summary["model_check"]
+    assert check["not_checked"] is None
+    assert check["decisions"] >= 5, check
+    assert check["exact"] >= 0.98 * check["decisions"], check["mismatches"]
+    assert check["within_one"] == check["decisions"], check["mismatches"]
+    assert check["sentence"] in completed.stdout
+    assert check["sentence"] in (directory / "report" / "report.md").read_text(encoding="utf-8")
     html = (directory / "report" / "report.html").read_text(encoding="utf-8")
     assert "data:image/png;base64," in html
     assert list((directory / "report").glob("*.png"))

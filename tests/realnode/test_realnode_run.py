@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
+import json
 import re
 import signal
 import subprocess
@@ -126,6 +127,12 @@ def test_step_load_scales_the_real_hpa(realnode: RealNode, namespace: str, tmp_p
     (hpa_summary,) = report["hpas"]
     reported = [(e["ts"], e["to"]) for e in hpa_summary["scale_events"]]
     assert reported, "the report lists the scale-ups"
+    # The model replayed at the real controller's syncs, on real CPU (issue 19)
+    check = hpa_summary["model_check"]
+    print(json.dumps(check))
+    assert check["not_checked"] is None and check["decisions"] >= 3, check
+    assert check["exact"] >= 0.98 * check["decisions"], check["mismatches"]
+    assert check["within_one"] == check["decisions"], check["mismatches"]
     start, end = min(float(r["ts"]) for r in locust), max(float(r["ts"]) for r in locust)
     for ts, size in _rescale_events(realnode, namespace):
         if not start <= ts <= end:

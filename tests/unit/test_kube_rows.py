@@ -77,6 +77,9 @@ def test_hpa_row_with_conditions_and_default_min() -> None:
         "scaling_active": True,
         "scaling_limited": False,
         "last_scale_ts": None,  # this HPA never scaled
+        "owner_kind": None,
+        "owner_name": None,
+        "behavior": None,
     }
 
 
@@ -290,3 +293,118 @@ def test_pod_row_records_what_the_hpa_reads_besides_usage() -> None:
     row = rows.pod_row(TS, pod, "web", None)
     assert row["start_ts"] == rows.timestamp("2024-05-01T12:00:00Z")  # not yet started: created
     assert row["deleting"] is False
+
+
+# A KEDA-made HPA as the API returns it: an External AverageValue metric (a queue), an Object
+# Value metric (an Ingress's requests per second) and a ContainerResource metric.
+KEDA_HPA: dict[str, Any] = {
+    "metadata": {
+        "name": "keda-hpa-orders",
+        "namespace": "shop",
+        "ownerReferences": [
+            {
+                "apiVersion": "keda.sh/v1alpha1",
+                "kind": "ScaledObject",
+                "name": "orders",
+                "controller": True,
+                "uid": "u-1",
+            }
+        ],
+    },
+    "spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "orders"},
+        "minReplicas": 1,
+        "maxReplicas": 20,
+        "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}},
+        "metrics": [
+            {
+                "type": "External",
+                "external": {
+                    "metric": {
+                        "name": "s0-queue_depth",
+                        "selector": {
+                            "matchLabels": {"scaledobject.keda.sh/name": "orders"},
+                            "matchExpressions": [
+                                {"key": "queue", "operator": "In", "values": ["a", "b"]}
+                            ],
+                        },
+                    },
+                    "target": {"type": "AverageValue", "averageValue": "100"},
+                },
+            },
+            {
+                "type": "Object",
+                "object": {
+                    "describedObject": {"kind": "Ingress", "name": "shop", "apiVersion": "v1"},
+                    "metric": {"name": "requests_per_second"},
+                    "target": {"type": "Value", "value": "2k"},
+                },
+            },
+            {
+                "type": "ContainerResource",
+                "containerResource": {
+                    "name": "cpu",
+                    "container": "app",
+                    "target": {"type": "Utilization", "averageUtilization": 60},
+                },
+            },
+        ],
+    },
+    "status": {
+        "currentReplicas": 4,
+        "desiredReplicas": 14,
+        "currentMetrics": [
+            {
+                "type": "External",
+                "external": {
+                    "metric": {"name": "s0-queue_depth"},
+                    "current": {"averageValue": "340"},
+                },
+            },
+            {
+                "type": "Object",
+                "object": {
+                    "describedObject": {"kind": "Ingress", "name": "shop", "apiVersion": "v1"},
+                    "metric": {"name": "requests_per_second"},
+                    "current": {"value": "2500m"},
+                },
+            },
+            {
+                "type": "ContainerResource",
+                "containerResource": {
+                    "name": "cpu",
+                    "container": "app",
+                    "current": {"averageUtilization": 75, "averageValue": "300m"},
+                },
+            },
+        ],
+    },
+}
+
+
+def test_hpa_row_names_keda_as_its_owner_and_keeps_its_behavior() -> None:
+    row = rows.hpa_row(TS, KEDA_HPA)
+    assert (row["owner_kind"], row["owner_name"]) == ("ScaledObject", "orders")
+    assert row["behavior"] == '{"scaleDown": {"stabilizationWindowSeconds": 60}}'
+    plain = rows.hpa_row(TS, HPA)
+    assert (plain["owner_kind"], plain["owner_name"], plain["behavior"]) == (None, None, None)
+
+
+def test_every_metric_source_is_recorded_in_its_own_terms() -> None:
+    external, obj, container = rows.hpa_metric_rows(TS, KEDA_HPA)
+    assert set(external) == set(schema.HPA_METRICS.names)
+    assert (external["metric"], external["metric_type"], external["target_type"]) == (
+        "s0-queue_depth",
+        "External",
+        "AverageValue",
+    )
+    assert (external["current_value"], external["target_value"]) == (340.0, 100.0)
+    assert external["selector"] == "scaledobject.keda.sh/name=orders,queue in (a,b)"
+    assert (obj["metric_type"], obj["target_type"], obj["described_object"]) == (
+        "Object",
+        "Value",
+        "Ingress/shop",
+    )
+    assert (obj["current_total"], obj["target_total"]) == (2.5, 2000.0)
+    assert (container["metric_type"], container["container"]) == ("ContainerResource", "app")
+    assert (container["current_utilization"], container["current_value"]) == (75.0, 300.0)
