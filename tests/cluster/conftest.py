@@ -25,6 +25,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from harness.kube.client import KubeClient, connect
+from tests.controlplane.progress import terminal_line
 
 from ._controlplane import Cluster, ControlPlane, ControlPlaneError, find_binaries
 
@@ -44,14 +45,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Build (or find in the cache) the control plane before the first test runs."""
     if not _wants_local_control_plane(session):
         return
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-
-    def progress(line: str) -> None:
-        if reporter is not None:
-            reporter.write_line(line)
-
     try:
-        _build["bin_dir"] = find_binaries(progress)
+        _build["bin_dir"] = find_binaries(lambda line: terminal_line(session.config, line))
     except ControlPlaneError as err:
         # Reported by the `cluster` fixture, so each cluster test errors with the reason.
         _build["error"] = str(err)
@@ -69,21 +64,9 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     if "error" in _build:
         pytest.fail(f"cannot build the control plane: {_build['error']}", pytrace=False)
     bin_dir = _build.get("bin_dir")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-
-    def progress(line: str) -> None:
-        if reporter is None:
-            return
-        if capture is None:
-            reporter.write_line(line)
-            return
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(line)
-
     cp = ControlPlane(
         bin_dir=bin_dir if isinstance(bin_dir, Path) else None,
-        progress=progress,
+        progress=lambda line: terminal_line(request.config, line),
     )
     try:
         cp.start()
