@@ -20,6 +20,7 @@ Everything listens on 127.0.0.1 only; nothing here contacts any other address.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -33,15 +34,19 @@ from pathlib import Path
 from typing import IO, Any
 
 from tests.controlplane.commands import (
+    METRICS_ADAPTER_APIS,
+    aggregated_api_objects,
     apiserver_argv,
     controller_manager_argv,
     etcd_argv,
+    metrics_adapter_argv,
     metrics_apiservice_objects,
     metrics_server_argv,
     scheduler_argv,
 )
 from tests.controlplane.https import Https, etcd_healthy
-from tests.controlplane.pki import SERVICE_CLUSTER_IP_RANGE, write_kubeconfig, write_pki
+from tests.controlplane.metrics_adapter import MetricsAdapter
+from tests.controlplane.pki import SERVICE_CLUSTER_IP_RANGE, Pki, write_kubeconfig, write_pki
 from tests.controlplane.processes import component_env, die_with_parent, free_ports, tail
 
 HERE = Path(__file__).resolve().parent
@@ -60,6 +65,8 @@ BINARIES = (
     "kube-scheduler",
     "kwok",
     "metrics-server",
+    # Built from ./controlplane/adapter; started only for the tests that ask for it.
+    "metrics-adapter",
 )
 
 #: kwok hands out pod IPs from here; loopback, so a stray connection can only stay on this host.
@@ -171,6 +178,9 @@ class ControlPlane:
     start_seconds: float = field(init=False, default=0.0)
     node_names: list[str] = field(init=False, default_factory=list)
     _procs: list[_Process] = field(init=False, default_factory=list)
+    _bin_dir: Path | None = field(init=False, default=None)
+    _pki: Pki | None = field(init=False, default=None)
+    _adapter: MetricsAdapter | None = field(init=False, default=None)
     _https: Https | None = field(init=False, default=None)
     _started: bool = field(init=False, default=False)
     _t0: float = field(init=False, default_factory=time.monotonic)
@@ -211,7 +221,13 @@ class ControlPlane:
         """Stop every component by PID (SIGTERM, then SIGKILL after a grace period)."""
         # Clients first, then the API server, then etcd.
         order = [
-            ["metrics-server", "kwok", "kube-scheduler", "kube-controller-manager"],
+            [
+                "metrics-adapter",
+                "metrics-server",
+                "kwok",
+                "kube-scheduler",
+                "kube-controller-manager",
+            ],
             ["kube-apiserver"],
             ["etcd"],
         ]
@@ -237,6 +253,37 @@ class ControlPlane:
                 self._say(f"control plane files kept in {workdir}")
             else:
                 shutil.rmtree(workdir, ignore_errors=True)
+
+    def start_metrics_adapter(self, timeout_s: float = 60.0) -> MetricsAdapter:
+        """Start the custom/external metrics adapter and register its APIServices (once; it
+        stops with the control plane). Returns where tests write metric values."""
+        if self._adapter is not None:
+            return self._adapter
+        assert self._bin_dir is not None and self._pki is not None, "not started"
+        t0 = time.monotonic()
+        deadline = t0 + timeout_s
+        port, write_port = free_ports(2)
+        for path, body in aggregated_api_objects(
+            "metrics-adapter", port, self._pki.ca_cert, METRICS_ADAPTER_APIS
+        ):
+            self._create(path, body, deadline)
+        adapter = self._spawn(
+            "metrics-adapter",
+            metrics_adapter_argv(self._bin_dir, self.kubeconfig, port, write_port, self._pki),
+        )
+        everyone = [p for p in self._procs if not p.log_file.closed]
+        for group, version in METRICS_ADAPTER_APIS:
+            name = f"{version}.{group}"
+            self._wait(
+                f"APIService {name} Available",
+                functools.partial(self._apiservice_available, name),
+                deadline,
+                everyone,
+                blame=adapter,
+            )
+        self._adapter = MetricsAdapter(f"http://127.0.0.1:{write_port}")
+        self._say(f"metrics adapter ready in {time.monotonic() - t0:.1f}s")
+        return self._adapter
 
     def api(
         self, path: str, method: str = "GET", body: dict[str, Any] | None = None
@@ -298,7 +345,8 @@ class ControlPlane:
 
     def _start(self, bin_dir: Path, deadline: float) -> None:
         wd = self.workdir
-        pki = write_pki(wd / "pki")
+        pki = self._pki = write_pki(wd / "pki")
+        self._bin_dir = bin_dir
         (
             etcd_port,
             etcd_peer_port,
@@ -485,10 +533,8 @@ class ControlPlane:
                 ready.add(node["metadata"]["name"])
         return set(self.node_names) <= ready
 
-    def _apiservice_available(self) -> bool:
-        status, body = self.api(
-            "/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io"
-        )
+    def _apiservice_available(self, name: str = "v1beta1.metrics.k8s.io") -> bool:
+        status, body = self.api(f"/apis/apiregistration.k8s.io/v1/apiservices/{name}")
         if status != 200:
             return False
         return any(

@@ -25,6 +25,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from harness.kube.client import KubeClient, connect
+from tests.controlplane.metrics_adapter import MetricsAdapter
 from tests.controlplane.progress import terminal_line
 
 from ._controlplane import Cluster, ControlPlane, ControlPlaneError, find_binaries
@@ -126,3 +127,15 @@ def kube(cluster: Cluster, namespace: str) -> Iterator[KubeClient]:
         yield admin
     finally:
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def metrics_adapter(cluster: Cluster) -> MetricsAdapter:
+    """The custom/external metrics adapter, started on the local control plane at first use
+    (tests that do not ask for it do not pay for it) and stopped with it."""
+    if cluster.control_plane is None:
+        pytest.skip("writes metric values into the local control plane's metrics adapter")
+    try:
+        return cluster.control_plane.start_metrics_adapter()
+    except ControlPlaneError as err:
+        pytest.fail(f"the metrics adapter did not start: {err}", pytrace=False)

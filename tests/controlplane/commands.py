@@ -5,6 +5,7 @@ tier (a real kubelet) run the same components with these."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,33 +127,75 @@ def metrics_server_argv(
 
 
 def metrics_apiservice_objects(port: int, ca: Path) -> list[tuple[str, dict[str, Any]]]:
-    """(collection path, object) that serve metrics.k8s.io from metrics-server on this host, as
-    kwokctl wires it: an ExternalName Service to localhost, and the APIService pointing at that
-    Service and the port metrics-server listens on."""
+    """(collection path, object) that serve metrics.k8s.io from metrics-server on this host."""
+    return aggregated_api_objects("metrics-server", port, ca, [("metrics.k8s.io", "v1beta1")])
+
+
+#: What the metrics adapter (controlplane/adapter) serves: External metrics, and custom
+#: (Object and Pods) metrics in both versions the HPA controller's client may prefer.
+METRICS_ADAPTER_APIS = (
+    ("external.metrics.k8s.io", "v1beta1"),
+    ("custom.metrics.k8s.io", "v1beta1"),
+    ("custom.metrics.k8s.io", "v1beta2"),
+)
+
+
+def metrics_adapter_argv(
+    bin_dir: Path, kubeconfig: Path, port: int, write_port: int, pki: Pki
+) -> list[str]:
+    """The custom/external metrics adapter on 127.0.0.1:``port`` (the aggregated API) and
+    127.0.0.1:``write_port`` (plain HTTP, where tests write metric values)."""
     return [
+        str(bin_dir / "metrics-adapter"),
+        *(
+            f"--{flag}={kubeconfig}"
+            for flag in (
+                "lister-kubeconfig",
+                "authentication-kubeconfig",
+                "authorization-kubeconfig",
+            )
+        ),
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--tls-cert-file={pki.serving_cert}",
+        f"--tls-private-key-file={pki.serving_key}",
+        f"--write-address=127.0.0.1:{write_port}",
+        "--v=1",
+    ]
+
+
+def aggregated_api_objects(
+    service: str, port: int, ca: Path, group_versions: Sequence[tuple[str, str]]
+) -> list[tuple[str, dict[str, Any]]]:
+    """(collection path, object) that serve API groups from a server on this host, as kwokctl
+    wires metrics-server: an ExternalName Service to localhost, and one APIService per group
+    version pointing at that Service and the port the server listens on (its certificate is
+    checked against the Service's DNS name with ``ca``)."""
+    ca_bundle = base64.b64encode(ca.read_bytes()).decode()
+    objects: list[tuple[str, dict[str, Any]]] = [
         (
             "/api/v1/namespaces/kube-system/services",
             {
                 "apiVersion": "v1",
                 "kind": "Service",
-                "metadata": {"name": "metrics-server", "namespace": "kube-system"},
+                "metadata": {"name": service, "namespace": "kube-system"},
                 "spec": {"type": "ExternalName", "externalName": "localhost"},
             },
-        ),
-        (
-            "/apis/apiregistration.k8s.io/v1/apiservices",
-            {
-                "apiVersion": "apiregistration.k8s.io/v1",
-                "kind": "APIService",
-                "metadata": {"name": "v1beta1.metrics.k8s.io"},
-                "spec": {
-                    "group": "metrics.k8s.io",
-                    "version": "v1beta1",
-                    "groupPriorityMinimum": 100,
-                    "versionPriority": 100,
-                    "caBundle": base64.b64encode(ca.read_bytes()).decode(),
-                    "service": {"name": "metrics-server", "namespace": "kube-system", "port": port},
-                },
-            },
-        ),
+        )
     ]
+    for group, version in group_versions:
+        body = {
+            "apiVersion": "apiregistration.k8s.io/v1",
+            "kind": "APIService",
+            "metadata": {"name": f"{version}.{group}"},
+            "spec": {
+                "group": group,
+                "version": version,
+                "groupPriorityMinimum": 100,
+                "versionPriority": 100 + int(version == "v1beta2"),
+                "caBundle": ca_bundle,
+                "service": {"name": service, "namespace": "kube-system", "port": port},
+            },
+        }
+        objects.append(("/apis/apiregistration.k8s.io/v1/apiservices", body))
+    return objects
