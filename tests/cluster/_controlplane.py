@@ -19,32 +19,35 @@ Everything listens on 127.0.0.1 only; nothing here contacts any other address.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import ctypes
-import datetime as dt
-import ipaddress
-import json
+import functools
 import os
 import shutil
 import signal
-import socket
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from tests.controlplane.commands import (
+    METRICS_ADAPTER_APIS,
+    aggregated_api_objects,
+    apiserver_argv,
+    controller_manager_argv,
+    etcd_argv,
+    metrics_adapter_argv,
+    metrics_apiservice_objects,
+    metrics_server_argv,
+    scheduler_argv,
+)
+from tests.controlplane.https import Https, etcd_healthy
+from tests.controlplane.metrics_adapter import MetricsAdapter
+from tests.controlplane.pki import SERVICE_CLUSTER_IP_RANGE, Pki, write_kubeconfig, write_pki
+from tests.controlplane.processes import component_env, die_with_parent, free_ports, tail
 
 HERE = Path(__file__).resolve().parent
 BUILD_SCRIPT = HERE / "controlplane" / "build.sh"
@@ -62,14 +65,13 @@ BINARIES = (
     "kube-scheduler",
     "kwok",
     "metrics-server",
+    # Built from ./controlplane/adapter; started only for the tests that ask for it.
+    "metrics-adapter",
 )
 
-SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
 #: kwok hands out pod IPs from here; loopback, so a stray connection can only stay on this host.
 POD_CIDR = "127.16.0.1/16"
 NODE_ANNOTATION_SELECTOR = "kwok.x-k8s.io/node=fake"
-HPA_SYNC_PERIOD = "5s"
-METRIC_RESOLUTION = "10s"
 
 #: Pod annotations read by the kwok usage configuration (quantities, e.g. "250m", "300Mi").
 USAGE_CPU_ANNOTATION = "kwok.x-k8s.io/usage-cpu"
@@ -133,251 +135,6 @@ def find_binaries(progress: Callable[[str], None] | None = None, timeout_s: floa
     return bin_dir
 
 
-# --------------------------------------------------------------------------------------------
-# Certificates
-
-
-@dataclass(frozen=True)
-class _KeyPair:
-    cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
-
-    @property
-    def cert_pem(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.PEM)
-
-    @property
-    def key_pem(self) -> bytes:
-        return self.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-
-
-def issue(
-    common_name: str,
-    *,
-    issuer: _KeyPair | None = None,
-    organizations: Sequence[str] = (),
-    is_ca: bool = False,
-    client: bool = False,
-    server: bool = False,
-    dns_names: Sequence[str] = (),
-    ips: Sequence[str] = (),
-) -> _KeyPair:
-    key = ec.generate_private_key(ec.SECP256R1())
-    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
-    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
-    subject = x509.Name(attrs)
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.cert.subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=not is_ca,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=is_ca,
-                crl_sign=is_ca,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
-    usages = []
-    if client:
-        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
-    if server:
-        usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
-    if usages:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-    names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
-    names += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-    if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    signer = issuer.key if issuer else key
-    return _KeyPair(builder.sign(signer, hashes.SHA256()), key)
-
-
-@dataclass(frozen=True)
-class Pki:
-    """Paths of the files written by `write_pki`."""
-
-    ca_cert: Path
-    ca_key: Path
-    front_proxy_ca_cert: Path
-    front_proxy_client_cert: Path
-    front_proxy_client_key: Path
-    apiserver_cert: Path
-    apiserver_key: Path
-    serving_cert: Path
-    serving_key: Path
-    sa_key: Path
-    sa_pub: Path
-    clients: dict[str, tuple[Path, Path]]
-
-
-def write_pki(pki_dir: Path) -> Pki:
-    pki_dir.mkdir(parents=True, exist_ok=True)
-
-    def write(name: str, data: bytes, private: bool = False) -> Path:
-        path = pki_dir / name
-        path.write_bytes(data)
-        if private:
-            path.chmod(0o600)
-        return path
-
-    ca = issue("kubeswarm-test-ca", is_ca=True)
-    front_proxy_ca = issue("kubeswarm-test-front-proxy-ca", is_ca=True)
-    front_proxy_client = issue("front-proxy-client", issuer=front_proxy_ca, client=True)
-    apiserver = issue(
-        "kube-apiserver",
-        issuer=ca,
-        server=True,
-        dns_names=[
-            "localhost",
-            "kubernetes",
-            "kubernetes.default",
-            "kubernetes.default.svc",
-            "kubernetes.default.svc.cluster.local",
-        ],
-        ips=["127.0.0.1", str(next(ipaddress.ip_network(SERVICE_CLUSTER_IP_RANGE).hosts()))],
-    )
-    # One serving certificate for the other components' HTTPS ports (all on 127.0.0.1). The
-    # aggregator checks metrics-server's certificate against the Service's DNS name.
-    serving = issue(
-        "kubeswarm-test-components",
-        issuer=ca,
-        server=True,
-        dns_names=[
-            "localhost",
-            "metrics-server.kube-system.svc",
-            "metrics-server.kube-system.svc.cluster.local",
-        ],
-        ips=["127.0.0.1"],
-    )
-    sa_key = ec.generate_private_key(ec.SECP256R1())
-    # Client identities: the bootstrap RBAC policy grants each what it needs.
-    client_subjects = {
-        "admin": ("kubeswarm-admin", ["system:masters"]),
-        "kube-controller-manager": ("system:kube-controller-manager", []),
-        "kube-scheduler": ("system:kube-scheduler", []),
-    }
-    clients: dict[str, tuple[Path, Path]] = {}
-    for name, (cn, orgs) in client_subjects.items():
-        pair = issue(cn, issuer=ca, organizations=orgs, client=True)
-        clients[name] = (
-            write(f"{name}.crt", pair.cert_pem),
-            write(f"{name}.key", pair.key_pem, private=True),
-        )
-    return Pki(
-        ca_cert=write("ca.crt", ca.cert_pem),
-        ca_key=write("ca.key", ca.key_pem, private=True),
-        front_proxy_ca_cert=write("front-proxy-ca.crt", front_proxy_ca.cert_pem),
-        front_proxy_client_cert=write("front-proxy-client.crt", front_proxy_client.cert_pem),
-        front_proxy_client_key=write(
-            "front-proxy-client.key", front_proxy_client.key_pem, private=True
-        ),
-        apiserver_cert=write("apiserver.crt", apiserver.cert_pem),
-        apiserver_key=write("apiserver.key", apiserver.key_pem, private=True),
-        serving_cert=write("serving.crt", serving.cert_pem),
-        serving_key=write("serving.key", serving.key_pem, private=True),
-        sa_key=write(
-            "sa.key",
-            sa_key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ),
-            private=True,
-        ),
-        sa_pub=write(
-            "sa.pub",
-            sa_key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            ),
-        ),
-        clients=clients,
-    )
-
-
-def write_kubeconfig(
-    path: Path, server: str, *, ca: Path, cert: Path, key: Path, user: str
-) -> None:
-    """Write a self-contained kubeconfig (JSON is valid YAML)."""
-
-    def b64(p: Path) -> str:
-        return base64.b64encode(p.read_bytes()).decode()
-
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "kubeswarm-test",
-                "cluster": {"server": server, "certificate-authority-data": b64(ca)},
-            }
-        ],
-        "users": [
-            {
-                "name": user,
-                "user": {"client-certificate-data": b64(cert), "client-key-data": b64(key)},
-            }
-        ],
-        "contexts": [
-            {"name": "kubeswarm-test", "context": {"cluster": "kubeswarm-test", "user": user}}
-        ],
-        "current-context": "kubeswarm-test",
-    }
-    path.write_text(json.dumps(config, indent=2))
-    path.chmod(0o600)
-
-
-# --------------------------------------------------------------------------------------------
-# Processes
-
-
-def free_ports(count: int) -> list[int]:
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def die_with_parent() -> None:
-    """Runs in the child before exec: get SIGTERM when the parent dies (Linux)."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
 @dataclass
 class _Process:
     name: str
@@ -395,46 +152,6 @@ class _Process:
         return ControlPlaneError(
             f"{self.name} {what} ({state}); last lines of {self.log_path}:\n{tail(self.log_path)}"
         )
-
-
-# --------------------------------------------------------------------------------------------
-# HTTPS to the components
-
-
-class Https:
-    """Minimal JSON-over-HTTPS client with the admin certificate (standard library only)."""
-
-    def __init__(self, ca: Path, cert: Path, key: Path) -> None:
-        self.ctx = ssl.create_default_context(cafile=str(ca))
-        self.ctx.load_cert_chain(str(cert), str(key))
-
-    def request(
-        self,
-        url: str,
-        method: str = "GET",
-        body: dict[str, Any] | None = None,
-        timeout: float = 5.0,
-    ) -> tuple[int, Any]:
-        """Return (status, parsed JSON or text); status 0 when the server cannot be reached."""
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - https only
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, context=self.ctx, timeout=timeout) as resp:  # noqa: S310
-                status: int = resp.status
-                raw: bytes = resp.read()
-        except urllib.error.HTTPError as err:
-            status = err.code
-            raw = err.read()
-            err.close()
-        except (OSError, ssl.SSLError):
-            return 0, None
-        text = raw.decode(errors="replace")
-        try:
-            return status, json.loads(text)
-        except ValueError:
-            return status, text
 
 
 # --------------------------------------------------------------------------------------------
@@ -461,6 +178,9 @@ class ControlPlane:
     start_seconds: float = field(init=False, default=0.0)
     node_names: list[str] = field(init=False, default_factory=list)
     _procs: list[_Process] = field(init=False, default_factory=list)
+    _bin_dir: Path | None = field(init=False, default=None)
+    _pki: Pki | None = field(init=False, default=None)
+    _adapter: MetricsAdapter | None = field(init=False, default=None)
     _https: Https | None = field(init=False, default=None)
     _started: bool = field(init=False, default=False)
     _t0: float = field(init=False, default_factory=time.monotonic)
@@ -501,7 +221,13 @@ class ControlPlane:
         """Stop every component by PID (SIGTERM, then SIGKILL after a grace period)."""
         # Clients first, then the API server, then etcd.
         order = [
-            ["metrics-server", "kwok", "kube-scheduler", "kube-controller-manager"],
+            [
+                "metrics-adapter",
+                "metrics-server",
+                "kwok",
+                "kube-scheduler",
+                "kube-controller-manager",
+            ],
             ["kube-apiserver"],
             ["etcd"],
         ]
@@ -528,6 +254,37 @@ class ControlPlane:
             else:
                 shutil.rmtree(workdir, ignore_errors=True)
 
+    def start_metrics_adapter(self, timeout_s: float = 60.0) -> MetricsAdapter:
+        """Start the custom/external metrics adapter and register its APIServices (once; it
+        stops with the control plane). Returns where tests write metric values."""
+        if self._adapter is not None:
+            return self._adapter
+        assert self._bin_dir is not None and self._pki is not None, "not started"
+        t0 = time.monotonic()
+        deadline = t0 + timeout_s
+        port, write_port = free_ports(2)
+        for path, body in aggregated_api_objects(
+            "metrics-adapter", port, self._pki.ca_cert, METRICS_ADAPTER_APIS
+        ):
+            self._create(path, body, deadline)
+        adapter = self._spawn(
+            "metrics-adapter",
+            metrics_adapter_argv(self._bin_dir, self.kubeconfig, port, write_port, self._pki),
+        )
+        everyone = [p for p in self._procs if not p.log_file.closed]
+        for group, version in METRICS_ADAPTER_APIS:
+            name = f"{version}.{group}"
+            self._wait(
+                f"APIService {name} Available",
+                functools.partial(self._apiservice_available, name),
+                deadline,
+                everyone,
+                blame=adapter,
+            )
+        self._adapter = MetricsAdapter(f"http://127.0.0.1:{write_port}")
+        self._say(f"metrics adapter ready in {time.monotonic() - t0:.1f}s")
+        return self._adapter
+
     def api(
         self, path: str, method: str = "GET", body: dict[str, Any] | None = None
     ) -> tuple[int, Any]:
@@ -546,10 +303,7 @@ class ControlPlane:
         log_path = self.log_path(name)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_file = log_path.open("ab")
-        env = dict(os.environ)
-        for var in ("KUBECONFIG", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-            env.pop(var, None)
-        env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+        env = component_env()
         popen = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -591,7 +345,8 @@ class ControlPlane:
 
     def _start(self, bin_dir: Path, deadline: float) -> None:
         wd = self.workdir
-        pki = write_pki(wd / "pki")
+        pki = self._pki = write_pki(wd / "pki")
+        self._bin_dir = bin_dir
         (
             etcd_port,
             etcd_peer_port,
@@ -626,15 +381,7 @@ class ControlPlane:
         peer_url = f"http://127.0.0.1:{etcd_peer_port}"
         etcd = self._spawn("etcd", etcd_argv(bin_dir, wd / "etcd", etcd_url, peer_url))
 
-        def etcd_healthy() -> bool:
-            try:
-                with urllib.request.urlopen(f"{etcd_url}/health", timeout=2) as resp:  # noqa: S310
-                    body = json.loads(resp.read())
-            except (OSError, ValueError):
-                return False
-            return isinstance(body, dict) and body.get("health") == "true"
-
-        self._wait("etcd /health", etcd_healthy, deadline, [etcd], blame=etcd)
+        self._wait("etcd /health", lambda: etcd_healthy(etcd_url), deadline, [etcd], blame=etcd)
 
         # kube-apiserver --------------------------------------------------------------------
         apiserver = self._spawn(
@@ -786,10 +533,8 @@ class ControlPlane:
                 ready.add(node["metadata"]["name"])
         return set(self.node_names) <= ready
 
-    def _apiservice_available(self) -> bool:
-        status, body = self.api(
-            "/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io"
-        )
+    def _apiservice_available(self, name: str = "v1beta1.metrics.k8s.io") -> bool:
+        status, body = self.api(f"/apis/apiregistration.k8s.io/v1/apiservices/{name}")
         if status != 200:
             return False
         return any(
@@ -909,151 +654,3 @@ def running_control_plane(**kwargs: Any) -> Iterator[ControlPlane]:
         yield cp
     finally:
         cp.stop()
-
-
-# The control plane's command lines, shared with the real-node tier (tests/realnode/_node.py),
-# which runs the same components beside a real kubelet.
-
-
-def etcd_argv(bin_dir: Path, data_dir: Path, client_url: str, peer_url: str) -> list[str]:
-    return [
-        str(bin_dir / "etcd"),
-        "--name=default",
-        f"--data-dir={data_dir}",
-        f"--listen-client-urls={client_url}",
-        f"--advertise-client-urls={client_url}",
-        f"--listen-peer-urls={peer_url}",
-        f"--initial-advertise-peer-urls={peer_url}",
-        f"--initial-cluster=default={peer_url}",
-        "--initial-cluster-state=new",
-        "--unsafe-no-fsync=true",  # test data only: no durability needed
-        "--log-level=warn",
-    ]
-
-
-def apiserver_argv(
-    bin_dir: Path, etcd_url: str, port: int | str, pki: Any, service_cidr: str
-) -> list[str]:
-    return [
-        str(bin_dir / "kube-apiserver"),
-        f"--etcd-servers={etcd_url}",
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
-        f"--secure-port={port}",
-        f"--tls-cert-file={pki.apiserver_cert}",
-        f"--tls-private-key-file={pki.apiserver_key}",
-        f"--client-ca-file={pki.ca_cert}",
-        "--authorization-mode=Node,RBAC",
-        # PodSecurity is in the default set; named so that a change of defaults shows.
-        "--enable-admission-plugins=NodeRestriction,PodSecurity",
-        # Privileged containers are allowed by the API server: Pod Security decides.
-        "--allow-privileged=true",
-        f"--service-account-key-file={pki.sa_pub}",
-        f"--service-account-signing-key-file={pki.sa_key}",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        f"--service-cluster-ip-range={service_cidr}",
-        # The aggregation layer (metrics.k8s.io is served by metrics-server).
-        f"--requestheader-client-ca-file={pki.front_proxy_ca_cert}",
-        "--requestheader-allowed-names=front-proxy-client",
-        "--requestheader-username-headers=X-Remote-User",
-        "--requestheader-group-headers=X-Remote-Group",
-        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-        f"--proxy-client-cert-file={pki.front_proxy_client_cert}",
-        f"--proxy-client-key-file={pki.front_proxy_client_key}",
-        "--profiling=false",
-        "--v=1",
-    ]
-
-
-def _component_argv(binary: Path, kubeconfig: Path, port: int, pki: Any) -> list[str]:
-    return [
-        str(binary),
-        f"--kubeconfig={kubeconfig}",
-        f"--authentication-kubeconfig={kubeconfig}",
-        f"--authorization-kubeconfig={kubeconfig}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={port}",
-        f"--tls-cert-file={pki.serving_cert}",
-        f"--tls-private-key-file={pki.serving_key}",
-        "--leader-elect=false",
-        "--v=1",
-    ]
-
-
-def controller_manager_argv(
-    bin_dir: Path, kubeconfig: Path, port: int, pki: Any, service_cidr: str
-) -> list[str]:
-    return [
-        *_component_argv(bin_dir / "kube-controller-manager", kubeconfig, port, pki),
-        "--controllers=*",
-        "--use-service-account-credentials=true",
-        f"--service-account-private-key-file={pki.sa_key}",
-        f"--root-ca-file={pki.ca_cert}",
-        f"--cluster-signing-cert-file={pki.ca_cert}",
-        f"--cluster-signing-key-file={pki.ca_key}",
-        f"--service-cluster-ip-range={service_cidr}",
-        # Faster HPA reaction for tests (default 15s); all other HPA defaults kept.
-        f"--horizontal-pod-autoscaler-sync-period={HPA_SYNC_PERIOD}",
-    ]
-
-
-def scheduler_argv(bin_dir: Path, kubeconfig: Path, port: int, pki: Any) -> list[str]:
-    return _component_argv(bin_dir / "kube-scheduler", kubeconfig, port, pki)
-
-
-def metrics_server_argv(
-    bin_dir: Path, kubeconfig: Path, port: int, pki: Any, kubelet_ca: Path | None
-) -> list[str]:
-    """metrics-server on 127.0.0.1:``port``, scraping each node at its InternalIP and its
-    status port; ``kubelet_ca`` verifies a real kubelet, None trusts kwok's fake endpoint."""
-    return [
-        str(bin_dir / "metrics-server"),
-        *(
-            f"--{flag}={kubeconfig}"
-            for flag in ("kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig")
-        ),
-        "--bind-address=127.0.0.1",
-        f"--secure-port={port}",
-        f"--tls-cert-file={pki.serving_cert}",
-        f"--tls-private-key-file={pki.serving_key}",
-        "--kubelet-preferred-address-types=InternalIP",
-        "--kubelet-use-node-status-port",
-        "--kubelet-insecure-tls"
-        if kubelet_ca is None
-        else f"--kubelet-certificate-authority={kubelet_ca}",
-        f"--metric-resolution={METRIC_RESOLUTION}",
-        "--kubelet-request-timeout=5s",  # must be below the resolution
-    ]
-
-
-def metrics_apiservice_objects(port: int, ca: Path) -> list[tuple[str, dict[str, Any]]]:
-    """(collection path, object) that serve metrics.k8s.io from metrics-server on this host, as
-    kwokctl wires it: an ExternalName Service to localhost, and the APIService pointing at that
-    Service and the port metrics-server listens on."""
-    return [
-        (
-            "/api/v1/namespaces/kube-system/services",
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": "metrics-server", "namespace": "kube-system"},
-                "spec": {"type": "ExternalName", "externalName": "localhost"},
-            },
-        ),
-        (
-            "/apis/apiregistration.k8s.io/v1/apiservices",
-            {
-                "apiVersion": "apiregistration.k8s.io/v1",
-                "kind": "APIService",
-                "metadata": {"name": "v1beta1.metrics.k8s.io"},
-                "spec": {
-                    "group": "metrics.k8s.io",
-                    "version": "v1beta1",
-                    "groupPriorityMinimum": 100,
-                    "versionPriority": 100,
-                    "caBundle": base64.b64encode(ca.read_bytes()).decode(),
-                    "service": {"name": "metrics-server", "namespace": "kube-system", "port": port},
-                },
-            },
-        ),
-    ]

@@ -25,6 +25,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from harness.kube.client import KubeClient, connect
+from tests.controlplane.metrics_adapter import MetricsAdapter
+from tests.controlplane.progress import terminal_line
 
 from ._controlplane import Cluster, ControlPlane, ControlPlaneError, find_binaries
 
@@ -44,14 +46,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Build (or find in the cache) the control plane before the first test runs."""
     if not _wants_local_control_plane(session):
         return
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-
-    def progress(line: str) -> None:
-        if reporter is not None:
-            reporter.write_line(line)
-
     try:
-        _build["bin_dir"] = find_binaries(progress)
+        _build["bin_dir"] = find_binaries(lambda line: terminal_line(session.config, line))
     except ControlPlaneError as err:
         # Reported by the `cluster` fixture, so each cluster test errors with the reason.
         _build["error"] = str(err)
@@ -69,21 +65,9 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     if "error" in _build:
         pytest.fail(f"cannot build the control plane: {_build['error']}", pytrace=False)
     bin_dir = _build.get("bin_dir")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-
-    def progress(line: str) -> None:
-        if reporter is None:
-            return
-        if capture is None:
-            reporter.write_line(line)
-            return
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(line)
-
     cp = ControlPlane(
         bin_dir=bin_dir if isinstance(bin_dir, Path) else None,
-        progress=progress,
+        progress=lambda line: terminal_line(request.config, line),
     )
     try:
         cp.start()
@@ -143,3 +127,15 @@ def kube(cluster: Cluster, namespace: str) -> Iterator[KubeClient]:
         yield admin
     finally:
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def metrics_adapter(cluster: Cluster) -> MetricsAdapter:
+    """The custom/external metrics adapter, started on the local control plane at first use
+    (tests that do not ask for it do not pay for it) and stopped with it."""
+    if cluster.control_plane is None:
+        pytest.skip("writes metric values into the local control plane's metrics adapter")
+    try:
+        return cluster.control_plane.start_metrics_adapter()
+    except ControlPlaneError as err:
+        pytest.fail(f"the metrics adapter did not start: {err}", pytrace=False)

@@ -31,17 +31,15 @@ import os
 import shutil
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from tests.cluster import _controlplane as cp
+from tests.controlplane import commands as cmd
+from tests.controlplane.https import Https, etcd_healthy
+from tests.controlplane.pki import Pki, issue, load_ca, write_kubeconfig, write_pair, write_pki
+from tests.controlplane.processes import component_env, die_with_parent, free_ports, tail
 from tests.realnode import _firewall
 from tests.realnode import _hostnet as net
 from tests.realnode._teardown import alive, cache_dir, cleanup, start_time
@@ -141,7 +139,7 @@ class RealNode:
     start_seconds: float = field(init=False, default=0.0)
     #: Why NetworkPolicy is not enforced on this node (None: it is).
     netpol_unsupported: str | None = field(init=False, default=None)
-    _https: cp.Https | None = field(init=False, default=None)
+    _https: Https | None = field(init=False, default=None)
     _children: list[subprocess.Popen[bytes]] = field(init=False, default_factory=list)
     _t0: float = field(init=False, default_factory=time.monotonic)
 
@@ -199,18 +197,15 @@ class RealNode:
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
         log = self.log_path(name).open("ab")
-        clean_env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-        clean_env.pop("KUBECONFIG", None)
-        clean_env.update(env or {})
         popen = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.dir,
-            env=clean_env,
+            env=component_env(env),
             start_new_session=True,
-            preexec_fn=cp.die_with_parent if self.die_with_parent else None,  # noqa: PLW1509
+            preexec_fn=die_with_parent if self.die_with_parent else None,  # noqa: PLW1509
         )
         log.close()
         self._children.append(popen)
@@ -235,7 +230,7 @@ class RealNode:
                 if not alive(rec["pid"], rec["started"]):
                     raise RealNodeError(
                         f"{name} exited while waiting for {what}; last lines of its log:\n"
-                        + cp.tail(self.log_path(name))
+                        + tail(self.log_path(name))
                     )
             with contextlib.suppress(Exception):
                 if check():
@@ -244,7 +239,7 @@ class RealNode:
             if time.monotonic() > deadline:
                 raise RealNodeError(
                     f"timed out waiting for {what}; last lines of {blame}'s log:\n"
-                    + cp.tail(self.log_path(blame))
+                    + tail(self.log_path(blame))
                 )
             time.sleep(interval)
 
@@ -333,61 +328,52 @@ state = "{d / "state"}"
 
     # control plane ---------------------------------------------------------------------------
 
-    def _write_pki(self) -> tuple[Any, dict[str, Path]]:
+    def _write_pki(self) -> tuple[Pki, dict[str, Path]]:
         pki_dir = self.dir / "pki"
-        pki = cp.write_pki(pki_dir)
-        ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), None)
-        assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-        ca = cp._KeyPair(x509.load_pem_x509_certificate(pki.ca_cert.read_bytes()), ca_key)
+        pki = write_pki(pki_dir)
+        ca = load_ca(pki)
         extra = {
             # The Node authorizer and NodeRestriction know the kubelet by this name and group.
-            "kubelet": cp.issue(
+            "kubelet": issue(
                 f"system:node:{NODE_NAME}", issuer=ca, organizations=["system:nodes"], client=True
             ),
-            "kubelet-serving": cp.issue(
+            "kubelet-serving": issue(
                 NODE_NAME, issuer=ca, server=True, dns_names=[NODE_NAME], ips=[net.NODE_IP]
             ),
             # Bound to the system:node-proxier role by the bootstrap policy.
-            "kube-proxy": cp.issue("system:kube-proxy", issuer=ca, client=True),
+            "kube-proxy": issue("system:kube-proxy", issuer=ca, client=True),
         }
-        for name, pair in extra.items():
-            (pki_dir / f"{name}.crt").write_bytes(pair.cert_pem)
-            (pki_dir / f"{name}.key").write_bytes(pair.key_pem)
-            (pki_dir / f"{name}.key").chmod(0o600)
-        api_port = cp.free_ports(1)[0]
+        written = {name: write_pair(pki_dir, name, pair) for name, pair in extra.items()}
+        api_port = free_ports(1)[0]
         self.server = f"https://127.0.0.1:{api_port}"
         clients = {
             "admin": pki.clients["admin"],
             "kube-controller-manager": pki.clients["kube-controller-manager"],
             "kube-scheduler": pki.clients["kube-scheduler"],
-            "kubelet": (pki_dir / "kubelet.crt", pki_dir / "kubelet.key"),
-            "kube-proxy": (pki_dir / "kube-proxy.crt", pki_dir / "kube-proxy.key"),
+            "kubelet": written["kubelet"],
+            "kube-proxy": written["kube-proxy"],
         }
         kubeconfigs = {}
         for name, (cert, key) in clients.items():
             kubeconfigs[name] = self.dir / f"{name}.kubeconfig"
-            cp.write_kubeconfig(
+            write_kubeconfig(
                 kubeconfigs[name], self.server, ca=pki.ca_cert, cert=cert, key=key, user=name
             )
-        self._https = cp.Https(pki.ca_cert, *pki.clients["admin"])
+        self._https = Https(pki.ca_cert, *pki.clients["admin"])
         return pki, kubeconfigs
 
-    def _start_controlplane(self, pki: Any, kc: dict[str, Path], deadline: float) -> None:
+    def _start_controlplane(self, pki: Pki, kc: dict[str, Path], deadline: float) -> None:
         bin_dir = self.artifacts.controlplane_bin
-        etcd_port, peer_port, kcm_port, sched_port = cp.free_ports(4)
+        etcd_port, peer_port, kcm_port, sched_port = free_ports(4)
         api_port = self.server.rsplit(":", 1)[1]
         etcd_url, peer_url = f"http://127.0.0.1:{etcd_port}", f"http://127.0.0.1:{peer_port}"
-        self._spawn("etcd", cp.etcd_argv(bin_dir, self.dir / "etcd", etcd_url, peer_url))
+        self._spawn("etcd", cmd.etcd_argv(bin_dir, self.dir / "etcd", etcd_url, peer_url))
 
-        def etcd_healthy() -> bool:
-            with urllib.request.urlopen(f"{etcd_url}/health", timeout=2) as resp:  # noqa: S310
-                return bool(json.loads(resp.read()).get("health") == "true")
-
-        self._wait("etcd", etcd_healthy, deadline, "etcd")
+        self._wait("etcd", lambda: etcd_healthy(etcd_url), deadline, "etcd")
         self._spawn(
             "kube-apiserver",
             [
-                *cp.apiserver_argv(bin_dir, etcd_url, api_port, pki, net.SERVICE_CIDR),
+                *cmd.apiserver_argv(bin_dir, etcd_url, api_port, pki, net.SERVICE_CIDR),
                 # Logs, exec and the node proxy go to the kubelet, whose certificate is checked.
                 f"--kubelet-client-certificate={pki.clients['admin'][0]}",
                 f"--kubelet-client-key={pki.clients['admin'][1]}",
@@ -402,12 +388,12 @@ state = "{d / "state"}"
         )
         self._spawn(
             "kube-controller-manager",
-            cp.controller_manager_argv(
+            cmd.controller_manager_argv(
                 bin_dir, kc["kube-controller-manager"], kcm_port, pki, net.SERVICE_CIDR
             ),
         )
         self._spawn(
-            "kube-scheduler", cp.scheduler_argv(bin_dir, kc["kube-scheduler"], sched_port, pki)
+            "kube-scheduler", cmd.scheduler_argv(bin_dir, kc["kube-scheduler"], sched_port, pki)
         )
 
     # node components -------------------------------------------------------------------------
@@ -430,7 +416,7 @@ state = "{d / "state"}"
         )
         self._spawn("coredns", [str(self.artifacts.node_bin / "coredns"), "-conf", str(corefile)])
 
-    def _start_kubelet(self, pki: Any, kubeconfig: Path, deadline: float) -> None:
+    def _start_kubelet(self, pki: Pki, kubeconfig: Path, deadline: float) -> None:
         empty_resolv = self.dir / "resolv.conf"
         empty_resolv.write_text("")  # pods get the cluster's DNS and nothing of this machine's
         config = {
@@ -544,17 +530,17 @@ state = "{d / "state"}"
             _firewall.BINARY,
         )
 
-    def _start_metrics_server(self, pki: Any, deadline: float) -> None:
-        port = cp.free_ports(1)[0]
+    def _start_metrics_server(self, pki: Pki, deadline: float) -> None:
+        port = free_ports(1)[0]
         # As in the cluster tier: an ExternalName Service to localhost behind the APIService.
-        for path, body in cp.metrics_apiservice_objects(port, pki.ca_cert):
+        for path, body in cmd.metrics_apiservice_objects(port, pki.ca_cert):
             status, resp = self.api(path, "POST", body)
             if status not in (200, 201, 409):
                 raise RealNodeError(f"POST {path}: HTTP {status}: {resp}")
         self._spawn(
             "metrics-server",
             # The real kubelet, at the node's InternalIP, with its certificate verified.
-            cp.metrics_server_argv(
+            cmd.metrics_server_argv(
                 self.artifacts.controlplane_bin, self.kubeconfig, port, pki, pki.ca_cert
             ),
         )

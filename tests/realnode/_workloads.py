@@ -7,6 +7,7 @@ would do; kubeswarm itself runs as a separate process (`kubeswarm run ...`), nev
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -14,8 +15,9 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,10 @@ def kubeswarm_command() -> list[str]:
     """The installed console script next to this interpreter, else `python -m harness`."""
     script = Path(sys.executable).parent / "kubeswarm"
     return [str(script)] if script.exists() else [sys.executable, "-m", "harness"]
+
+
+#: The shipped example target's Service, as the load pods reach it in the test's namespace.
+EXAMPLE_HOST = "http://example-web:8080"
 
 
 def example_target(
@@ -100,6 +106,17 @@ def create_namespace(node: RealNode, name: str) -> None:
         60,
         0.2,
     )
+
+
+@contextlib.contextmanager
+def fresh_namespace(node: RealNode, prefix: str) -> Iterator[str]:
+    """`create_namespace` with a new name PREFIX-xxxxxxxx; deleted on leaving."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    create_namespace(node, name)
+    try:
+        yield name
+    finally:
+        node.api(f"/api/v1/namespaces/{name}", "DELETE")
 
 
 def deploy_and_wait(

@@ -19,30 +19,19 @@ the test ends (it failed half-way) is killed, so no run outlives its test.
 from __future__ import annotations
 
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.controlplane.progress import terminal_line
+
 from ._node import Artifacts, RealNode, RealNodeError, RealNodeUnavailable, build, state_dir
 from ._teardown import cleanup, footprint
-from ._workloads import create_namespace
+from ._workloads import fresh_namespace
 
 HERE = Path(__file__).resolve().parent
 _build: dict[str, Artifacts | str] = {}
-
-
-def _write_line(config_: pytest.Config, line: str) -> None:
-    reporter = config_.pluginmanager.get_plugin("terminalreporter")
-    capture = config_.pluginmanager.get_plugin("capturemanager")
-    if reporter is None:
-        return
-    if capture is None:
-        reporter.write_line(line)
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.write_line(line)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -50,7 +39,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not any(Path(str(item.path)).is_relative_to(HERE) for item in session.items):
         return
     try:
-        _build["artifacts"] = build(lambda line: _write_line(session.config, line))
+        _build["artifacts"] = build(lambda line: terminal_line(session.config, line))
     except RealNodeUnavailable as err:
         _build["unavailable"] = str(err)
     except RealNodeError as err:
@@ -84,7 +73,7 @@ def realnode(
     _usable()
     artifacts = _build["artifacts"]
     assert isinstance(artifacts, Artifacts)
-    node = RealNode(artifacts, progress=lambda line: _write_line(request.config, line))
+    node = RealNode(artifacts, progress=lambda line: terminal_line(request.config, line))
     try:
         node.start()
     except RealNodeError as err:
@@ -98,12 +87,8 @@ def realnode(
 
 @pytest.fixture
 def namespace(realnode: RealNode) -> Iterator[str]:
-    name = f"kubeswarm-realnode-{uuid.uuid4().hex[:8]}"
-    create_namespace(realnode, name)
-    try:
+    with fresh_namespace(realnode, "kubeswarm-realnode") as name:
         yield name
-    finally:
-        realnode.api(f"/api/v1/namespaces/{name}", "DELETE")
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from harness.actions.workers import AutoWorkersPolicy, WorkerAutoscaler
 
 from ._node import RealNode
 from ._workloads import (
+    EXAMPLE_HOST,
     LOCUSTFILES,
     deploy_and_wait,
     example_target,
@@ -34,7 +35,6 @@ from ._workloads import (
 
 pytestmark = [pytest.mark.realnode, pytest.mark.cluster]
 
-HOST = "http://example-web:8080"
 MAX_REPLICAS = 2
 # A bin's requests/s per replica is its mean requests/s over its mean ready replicas; allow a
 # tenth for bins that straddle a replica change.
@@ -80,7 +80,7 @@ def test_workers_auto_adds_a_worker_pod_when_one_is_cpu_bound(
         "-f",
         str(locustfile),
         "-H",
-        HOST,
+        EXAMPLE_HOST,
         "-u",
         "16",
         "-r",
@@ -162,7 +162,7 @@ def test_the_ramp_stops_itself_and_the_report_says_where_and_why(
         "-f",
         str(LOCUSTFILES / "ramp.py"),
         "-H",
-        HOST,
+        EXAMPLE_HOST,
         "-u",
         "6",
         "-t",

@@ -18,6 +18,7 @@ import pytest
 
 from ._node import RealNode
 from ._workloads import (
+    EXAMPLE_HOST,
     copy_locustfile,
     deploy,
     example_target,
@@ -34,7 +35,6 @@ from ._workloads import (
 
 pytestmark = [pytest.mark.realnode, pytest.mark.cluster]
 
-HOST = "http://example-web:8080"
 SELECTOR = "app.kubernetes.io/name=example-web"
 REPLICAS = 2
 
@@ -77,7 +77,7 @@ def test_pod_delete_and_pod_kill_under_load_are_measured(
         "-f",
         str(copy_locustfile("health.py", tmp_path)),
         "-H",
-        HOST,
+        EXAMPLE_HOST,
         "-u",
         "20",
         "-r",

@@ -20,7 +20,6 @@ import signal
 import subprocess
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,13 +30,14 @@ from . import _firewall
 from . import _hostnet as net
 from ._node import PYTHON_IMAGE, RealNode
 from ._workloads import (
+    EXAMPLE_HOST,
     RUN_LABEL,
     copy_locustfile,
-    create_namespace,
     deploy,
     deploy_and_wait,
     example_target,
     finish,
+    fresh_namespace,
     get,
     kubeswarm_command,
     read_samples,
@@ -80,12 +80,8 @@ def enforced(realnode: RealNode) -> RealNode:
 @pytest.fixture
 def other_namespace(realnode: RealNode) -> Iterator[str]:
     """A second namespace, for a pod that has nothing to do with the run."""
-    name = f"kubeswarm-realnode-other-{uuid.uuid4().hex[:8]}"
-    create_namespace(realnode, name)
-    try:
+    with fresh_namespace(realnode, "kubeswarm-realnode-other") as name:
         yield name
-    finally:
-        realnode.api(f"/api/v1/namespaces/{name}", "DELETE")
 
 
 def _probe_pod() -> dict[str, Any]:
@@ -263,7 +259,7 @@ def _start(
 ) -> tuple[subprocess.Popen[bytes], Path, Path]:
     out = tmp_path / "runs"
     locustfile = str(copy_locustfile("health.py", tmp_path))
-    args = run_args(node, namespace, out, "-f", locustfile, "-H", "http://example-web:8080")
+    args = run_args(node, namespace, out, "-f", locustfile, "-H", EXAMPLE_HOST)
     log = tmp_path / "kubeswarm.log"
     return start_run([*args, "-u", "3", "-r", "3", "--workers", "1", *extra], log), out, log
 

@@ -25,6 +25,7 @@ import pytest
 from . import _hostnet as net
 from ._node import RealNode
 from ._workloads import (
+    EXAMPLE_HOST,
     copy_locustfile,
     cri_containers,
     deploy_and_wait,
@@ -44,7 +45,6 @@ from ._workloads import (
 pytestmark = [pytest.mark.realnode, pytest.mark.cluster]
 
 SAMPLE_INTERVAL_S = 2.0
-HOST = "http://example-web:8080"
 
 
 def _nothing_left(node: RealNode, namespace: str) -> None:
@@ -81,7 +81,7 @@ def test_step_load_scales_the_real_hpa(realnode: RealNode, namespace: str, tmp_p
         "-f",
         str(copy_locustfile("step_load.py", tmp_path)),
         "-H",
-        HOST,
+        EXAMPLE_HOST,
         "-u",
         "12",
         "-r",
@@ -159,7 +159,7 @@ def test_memory_limit_below_load_gives_real_oom_kills(
         "-f",
         str(copy_locustfile("health.py", tmp_path)),
         "-H",
-        HOST,
+        EXAMPLE_HOST,
         "-u",
         "30",
         "-r",
@@ -222,7 +222,7 @@ def test_requirement_installed_from_a_local_index(
         "-f",
         str(locustfile),
         "-H",
-        HOST,
+        EXAMPLE_HOST,
         "-u",
         "2",
         "-r",
@@ -285,7 +285,7 @@ def _run_in_background(
 ) -> tuple[subprocess.Popen[bytes], Path, Path]:
     out = tmp_path / "runs"
     locustfile = str(copy_locustfile("health.py", tmp_path))
-    args = run_args(realnode, namespace, out, "-f", locustfile, "-H", HOST)
+    args = run_args(realnode, namespace, out, "-f", locustfile, "-H", EXAMPLE_HOST)
     args += ["-u", "4", "-r", "4", "--workers", "1", *extra]
     log = tmp_path / "kubeswarm.log"
     return _started(processes, start_run(args, log)), out, log

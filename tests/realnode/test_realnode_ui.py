@@ -15,6 +15,7 @@ import pytest
 
 from ._node import RealNode
 from ._workloads import (
+    EXAMPLE_HOST,
     copy_locustfile,
     deploy_and_wait,
     example_target,
@@ -49,7 +50,7 @@ def test_ui_shows_the_running_test(
     deploy_and_wait(realnode, namespace, example_target(hpa=False))
     out = tmp_path / "runs"
     locustfile = str(copy_locustfile("health.py", tmp_path))
-    args = run_args(realnode, namespace, out, "-f", locustfile, "-H", "http://example-web:8080")
+    args = run_args(realnode, namespace, out, "-f", locustfile, "-H", EXAMPLE_HOST)
     log = tmp_path / "run.log"
     run = start_run([*args, "-u", "3", "-r", "3", "-t", "5m", "--workers", "1"], log)
     processes.append(run)

@@ -3,6 +3,9 @@
 #   kube-apiserver, kube-controller-manager, kube-scheduler  (module ./kube, k8s.io/kubernetes)
 #   etcd                                                      (module ./etcd, go.etcd.io/etcd/server/v3)
 #   kwok, metrics-server                                      (go install of their release tags)
+#   metrics-adapter                                           (module ./adapter: custom and
+#                                                              external metrics, on
+#                                                              sigs.k8s.io/custom-metrics-apiserver)
 # With the argument `node`, also what the real-node tier runs on this machine, into node-bin/:
 #   kubelet, kube-proxy                                       (module ./kube, same build as above)
 #   coredns, crictl                                           (go install of their release tags)
@@ -13,7 +16,9 @@
 #   controlplane/<key>/bin/   the binaries; <key> names every version and a hash of the modules
 #   controlplane/<key>/node-bin/  the node binaries (only with `node`); kube-router-netpol has
 #                             its own key (kube-router-netpol.key next to it), so a change to
-#                             ./netpol rebuilds only it and the cluster tier never depends on it
+#                             ./netpol rebuilds only it and the cluster tier never depends on it;
+#                             metrics-adapter, in bin/, has its own key the same way
+#                             (metrics-adapter.key), so ./adapter never rebuilds the control plane
 #   go/mod, go/build          GOMODCACHE and GOCACHE, reused across keys and runs
 # When the binaries for the key exist this script does nothing but say so. It needs the Go
 # toolchain and the Go module proxy, nothing else. The last line printed is the bin directory.
@@ -49,6 +54,8 @@ ETCD_VERSION="$(module_version "$here/etcd/go.mod" go.etcd.io/etcd/server/v3)"
 [[ -n "$ETCD_VERSION" ]] || die "cannot read the go.etcd.io/etcd/server/v3 version from etcd/go.mod"
 KUBE_ROUTER_VERSION="$(module_version "$here/netpol/go.mod" github.com/cloudnativelabs/kube-router/v2)"
 [[ -n "$KUBE_ROUTER_VERSION" ]] || die "cannot read the kube-router version from netpol/go.mod"
+CMA_VERSION="$(module_version "$here/adapter/go.mod" sigs.k8s.io/custom-metrics-apiserver)"
+[[ -n "$CMA_VERSION" ]] || die "cannot read the custom-metrics-apiserver version from adapter/go.mod"
 [[ "$KUBE_VERSION" =~ ^v([0-9]+)\.([0-9]+)\. ]] || die "unexpected kubernetes version $KUBE_VERSION"
 kube_major="${BASH_REMATCH[1]}"
 kube_minor="${BASH_REMATCH[2]}"
@@ -75,6 +82,18 @@ netpol_key="kube-router-${KUBE_ROUTER_VERSION}_$(
     } | sha256sum | cut -c1-12
 )"
 
+adapter_key="custom-metrics-apiserver-${CMA_VERSION}_$(
+    cd "$here" && {
+        printf '%s\n' "$go_version"
+        cat adapter/go.mod adapter/go.sum adapter/main.go
+    } | sha256sum | cut -c1-12
+)"
+
+have_adapter() {
+    [[ -x "$bin_dir/metrics-adapter" ]] &&
+        [[ "$(cat "$bin_dir/metrics-adapter.key" 2>/dev/null)" == "$adapter_key" ]]
+}
+
 have_netpol() {
     [[ -x "$node_bin_dir/kube-router-netpol" ]] &&
         [[ "$(cat "$node_bin_dir/kube-router-netpol.key" 2>/dev/null)" == "$netpol_key" ]]
@@ -83,7 +102,7 @@ have_netpol() {
 have_all() {
     local b
     for b in "${binaries[@]}"; do [[ -x "$bin_dir/$b" ]] || return 1; done
-    [[ "$mode" == controlplane ]] && return 0
+    [[ "$mode" == controlplane ]] && { have_adapter; return; }
     for b in "${node_binaries[@]}"; do [[ -x "$node_bin_dir/$b" ]] || return 1; done
     have_netpol
 }
@@ -193,6 +212,17 @@ build_netpol() {
     echo "$netpol_key" >"$node_bin_dir/kube-router-netpol.key"
 }
 
+build_adapter() {
+    local tmp="$bin_dir/metrics-adapter.partial"
+    # Its own k8s.io library versions (those custom-metrics-apiserver was released with): the
+    # apiserver libraries compile once more, into GOCACHE, on the first build only.
+    step "module downloads (adapter)" bash -c "cd '$here/adapter' && go mod download"
+    step "metrics-adapter (custom-metrics-apiserver $CMA_VERSION)" \
+        bash -c "cd '$here/adapter' && go build -p 2 -trimpath -ldflags '-s -w' -o '$tmp' ."
+    mv "$tmp" "$bin_dir/metrics-adapter"
+    echo "$adapter_key" >"$bin_dir/metrics-adapter.key"
+}
+
 have_controlplane() {
     local b
     for b in "${binaries[@]}"; do [[ -x "$bin_dir/$b" ]] || return 1; done
@@ -204,6 +234,8 @@ have_node() {
 }
 
 have_controlplane || build_controlplane
+# The real-node tier does not start the adapter: only the cluster tier's build waits for it.
+[[ "$mode" == node ]] || have_adapter || build_adapter
 if [[ "$mode" == node ]]; then
     have_node || build_node
     have_netpol || build_netpol
