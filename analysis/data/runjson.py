@@ -51,7 +51,7 @@ class RunRecord:
     processes: tuple[int, ...] = ()  # pids of every local process started (local, demo)
     locust_web: str | None = None  # Locust web UI address (local, demo)
     hpa_spec: Mapping[str, Any] | None = None  # the demo autoscaler's HPA spec and behavior
-    hpa_sync_period_s: float | None = None  # the demo autoscaler's sync period (an HPA's is 15 s)
+    hpa_sync_period_s: float | None = None  # the HPA sync period (--hpa-sync-period; demo 5 s)
     extra: Mapping[str, Any] = field(default_factory=dict)  # keys this version does not know
 
     def __post_init__(self) -> None:

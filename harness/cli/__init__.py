@@ -35,6 +35,7 @@ _RUN_OPTIONS = (
     "out_dir",
     "name",
     "sample_interval_s",
+    "hpa_sync_period_s",
     "local",
     "kubeconfig",
     "context",
@@ -173,7 +174,15 @@ COMMANDS: tuple[Command, ...] = (
         "sample",
         "record the watched HPAs, workloads and pods for -t while load generated elsewhere "
         "runs; no locustfile, starts no Locust, writes a run directory and its report",
-        ("watch", "run_time_s", "sample_interval_s", "out_dir", "name", *_CLUSTER_OPTIONS),
+        (
+            "watch",
+            "run_time_s",
+            "sample_interval_s",
+            "hpa_sync_period_s",
+            "out_dir",
+            "name",
+            *_CLUSTER_OPTIONS,
+        ),
         help={
             "watch": "what to record: hpa/NAME, deployment/NAME, statefulset/NAME or "
             "NAMESPACE/KIND/NAME (repeatable)",

@@ -200,6 +200,17 @@ OPTIONS: Final[dict[str, Option]] = {
             "seconds between samples",
             metavar="DURATION",
         ),
+        # kube-controller-manager's --horizontal-pod-autoscaler-sync-period by default; managed
+        # control planes keep it. The model check and the what-ifs replay at this pace.
+        Option(
+            "hpa_sync_period_s",
+            ("--hpa-sync-period",),
+            positive_duration,
+            15.0,
+            "cluster: the HPA controller's sync period (kube-controller-manager "
+            "--horizontal-pod-autoscaler-sync-period), which the model check and what-ifs replay",
+            metavar="DURATION",
+        ),
         Option(
             "local",
             ("--local",),

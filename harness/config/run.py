@@ -55,6 +55,7 @@ class RunConfig:
     out_dir: Path = Path("runs")
     name: str = "run"
     sample_interval_s: float = 2.0
+    hpa_sync_period_s: float = _DEFAULTS["hpa_sync_period_s"]
     local: bool = False
     kubeconfig: Path | None = None
     context: str | None = None
@@ -181,6 +182,7 @@ def build_run_config(values: Mapping[str, Any]) -> RunConfig:
         out_dir=Path(values.get("out_dir") or OPTIONS["out_dir"].default),
         name=name,
         sample_interval_s=values["sample_interval_s"],
+        hpa_sync_period_s=values.get("hpa_sync_period_s") or _DEFAULTS["hpa_sync_period_s"],
         local=local,
         kubeconfig=values.get("kubeconfig"),
         context=values.get("context"),

@@ -6,7 +6,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from typing import Any, Final
+from typing import Any
 
 from harness.actions.chaos import chaos_actions
 from harness.actions.kube_pods import chaos_namespace
@@ -24,10 +24,6 @@ from harness.session.core import Reporter, Sampler
 from harness.session.plan import plan_for
 from harness.session.run import SessionSpec
 from harness.session.store import new_run_id
-
-# kube-controller-manager's --horizontal-pod-autoscaler-sync-period by default: the pace the
-# ramp's steps must leave room for.
-HPA_SYNC_PERIOD_S: Final = 15.0
 
 
 class ClusterMode:
@@ -101,6 +97,7 @@ class ClusterMode:
                 "namespace": namespace,
                 "server": kube.connection.host,
                 "server_version": checked.server_version,
+                "hpa_sync_period_s": config.hpa_sync_period_s,
                 "watch": [str(t) for t in config.watch],
                 "slos": list(config.slos),
             },
@@ -120,6 +117,6 @@ class ClusterMode:
             samplers=samplers,
             actions=chaos,
             workers=workers,
-            hpa_pace=HpaPace(HPA_SYNC_PERIOD_S),
+            hpa_pace=HpaPace(config.hpa_sync_period_s),
             warnings=list(checked.warnings),
         )

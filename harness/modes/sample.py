@@ -27,6 +27,7 @@ class SampleConfig:
     interval_s: float
     out_dir: Path
     name: str
+    hpa_sync_period_s: float = 15.0
     kubeconfig: Path | None = None
     context: str | None = None
     namespace: str | None = None
@@ -40,6 +41,7 @@ class SampleConfig:
             watch=tuple(values["watch"]),
             duration_s=values["run_time_s"],
             interval_s=values["sample_interval_s"],
+            hpa_sync_period_s=values.get("hpa_sync_period_s") or 15.0,
             out_dir=Path(values["out_dir"]),
             name=values.get("name") or "sample",
             kubeconfig=None if kubeconfig is None else Path(kubeconfig),
@@ -79,6 +81,7 @@ class SampleMode:
                 "namespace": namespace,
                 "watch": watch,
                 "server_version": checked.server_version,
+                "hpa_sync_period_s": config.hpa_sync_period_s,
             },
         )
         sampler = KubeSampler(kube, config.watch, namespace, since_s=time.time())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ PHASES = (("340", 4), ("150", 2))
 MIN_REPLICAS, MAX_REPLICAS = 1, 6
 #: The scripted master runs this long: enough for both phases (each takes one or two 5 s syncs).
 RUN_S = 70.0
+HPA_SYNC_S = 5.0  # kube-controller-manager's --horizontal-pod-autoscaler-sync-period here
 
 
 def external_hpa(name: str) -> dict[str, Any]:
@@ -173,7 +175,13 @@ def _run(
             failure.append(err)
 
     player = threading.Thread(target=play_the_queue, name="queue-player", daemon=True)
-    config = make_config(tmp_path, namespace, run_time_s=RUN_S, watch=(WatchTarget("hpa", NAME),))
+    config = make_config(
+        tmp_path,
+        namespace,
+        run_time_s=RUN_S,
+        watch=(WatchTarget("hpa", NAME),),
+        hpa_sync_period_s=HPA_SYNC_S,
+    )
 
     def start_playing() -> None:
         player.start()
@@ -224,11 +232,50 @@ def test_the_report_counts_the_external_scale_events(external_run: ExternalRun) 
     assert events == [(BASELINE[1], PHASES[0][1]), (PHASES[0][1], PHASES[1][1])], events
 
 
-# Where the assertions of issue 19's other parts go, once branch `hpa-sources` has merged
-# (each is a new test taking `external_run`, like the ones above):
-# - summary.json `hpas[].current_metrics` / hpa_metrics.csv carry the External metric's name,
-#   selector (queue=orders) and AverageValue readings;
-# - the report explains the scale-up in the metric's terms ("queue_depth 340 per pod against a
-#   target of 100", report.md and the page);
-# - `hpas[].model_check` reproduces the controller's decisions of this run (exact / within one);
-# - a what-if on the target (`--whatif` on averageValue) replays this run.
+def test_the_report_explains_the_scaling_in_the_metrics_own_terms(
+    external_run: ExternalRun,
+) -> None:
+    (entry,) = external_run.summary()["hpas"]
+    (metric,) = entry["metrics"]
+    assert (metric["metric"], metric["type"], metric["target_type"]) == (
+        METRIC,
+        "External",
+        "AverageValue",
+    )
+    assert metric["selector"] is not None and "queue=orders" in metric["selector"]
+    assert metric["target"] == TARGET_PER_POD
+    assert metric["peak"] == pytest.approx(float(PHASES[0][0]))
+    sentence = metric["sentence"]
+    assert f"{METRIC}" in sentence and "340 per pod against a target of 100" in sentence
+    report = external_run.run_dir / schema.REPORT_DIR
+    assert sentence in (report / "report.md").read_text(encoding="utf-8")
+    assert sentence in (report / "report.html").read_text(encoding="utf-8")
+
+
+def test_the_model_reproduces_the_real_controllers_decisions(external_run: ExternalRun) -> None:
+    (entry,) = external_run.summary()["hpas"]
+    check = entry["model_check"]
+    assert check["not_checked"] is None, check
+    assert check["sync_period_s"] == HPA_SYNC_S  # what the run was told (--hpa-sync-period)
+    # 1 -> 4 and 4 -> 2 at least, and the syncs that kept the count
+    assert check["decisions"] >= 2, check
+    assert check["exact"] >= 0.98 * check["decisions"], check
+    assert check["within_one"] == check["decisions"], check
+    assert check["sentence"] in (external_run.run_dir / schema.REPORT_DIR / "report.md").read_text(
+        encoding="utf-8"
+    )
+
+
+def test_a_whatif_on_the_external_target_replays_the_run(
+    external_run: ExternalRun, tmp_path: Path
+) -> None:
+    from analysis.report import write_report
+
+    copy = tmp_path / "run"
+    shutil.copytree(external_run.run_dir, copy)
+    summary = write_report(copy, whatifs=[f"{NAME}:metric_target=200"])
+    (whatif,) = summary["whatif"]
+    assert whatif["recorded_peak_replicas"] == PHASES[0][1]
+    # 340 in total against 200 per pod: ceil(1.7) = 2 replicas at the peak, not 4
+    assert whatif["predicted_peak_replicas"] == 2, whatif
+    assert whatif["model_check"] == summary["hpas"][0]["model_check"]["sentence"]
