@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from analysis.data.units import parse_quantity
 from tests.controlplane.commands import (
     METRICS_ADAPTER_APIS,
     aggregated_api_objects,
@@ -604,34 +605,6 @@ class ControlPlane:
             interval=1.0,
         )
         self.api(f"{path}?gracePeriodSeconds=0", "DELETE")
-
-
-_QUANTITY_SUFFIXES = {
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-    "n": 1e-9,
-    "u": 1e-6,
-    "m": 1e-3,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-}
-
-
-def parse_quantity(quantity: str) -> float:
-    """A Kubernetes quantity as a number ("65536Ki" -> 67108864.0, "250m" -> 0.25)."""
-    text = quantity.strip()
-    for suffix in sorted(_QUANTITY_SUFFIXES, key=len, reverse=True):
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * _QUANTITY_SUFFIXES[suffix]
-    return float(text)
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,13 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from analysis.data.units import parse_quantity
+
 from ._controlplane import (
     COMPLETE_DELAY_ANNOTATION,
     USAGE_CPU_ANNOTATION,
     USAGE_MEMORY_ANNOTATION,
     Cluster,
-    parse_quantity,
 )
 
 pytestmark = pytest.mark.cluster

@@ -29,6 +29,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from analysis.data import schema
+from analysis.data.units import parse_quantity
 from analysis.report import write_report
 from harness.config.values import WatchTarget
 from harness.kube.client import KubeClient, connect
@@ -36,7 +37,7 @@ from harness.samplers.kube import KubeSampler
 from harness.session.schedule import Schedule, run_ticks
 from harness.session.store import RunStore
 
-from ._controlplane import Cluster, parse_quantity
+from ._controlplane import Cluster
 from .test_controlplane import (
     SimulatedUsage,
     dig,
