@@ -51,6 +51,7 @@ from harness.kube.preflight import preflight
 from harness.kube.runs import delete_run
 from harness.locust_api import LocustApi, LocustSample, LocustWatch, Transport
 from harness.samplers.kube import KubeSampler, KubeSource
+from harness.samplers.kube_state import WatchedState
 from harness.samplers.ramp_log import RAMP_SHAPE, PodRampLog, ramp_env, ramp_warning
 from harness.session.core import (
     Action,
@@ -422,6 +423,7 @@ def run_cluster(
     """
     own_client = kube is None
     kube = kube or connect(config.kubeconfig, config.context, config.namespace, warn=reporter.event)
+    watched: KubeSampler | None = None
     try:
         namespace = config.namespace or kube.namespace
         now = time.time()
@@ -474,7 +476,9 @@ def run_cluster(
         )
         samplers: list[Sampler] = []
         if config.watch:
-            sampler = KubeSampler(kube, config.watch, namespace, since_s=now)
+            sampler = watched = KubeSampler(
+                kube, config.watch, namespace, since_s=now, state=WatchedState(kube)
+            )
             sampler.metrics_available = checked.metrics_available
             samplers.append(KubeSource(sampler))
         backend = ClusterBackend(
@@ -489,5 +493,7 @@ def run_cluster(
             extra.append(AutoWorkers(policy, plan.workers, backend.scale_workers))
         return execute(spec, backend, samplers, reporter, actions=extra, report=report)
     finally:
+        if watched is not None:
+            watched.close()
         if own_client:
             kube.close()

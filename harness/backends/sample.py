@@ -11,6 +11,7 @@ from harness.errors import UsageError
 from harness.kube.client import KubeClient
 from harness.kube.preflight import preflight
 from harness.samplers.kube import KubeSampler, KubeSource
+from harness.samplers.kube_state import WatchedState
 from harness.session.core import LoadPoll, NoteFn, Observation, Reporter, RunMode, RunResult
 from harness.session.run import SessionSpec, execute
 
@@ -74,6 +75,7 @@ def sample_only(
             "server_version": report.server_version,
         },
     )
-    sampler = KubeSampler(kube, targets, namespace, since_s=time.time())
-    sampler.metrics_available = report.metrics_available
-    return execute(spec, NoLoad(duration_s), [KubeSource(sampler)], reporter)
+    state = WatchedState(kube)
+    with KubeSampler(kube, targets, namespace, since_s=time.time(), state=state) as sampler:
+        sampler.metrics_available = report.metrics_available
+        return execute(spec, NoLoad(duration_s), [KubeSource(sampler)], reporter)
