@@ -304,14 +304,15 @@ class Reflector(Generic[T, V]):
             except _Gone:
                 self.counters.gone += 1
                 self._version = None
-            except ClusterError as e:
+            except (ClusterError, msgspec.MsgspecError) as e:
+                # A garbled answer (MsgspecError) is retried like a dropped connection.
                 if self._stopping.is_set():
                     return
-                if self._refused(e):
+                if isinstance(e, ClusterError) and self._refused(e):
                     self._fatal = e
                     self.synced.set()
                     return
-                self.error = str(e)
+                self.error = f"{type(e).__name__}: {e}"
                 failures += 1
                 self.counters.reconnects += 1
                 delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** (failures - 1))
