@@ -241,7 +241,8 @@ class Reflector(Generic[T, V]):
     backoff_max_s: float = 16.0
     rng: random.Random = field(default_factory=random.Random)
     counters: WatchCounters = field(default_factory=WatchCounters)
-    # The last failure, cleared by the next successful list or watch event.
+    # The last failure, cleared once a list or a watch succeeds again: while it is set, what is
+    # kept may be behind the cluster.
     error: str | None = None
     synced: threading.Event = field(default_factory=threading.Event)
     _items: dict[str, V] = field(default_factory=dict)
@@ -367,6 +368,7 @@ class Reflector(Generic[T, V]):
             stream.close()
             raise _Gone("410 on opening the watch")
         self.counters.watches += 1
+        self.error = None
         with self._lock:
             self._stream = stream
         if self._stopping.is_set():

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from harness.errors import NotFound
+from harness.errors import ClusterError, NotFound
 from harness.kube import rows
 from harness.kube.api import Body, Operation
 from harness.kube.client import KubeClient
@@ -174,6 +174,10 @@ class WatchedState:
             self._reflectors[key] = reflector
             reflector.start()
         reflector.wait_synced(self.sync_timeout_s)
+        if reflector.error is not None:
+            # Cut off (an API server restart): what is kept may be stale, so this tick is a
+            # gap; the watch resumes (or re-lists) by itself and nothing changed is lost.
+            raise ClusterError(f"watching {kind} in {namespace}: {reflector.error}")
         return reflector
 
     @property
