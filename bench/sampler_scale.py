@@ -55,6 +55,7 @@ class Measurement:
     cpu_us_per_pod_tick: float
     rows_per_tick: float
     rss_growth_mib: float
+    watch_events: int
 
 
 @contextlib.contextmanager
@@ -111,6 +112,13 @@ def rss_mib() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+def watch_events(state: ClusterState) -> int:
+    """Events the watches received so far (0 for the listed state)."""
+    if not isinstance(state, WatchedState):
+        return 0
+    return sum(r.counters.events for r in state.reflectors)
+
+
 def measure(
     kube: KubeClient,
     *,
@@ -132,6 +140,7 @@ def measure(
                 store.flush()
                 time.sleep(interval_s)
             rss = rss_mib()
+            events = watch_events(state)
             calls, cpu, rows = kube.calls, time.process_time(), 0
             next_tick = time.monotonic()
             for _ in range(ticks):
@@ -149,6 +158,7 @@ def measure(
                 cpu_us_per_pod_tick=cpu_s * 1e6 / ticks / max(1, rows / ticks),
                 rows_per_tick=rows / ticks,
                 rss_growth_mib=rss_mib() - rss,
+                watch_events=watch_events(state) - events,
             )
         store.close()
     return result
@@ -223,12 +233,13 @@ def main(argv: list[str] | None = None) -> int:
         kube.close()
     print(
         f"{'sampler':>8} {'pods':>5} {'ticks':>5} {'calls/tick':>10} {'CPU us/pod/tick':>16} "
-        f"{'pod rows/tick':>14} {'RSS growth MiB':>15}"
+        f"{'pod rows/tick':>14} {'RSS growth MiB':>15} {'watch events':>13}"
     )
     for r in results:
         print(
             f"{r.sampler:>8} {r.pods:>5} {r.ticks:>5} {r.calls_per_tick:>10.2f} "
-            f"{r.cpu_us_per_pod_tick:>16.1f} {r.rows_per_tick:>14.0f} {r.rss_growth_mib:>+15.1f}"
+            f"{r.cpu_us_per_pod_tick:>16.1f} {r.rows_per_tick:>14.0f} {r.rss_growth_mib:>+15.1f} "
+            f"{r.watch_events:>13}"
         )
     print(f"decoding the pod list ({decoding.pop('bytes per pod'):.0f} bytes per pod):")
     for label, us in decoding.items():
