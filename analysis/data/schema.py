@@ -149,8 +149,12 @@ PODS: Final = CsvSchema(
         ("start_ts", "float"),
         ("ready_since_ts", "float"),
         ("deleting", "bool"),
+        # When metrics.k8s.io measured cpu_m and memory_bytes (the PodMetrics timestamp): the
+        # API refreshes them only every metrics resolution (15 s by default), so ts - usage_ts
+        # is how old the usage in this row is.
+        ("usage_ts", "float"),
     ),
-    added_later=frozenset({"start_ts", "ready_since_ts", "deleting"}),
+    added_later=frozenset({"start_ts", "ready_since_ts", "deleting", "usage_ts"}),
 )
 
 EVENTS: Final = CsvSchema(

@@ -32,6 +32,7 @@ from harness.config.values import (
     positive_int,
     quantity,
     run_name,
+    sample_interval,
     slo_expression,
     toleration,
     whatif_spec,
@@ -191,13 +192,14 @@ OPTIONS: Final[dict[str, Option]] = {
             None,
             "run name used in the run id and object names (default: from the locustfile)",
         ),
-        # Two seconds resolves Locust's 1 s stats and the HPA's 15 s sync without bloating files.
+        # Two seconds resolves Locust's 1 s stats and the HPA's 15 s sync without bloating files;
+        # bounded to 1-15 s, what those sources can give (harness.config.values.sample_interval).
         Option(
             "sample_interval_s",
             ("--interval",),
-            positive_duration,
+            sample_interval,
             2.0,
-            "seconds between samples",
+            "seconds between samples (1s to 15s)",
             metavar="DURATION",
         ),
         # kube-controller-manager's --horizontal-pod-autoscaler-sync-period by default; managed

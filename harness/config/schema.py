@@ -31,6 +31,17 @@ _TYPES: Final[dict[Callable[[str], Any], dict[str, Any]]] = {
     values.positive_float: {"type": "number", "exclusiveMinimum": 0},
     values.positive_duration: _DURATION,
     values.non_negative_duration: _DURATION,
+    # A number is seconds; a string's bounds are checked when it is parsed.
+    values.sample_interval: {
+        "anyOf": [
+            {
+                "type": "number",
+                "minimum": values.MIN_SAMPLE_INTERVAL_S,
+                "maximum": values.MAX_SAMPLE_INTERVAL_S,
+            },
+            _DURATION["anyOf"][1],
+        ]
+    },
     values.boolean: {"type": "boolean"},
     values.run_name: {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
     values.quantity: {"type": "string", "pattern": r"^[0-9.]+([numkMGTPE]|[KMGTPE]i)?$"},

@@ -110,6 +110,24 @@ def positive_duration(text: str) -> float:
     return value
 
 
+# What the sources can give: Locust refreshes its stats once a second, so a faster tick repeats
+# the same numbers as if they were new; the HPA controller decides every 15 s by default, so a
+# slower tick can miss a whole decision. Pod usage is fresher still only every metrics resolution
+# (15 s by default): it is stamped with its own time (pods.csv usage_ts), never passed off as new.
+MIN_SAMPLE_INTERVAL_S = 1.0
+MAX_SAMPLE_INTERVAL_S = 15.0
+
+
+def sample_interval(text: str) -> float:
+    value = parse_duration(text)
+    if not MIN_SAMPLE_INTERVAL_S <= value <= MAX_SAMPLE_INTERVAL_S:
+        raise ValueError(
+            f"must be between {MIN_SAMPLE_INTERVAL_S:g}s (Locust's stats refresh once a second) "
+            f"and {MAX_SAMPLE_INTERVAL_S:g}s (the HPA controller's sync period), got {text!r}"
+        )
+    return value
+
+
 def run_name(text: str) -> str:
     if not _DNS_LABEL.match(text) or len(text) > 40:
         raise ValueError(

@@ -23,7 +23,7 @@ import random
 import re
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -164,6 +164,38 @@ class KubeClient:
             timeout=urllib3.Timeout(connect=min(10.0, timeout_s), read=timeout_s),
         )
         return Response(int(raw.status), dict(raw.headers), bytes(raw.data))
+
+    def open_stream(
+        self, path: str, op: Operation, *, query: Sequence[tuple[str, str]], read_timeout_s: float
+    ) -> WatchStream:
+        """A long GET (a watch) whose body is read line by line as it arrives; an error status
+        raises as ``request`` does, without retries (the watcher re-lists and backs off), except
+        410 Gone, returned as a stream whose ``status`` says so (the caller lists again)."""
+        _, url, header_params, _, _ = self.api_client.param_serialize(
+            method="GET",
+            resource_path=path,
+            query_params=list(query) or None,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        self.calls += 1
+        try:
+            raw = self.api_client.rest_client.pool_manager.request(
+                "GET",
+                url,
+                headers=header_params,
+                retries=False,
+                redirect=False,
+                preload_content=False,
+                timeout=urllib3.Timeout(connect=10.0, read=read_timeout_s),
+            )
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise ClusterError(f"{op.verb} {op.subject()} on {self.connection.host}: {e}") from e
+        if raw.status >= 400 and raw.status != 410:
+            data = bytes(raw.data)
+            raw.release_conn()
+            raise error_for(int(raw.status), data, op, self.connection)
+        return WatchStream(raw)
 
     # -------------------------------------------------------------- objects
 
@@ -395,6 +427,36 @@ class KubeClient:
             body={"spec": {"parallelism": parallelism}},
             headers={"Content-Type": "application/merge-patch+json"},
         )
+
+
+class WatchStream:
+    """The body of a watch, one JSON line per event; ``close`` ends it from another thread."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self.status = int(raw.status)
+
+    def lines(self) -> Iterator[bytes]:
+        """Complete lines as they arrive; ends when the server ends the watch. A dropped
+        connection or a read timeout raises ``ClusterError``."""
+        pending = b""
+        try:
+            for chunk in self._raw.stream(65536, decode_content=True):
+                pending += chunk
+                if b"\n" not in pending:
+                    continue
+                *complete, pending = pending.split(b"\n")
+                yield from (line for line in complete if line)
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as e:
+            raise ClusterError(f"watch interrupted: {type(e).__name__}: {e}") from e
+        if pending.strip():
+            yield pending
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._raw.shutdown()
+        with contextlib.suppress(Exception):
+            self._raw.release_conn()
 
 
 def _is_api_status(response: Response) -> bool:

@@ -268,6 +268,7 @@ def pod_row(ts: float, pod: Body, workload: str, metrics: Body | None) -> Row:
         or timestamp(dig(pod, "metadata", "creationTimestamp")),
         "ready_since_ts": _ready_since(pod),
         "deleting": dig(pod, "metadata", "deletionTimestamp") is not None,
+        "usage_ts": None if metrics is None else timestamp(metrics.get("timestamp")),
     }
 
 

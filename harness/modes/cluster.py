@@ -19,6 +19,7 @@ from harness.kube.preflight import preflight
 from harness.locust_api import Transport
 from harness.modes.parts import HpaPace, Parts, WorkerScaling
 from harness.samplers.kube import KubeSampler, KubeSource
+from harness.samplers.kube_state import WatchedState
 from harness.samplers.ramp_log import RAMP_SHAPE
 from harness.session.core import Reporter, Sampler
 from harness.session.plan import plan_for
@@ -104,7 +105,9 @@ class ClusterMode:
         )
         samplers: list[Sampler] = []
         if config.watch:
-            sampler = KubeSampler(kube, config.watch, namespace, since_s=now)
+            state = WatchedState(kube)
+            sampler = KubeSampler(kube, config.watch, namespace, since_s=now, state=state)
+            resources.callback(sampler.close)  # its watches end with the run
             sampler.metrics_available = checked.metrics_available
             samplers.append(KubeSource(sampler))
         backend = ClusterBackend(kube, config, plan, namespace, transport=self.transport)

@@ -16,6 +16,7 @@ from harness.kube.client import KubeClient, connect
 from harness.kube.preflight import preflight
 from harness.modes.parts import Parts
 from harness.samplers.kube import KubeSampler, KubeSource
+from harness.samplers.kube_state import WatchedState
 from harness.session.core import Reporter
 from harness.session.run import SessionSpec
 
@@ -84,7 +85,9 @@ class SampleMode:
                 "hpa_sync_period_s": config.hpa_sync_period_s,
             },
         )
-        sampler = KubeSampler(kube, config.watch, namespace, since_s=time.time())
+        state = WatchedState(kube)
+        sampler = KubeSampler(kube, config.watch, namespace, since_s=time.time(), state=state)
+        resources.callback(sampler.close)  # its watches end with the run
         sampler.metrics_available = checked.metrics_available
         return Parts(
             spec=spec,

@@ -1,11 +1,13 @@
 """The Kubernetes sampler: what the target's autoscaling did, one pass per tick.
 
-Per watched namespace and tick it makes a fixed number of list calls, whatever the pod count: the
-HPAs, each workload kind in use (Deployments, StatefulSets), then per workload its pods and their
-PodMetrics by the workload's label selector, then the namespace's events (kept if newer than the
-run's start and about a watched object). 500 pods cost the same number of calls as 5; only the
-bytes grow. Every row goes to ``samples/`` through the ``RunStore``; the lifecycle ticks this on
-the fixed schedule of ``harness.session.schedule``.
+Per watched namespace and tick it reads the HPAs, each workload kind in use (Deployments,
+StatefulSets), then per workload its pods and their PodMetrics by the workload's label selector,
+then the namespace's events (kept if newer than the run's start and about a watched object). Where
+it reads them from is a ``ClusterState`` (``harness.samplers.kube_state``): kept by list+watch
+(``WatchedState``, what runs use: API calls per tick independent of the pod count, each pod
+decoded once per change) or listed every tick (``ListedState``, the simple reference). Every row
+goes to ``samples/`` through the ``RunStore``; the lifecycle ticks this on the fixed schedule of
+``harness.session.schedule``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from harness.errors import ClusterError
 from harness.kube import rows
 from harness.kube.api import WORKLOAD_KINDS, Body, WorkloadRef, resolve_targets
 from harness.kube.client import KubeClient
+from harness.samplers.kube_state import ClusterState, ListedState
 from harness.session.core import (
     HpaStatus,
     Observation,
@@ -56,27 +59,52 @@ class KubeSampler:
         targets: Sequence[WatchTarget],
         default_namespace: str,
         since_s: float,
+        state: ClusterState | None = None,
     ) -> None:
         self.kube = kube
+        self.state: ClusterState = state or ListedState(kube)
         self.targets = resolve_targets(targets, default_namespace)
         self.namespaces = sorted({str(t.namespace) for t in self.targets})
         self.since_s = since_s
-        self.metrics_available = True
         self._hpa_state: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._pod_state: dict[tuple[str, str], _PodState] = {}
         self._seen_events: set[tuple[str, str]] = set()
         self._reported: set[str] = set()
+        self._pods_seen: set[tuple[str, str]] = set()
 
     def tick(self, now: float, store: RowSink) -> TickResult:
         """One pass over every watched namespace; a namespace that fails is a ``sampler_gap``."""
         result = TickResult()
+        self._pods_seen = set()
+        complete = True
         for namespace in self.namespaces:
             try:
                 self._sample_namespace(now, namespace, store, result)
             except ClusterError as e:
+                complete = False
                 store.mark("sampler_gap", f"namespace {namespace}: {e}", now)
                 self._once(result, f"sampler: namespace {namespace}: {e}")
+        if complete:  # forget pods that are gone, so that hours of churn do not add up
+            self._pod_state = {k: v for k, v in self._pod_state.items() if k in self._pods_seen}
         return result
+
+    @property
+    def metrics_available(self) -> bool:
+        return self.state.metrics_available
+
+    @metrics_available.setter
+    def metrics_available(self, value: bool) -> None:
+        self.state.metrics_available = value
+
+    def close(self) -> None:
+        """Ends the state's watches (a no-op for the listed state)."""
+        self.state.close()
+
+    def __enter__(self) -> KubeSampler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _once(self, result: TickResult, text: str) -> None:
         if text not in self._reported:
@@ -122,10 +150,7 @@ class KubeSampler:
     ) -> list[Body]:
         if not names:
             return []
-        by_name = {
-            rows.dig(h, "metadata", "name"): h
-            for h in self.kube.list_objects("HorizontalPodAutoscaler", namespace)
-        }
+        by_name = {rows.dig(h, "metadata", "name"): h for h in self.state.hpas(namespace)}
         found = []
         for name in names:
             hpa = by_name.get(name)
@@ -174,7 +199,7 @@ class KubeSampler:
         found: list[tuple[WorkloadRef, Body]] = []
         for kind in sorted({w.kind for w in wanted}):
             by_name = {
-                rows.dig(o, "metadata", "name"): o for o in self.kube.list_objects(kind, namespace)
+                rows.dig(o, "metadata", "name"): o for o in self.state.workloads(kind, namespace)
             }
             for ref in (w for w in wanted if w.kind == kind):
                 workload = by_name.get(ref.name)
@@ -193,18 +218,7 @@ class KubeSampler:
         if selector is None:
             self._once(result, f"{ref.kind.lower()} {ref.namespace}/{ref.name} has no selector")
             return []
-        pods = self.kube.list_objects("Pod", ref.namespace, label_selector=selector)
-        metrics: dict[str, Body] = {}
-        if self.metrics_available:
-            listed = self.kube.list_pod_metrics(ref.namespace, selector)
-            if listed is None:
-                self.metrics_available = False
-            else:
-                metrics = {str(rows.dig(m, "metadata", "name")): m for m in listed}
-        pod_rows = [
-            rows.pod_row(now, pod, ref.name, metrics.get(str(rows.dig(pod, "metadata", "name"))))
-            for pod in pods
-        ]
+        pod_rows = self.state.pod_rows(now, ref.namespace, selector, ref.name)
         store.append(schema.PODS, pod_rows)
         result.pods += len(pod_rows)
         result.workloads.append(workload_status(ref.name, pod_rows))
@@ -220,7 +234,10 @@ class KubeSampler:
 
     def _note_restart(self, row: rows.Row, result: TickResult) -> None:
         key = (str(row["namespace"]), str(row["pod"]))
+        self._pods_seen.add(key)
         before = self._pod_state.get(key)
+        if before is not None and before.restarts == row["restarts"]:
+            return
         self._pod_state[key] = _PodState(int(row["restarts"]), row["last_termination_reason"])
         if before is None or row["restarts"] <= before.restarts:
             return
@@ -243,7 +260,7 @@ class KubeSampler:
         names = set(hpas) | set(workloads)
         prefixes = tuple(f"{w}-" for w in workloads)
         fresh = []
-        for event in self.kube.list_objects("Event", namespace):
+        for event in self.state.events(namespace):
             involved = str(rows.dig(event, "involvedObject", "name") or "")
             if involved not in names and not involved.startswith(prefixes):
                 continue

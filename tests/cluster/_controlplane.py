@@ -286,6 +286,29 @@ class ControlPlane:
         self._say(f"metrics adapter ready in {time.monotonic() - t0:.1f}s")
         return self._adapter
 
+    def restart_apiserver(self, down_s: float = 3.0, timeout_s: float = 60.0) -> float:
+        """Stops kube-apiserver (SIGTERM, by its PID), keeps it down ``down_s`` seconds and
+        starts it again with the same flags; returns once /readyz answers. Every watch and
+        connection of a client is cut, as in an upgrade or a crash of the API server."""
+        old = next(p for p in self._procs if p.name == "kube-apiserver" and p.exited() is None)
+        old.popen.send_signal(signal.SIGTERM)
+        try:
+            old.popen.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            old.popen.kill()
+            old.popen.wait(timeout=10)
+        old.log_file.close()
+        stopped = time.monotonic()
+        time.sleep(down_s)
+        new = self._spawn("kube-apiserver", old.argv)
+
+        def readyz() -> bool:
+            status, _ = self.api("/readyz")
+            return status == 200
+
+        self._wait("kube-apiserver /readyz again", readyz, time.monotonic() + timeout_s, [new])
+        return time.monotonic() - stopped
+
     def api(
         self, path: str, method: str = "GET", body: dict[str, Any] | None = None
     ) -> tuple[int, Any]:

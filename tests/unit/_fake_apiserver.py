@@ -1,10 +1,11 @@
 """A tiny Kubernetes API server on 127.0.0.1 for the adapter's unit tests: real HTTP, no cluster.
 
 It stores objects in memory by collection path (create, get, list with simple label selectors,
-delete), serves the pods' logs a test writes, answers SelfSubjectAccessReviews from a set of denied
-``verb resource`` pairs, serves ``/version``, and lets a test script answers (status, body,
-headers, delay) for any path, e.g. two 503s then the real answer. Service-proxy paths go to a
-handler the test supplies.
+delete, watch from a resourceVersion with bookmarks; ``compact`` makes older versions answer 410
+and ``drop_watches`` cuts every open watch as an API server restart does), serves the pods' logs
+a test writes, answers SelfSubjectAccessReviews from a set of denied ``verb resource`` pairs,
+serves ``/version``, and lets a test script answers (status, body, headers, delay) for any path,
+e.g. two 503s then the real answer. Service-proxy paths go to a handler the test supplies.
 """
 
 from __future__ import annotations
@@ -59,13 +60,44 @@ class FakeApiServer:
     metrics_api: bool = True
     logs: dict[str, str] = field(default_factory=dict)  # pod name -> its log, lines timestamped
     url: str = ""
+    version: int = 0
+    # (resourceVersion, collection, event type, object) of every change, for watches
+    history: list[tuple[int, str, str, dict[str, Any]]] = field(default_factory=list)
+    compacted: int = 0
+    watch_generation: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, collection: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Creates or replaces an object (a new resourceVersion, seen by watches)."""
         meta = obj.setdefault("metadata", {})
-        meta.setdefault("uid", str(uuid.uuid4()))
-        meta.setdefault("resourceVersion", str(len(self.requests) + 1))
-        self.objects[collection][meta["name"]] = obj
+        before = self.objects[collection].get(meta["name"])
+        meta.setdefault("uid", before["metadata"]["uid"] if before else str(uuid.uuid4()))
+        with self.lock:
+            self.version += 1
+            meta["resourceVersion"] = str(self.version)
+            kind = "MODIFIED" if meta["name"] in self.objects[collection] else "ADDED"
+            self.objects[collection][meta["name"]] = obj
+            self.history.append((self.version, collection, kind, json.loads(json.dumps(obj))))
         return obj
+
+    def remove(self, collection: str, name: str) -> dict[str, Any] | None:
+        with self.lock:
+            obj = self.objects[collection].pop(name, None)
+            if obj is not None:
+                self.version += 1
+                self.history.append((self.version, collection, "DELETED", obj))
+        return obj
+
+    def compact(self) -> None:
+        """Watches from any version before now answer 410 Gone."""
+        with self.lock:
+            self.compacted = self.version
+
+    def drop_watches(self) -> None:
+        """Every open watch is cut mid-stream (the connection dies, as when the API server
+        restarts)."""
+        with self.lock:
+            self.watch_generation += 1
 
     def script(self, path: str, *answers: Scripted) -> None:
         self.scripted[path].extend(answers)
@@ -135,13 +167,56 @@ class FakeApiServer:
             return 201, {}, _json(self.add(collection, obj))
         if seen.method == "GET" and name is None:
             selector = (seen.query.get("labelSelector") or [""])[0]
-            items = [o for o in store.values() if _matches(selector, o)]
-            return 200, {}, _json({"kind": "List", "items": items})
+            with self.lock:
+                items = [o for o in store.values() if _matches(selector, o)]
+                listed = {"resourceVersion": str(self.version)}
+            return 200, {}, _json({"kind": "List", "metadata": listed, "items": items})
         if name is None or name not in store:
             return 404, {}, _status(404, f"{parts[-1]} not found")
         if seen.method == "DELETE":
-            return 200, {}, _json(store.pop(name))
+            return 200, {}, _json(self.remove(collection, name))
         return 200, {}, _json(store[name])
+
+
+def collection_of(path: str) -> str:
+    parts = path.rstrip("/").split("/")
+    return "/".join(parts[: (3 if parts[1] == "api" else 4) + 3])
+
+
+def watch_lines(fake: FakeApiServer, seen: Seen, write: Callable[[bytes], bool]) -> None:
+    """Streams a watch: the changes after the asked version, then new ones as they happen, a
+    bookmark every half second when asked for, until the (shortened) timeout; a dropped watch
+    returns without ending the stream."""
+    collection = collection_of(seen.path)
+    selector = (seen.query.get("labelSelector") or [""])[0]
+    sent = int((seen.query.get("resourceVersion") or ["0"])[0] or 0)
+    bookmarks = (seen.query.get("allowWatchBookmarks") or [""])[0] == "true"
+    timeout = min(3.0, float((seen.query.get("timeoutSeconds") or ["3"])[0]))
+    with fake.lock:
+        generation, compacted = fake.watch_generation, fake.compacted
+    if sent < compacted:
+        gone = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}
+        write(_json({"type": "ERROR", "object": gone}) + b"\n")
+        write(b"")
+        return
+    deadline = time.monotonic() + timeout
+    last_bookmark = time.monotonic()
+    while time.monotonic() < deadline:
+        with fake.lock:
+            if fake.watch_generation != generation:
+                return  # cut: no final chunk
+            events = [e for e in fake.history if e[0] > sent and e[1] == collection]
+            version = fake.version
+        for rv, _, kind, obj in events:
+            if _matches(selector, obj) and not write(_json({"type": kind, "object": obj}) + b"\n"):
+                return
+            sent = rv
+        if bookmarks and time.monotonic() - last_bookmark > 0.5 and version > sent:
+            bookmark = {"kind": "Pod", "metadata": {"resourceVersion": str(version)}}
+            write(_json({"type": "BOOKMARK", "object": bookmark}) + b"\n")
+            sent, last_bookmark = version, time.monotonic()
+        time.sleep(0.02)
+    write(b"")
 
 
 def _matches(selector: str, obj: dict[str, Any]) -> bool:
@@ -181,6 +256,9 @@ class _Handler(BaseHTTPRequestHandler):
             {k.lower(): v for k, v in self.headers.items()},
             self.rfile.read(length) if length else b"",
         )
+        if seen.query.get("watch") and not self.server.fake.scripted.get(seen.path):
+            self._watch(seen)
+            return
         status, headers, body = self.server.fake.answer(seen)
         self.send_response(status)
         headers = {"Content-Type": "application/json", **headers}
@@ -189,6 +267,24 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _watch(self, seen: Seen) -> None:
+        self.server.fake.requests.append(seen)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def write(data: bytes) -> bool:
+            try:
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+            except OSError:
+                return False
+            return True
+
+        watch_lines(self.server.fake, seen, write)
+        self.close_connection = True
 
     def do_GET(self) -> None:
         self._handle()

@@ -167,3 +167,26 @@ def test_config_schema_accepts_what_the_reader_accepts_and_refuses_unknown_keys(
         "0 is less than the minimum of 1",
         "Additional properties are not allowed ('userz' was unexpected)",
     ]
+
+
+@pytest.mark.parametrize("interval", ["500ms", "0.5", "20s", "1m"])
+def test_interval_outside_what_the_sources_give_is_refused(interval: str) -> None:
+    with pytest.raises(UsageError, match=r"KUBESWARM_INTERVAL: must be between 1s .* and 15s"):
+        merge_sources({}, {"KUBESWARM_INTERVAL": interval}, None, RUN)
+
+
+@pytest.mark.parametrize(("interval", "seconds"), [("1s", 1.0), ("15s", 15.0), ("2", 2.0)])
+def test_interval_within_the_bounds_is_taken(
+    locustfile: Path, interval: str, seconds: float
+) -> None:
+    values = merge_sources(
+        {},
+        {
+            "KUBESWARM_LOCUSTFILE": str(locustfile),
+            "KUBESWARM_HOST": "http://env",
+            "KUBESWARM_INTERVAL": interval,
+        },
+        None,
+        RUN,
+    )
+    assert build_run_config(values).sample_interval_s == seconds
