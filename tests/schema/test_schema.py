@@ -81,7 +81,7 @@ def _every_option(tmp: Path) -> list[str]:
         "-f", str(locustfile), "-H", "https://web.shop.svc:8443", "-u", "500", "-r", "25",
         "-t", "15m", "--workers", "auto", "--max-workers", "8", "--processes", "4",
         "--watch", "hpa/web",
-        "--slo", "p95_ms<500", "--name", "checkout", "--interval", "5s", "-n", "load",
+        "--slo", "p95_ms<500", "--name", "checkout", "--interval", "5s", "--hpa-sync-period", "15s", "-n", "load",
         "--image", "registry.example/locust:2.47.0-custom", "--keep",
         "--extra-file", str(tmp / "users.csv"), "--extra-file", str(tmp / "logo.png"),
         "--requirement", "locust-plugins==4.7.0", "--requirement", "faker",
