@@ -193,8 +193,10 @@ class ClusterBackend:
         *,
         transport: Callable[[KubeClient, str, str], Transport],
         clock: Callable[[], float] = time.time,
+        owner: Mapping[str, str] | None = None,
     ) -> None:
         self.kube, self.config, self.plan, self.namespace = kube, config, plan, namespace
+        self.owner = owner  # an ownerReference for the master Job (a detached run's controller)
         self.transport = transport
         self.clock = clock
         self.run_id = ""
@@ -231,7 +233,10 @@ class ClusterBackend:
         if len(masters) != 1:
             raise ClusterError(f"the manifests of run {self.run_id} have no master Job")
         self.started_s = self.diagnosed_s = self.clock()
-        master = self.kube.create(masters[0], self.namespace)
+        first = masters[0]
+        if self.owner is not None:
+            first = {**first, "metadata": {**first["metadata"], "ownerReferences": [self.owner]}}
+        master = self.kube.create(first, self.namespace)
         self.created.append(f"Job/{self.names.master_job}")
         for obj in self.objects:
             if obj is masters[0]:
@@ -413,12 +418,16 @@ def run_cluster(
     transport: Callable[[KubeClient, str, str], Transport] | None = None,
     actions: Sequence[Action] = (),
     report: Report = default_report,
+    run_id: str | None = None,
+    owner: Mapping[str, str] | None = None,
 ) -> RunResult:
     """``kubeswarm run``: preflight, then the session with the cluster backend.
 
     ``transport`` builds the way to Locust's web port from (client, namespace, service); by
-    default the API server's service proxy. Raises ``UsageError``/``ClusterError`` before anything
-    is created; ``LoadGeneratorError`` (after cleaning up and reporting) if the test could not run.
+    default the API server's service proxy. ``run_id`` and ``owner`` (an ownerReference for the
+    master Job) are a detached run's (``harness.unattended``). Raises
+    ``UsageError``/``ClusterError`` before anything is created; ``LoadGeneratorError`` (after
+    cleaning up and reporting) if the test could not run.
     """
     own_client = kube is None
     kube = kube or connect(config.kubeconfig, config.context, config.namespace, warn=reporter.event)
@@ -430,7 +439,7 @@ def run_cluster(
             if startup_timeout is None
             else plan_for(dataclasses.replace(config, deadline_s=None), startup_s=startup_timeout)
         )
-        objects = run_objects(config, new_run_id(config.name, now), namespace, plan)
+        objects = run_objects(config, run_id or new_run_id(config.name, now), namespace, plan)
         chaos_target = config.chaos_target
         chaos_in = chaos_namespace(chaos_target, config.watch, namespace)
         checked = preflight(
@@ -471,6 +480,7 @@ def run_cluster(
                 "watch": [str(t) for t in config.watch],
                 "slos": list(config.slos),
             },
+            run_id=run_id,
         )
         samplers: list[Sampler] = []
         if config.watch:
@@ -478,7 +488,7 @@ def run_cluster(
             sampler.metrics_available = checked.metrics_available
             samplers.append(KubeSource(sampler))
         backend = ClusterBackend(
-            kube, config, plan, namespace, transport=transport or ServiceProxyTransport
+            kube, config, plan, namespace, transport=transport or ServiceProxyTransport, owner=owner
         )
         extra = [*actions, *chaos]
         ramp = ramp_warning(os.environ, 15.0) if plan.shape == RAMP_SHAPE else None
