@@ -4,7 +4,6 @@ line, the results server and fetch over real HTTP, and the state `kubeswarm list
 from __future__ import annotations
 
 import io
-import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -172,7 +171,7 @@ def served(tmp_path: Path) -> tuple[Path, str]:
     (run / "samples" / "hpa.csv").write_bytes(b"ts,replicas\n1,2\n" * 5000)
     (run / "report" / "report.html").write_bytes(bytes(range(256)) * 64)
     (tmp_path / "results" / "secret.txt").write_text("outside the run")
-    os.symlink(tmp_path / "results" / "secret.txt", run / "link.txt")
+    (run / "link.txt").symlink_to(tmp_path / "results" / "secret.txt")
     return run, ""
 
 
