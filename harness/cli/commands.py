@@ -122,7 +122,7 @@ def _unattended(
             environ=os.environ,
         )
     from harness.kube.client import connect
-    from harness.unattended.launcher import DetachSettings, detach
+    from harness.unattended.launcher import DetachSettings, check_detach, detach
 
     settings = DetachSettings(
         results_pvc=values.get("results_pvc"),
@@ -131,6 +131,7 @@ def _unattended(
     )
     options = next(c for c in COMMANDS if c.name == "run").options
     raw = {name: getattr(args, name, None) for name in options}
+    check_detach(settings, raw, options)
     kube = connect(config.kubeconfig, config.context, config.namespace)
     try:
         launched = detach(

@@ -80,11 +80,7 @@ def detach(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Launched:
     """Creates a detached run and waits until its controller runs; see the module docstring."""
-    if settings.baseline not in (None, Path("previous")):
-        raise UsageError(
-            "--detach compares only with --baseline previous (a run in the cluster); compare "
-            "fetched runs with `kubeswarm compare`"
-        )
+    check_detach(settings, raw, options)
     namespace = config.namespace or kube.namespace
     started = clock()
     run_id = new_run_id(config.name, started)
@@ -112,6 +108,16 @@ def detach(
         kube.delete("ConfigMap", str(root["metadata"]["name"]), namespace)
         raise
     return Launched(run_id, namespace, state, clock() - started)
+
+
+def check_detach(settings: DetachSettings, raw: Mapping[str, Any], options: Sequence[str]) -> None:
+    """What ``--detach`` refuses, before anything is sent anywhere."""
+    if settings.baseline not in (None, Path("previous")):
+        raise UsageError(
+            "--detach compares only with --baseline previous (a run in the cluster); compare "
+            "fetched runs with `kubeswarm compare`"
+        )
+    controller_args(raw, "check", "check", options)
 
 
 def _wait_for_controller(

@@ -230,3 +230,32 @@ def test_a_controller_that_died_without_recording_an_end_is_listed_as_failed() -
     assert effective_state(done, None, True) == ("done", "")
     text = format_detached([read_status(done, None, True)], now=1000.0)
     assert "r1" in text and "done" in text and "pass" in text and "kubeswarm fetch r1" in text
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--local"], "--local"),
+        (["--env", "TOKEN=s3cret"], "--env"),
+        (["--baseline", "runs/old"], "--baseline previous"),
+    ],
+)
+def test_run_detach_refuses_before_it_contacts_a_cluster(
+    locustfile: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    said: str,
+) -> None:
+    (tmp_path / "runs" / "old").mkdir(parents=True)
+    missing = tmp_path / "no-such-kubeconfig"
+    argv = ["run", "--detach", "-f", str(locustfile), "-H", "http://web:8080", "-t", "30s"]
+    code = main(
+        [*argv, "--kubeconfig", str(missing), "--out", str(tmp_path / "runs"), *flags],
+        environ={},
+        out=io.StringIO(),
+    )
+    error = capsys.readouterr().err
+    assert code == 2, error
+    assert said in error and "s3cret" not in error
+    assert str(missing) not in error, "refused before any connection is tried"
