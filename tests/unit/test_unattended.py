@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from harness.cli import main
+from harness.config.options import OPTIONS
 from harness.errors import ClusterError, UsageError
 from harness.unattended.objects import (
     DETACHED_LABEL,
@@ -259,3 +260,67 @@ def test_run_detach_refuses_before_it_contacts_a_cluster(
     assert code == 2, error
     assert said in error and "s3cret" not in error
     assert str(missing) not in error, "refused before any connection is tried"
+
+
+def test_a_controller_that_cannot_pull_its_image_is_reported_by_detach_and_removed(
+    locustfile: Path, tmp_path: Path
+) -> None:
+    from harness.config.run import build_run_config
+    from harness.session.store import new_run_id
+    from harness.unattended.launcher import DetachSettings, detach
+
+    from ._fake_apiserver import FakeApiServer, client_of, running
+
+    now = 1_800_000_000.0
+    run_id = new_run_id("shop", now)
+    values = {
+        **{n: o.default for n, o in OPTIONS.items()},
+        "locustfile": locustfile,
+        "host": "http://web:8080",
+        "name": "shop",
+        "namespace": "shop",
+    }
+    config = build_run_config(values)
+    with running(FakeApiServer()) as fake, client_of(fake, tmp_path / "kc", "shop") as kube:
+        fake.add(
+            "/api/v1/namespaces/shop/pods",
+            {
+                "metadata": {"name": "ctl-x", "labels": {DETACHED_LABEL: run_id}},
+                "status": {
+                    "phase": "Pending",
+                    "containerStatuses": [
+                        {
+                            "name": "kubeswarm",
+                            "state": {
+                                "waiting": {
+                                    "reason": "ErrImagePull",
+                                    "message": "pull access denied for kubeswarm:typo",
+                                }
+                            },
+                        }
+                    ],
+                },
+            },
+        )
+        with pytest.raises(ClusterError, match=r"cannot start.*ErrImagePull.*kubeswarm:typo"):
+            detach(
+                kube,
+                config,
+                DetachSettings(),
+                {"locustfile": str(locustfile), "host": "http://web:8080"},
+                ("locustfile", "host"),
+                note=lambda _line: None,
+                clock=lambda: now,
+                sleep=lambda _s: None,
+            )
+        left = [
+            obj
+            for path, objects in fake.objects.items()
+            if not path.endswith("/pods")
+            for obj in objects.values()
+        ]
+        names = [o["metadata"]["name"] for o in left]
+        assert f"ks-{run_id}-status" not in names, "the run's root is deleted"
+        assert f"ks-{run_id}-ctl" in names, "the controller Job was created, then watched"
+        owners = {o["metadata"]["ownerReferences"][0]["name"] for o in left}
+        assert owners == {f"ks-{run_id}-status"}, "what is left goes with the root (the GC)"
