@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from harness.config.run import RunConfig
+from harness.config.values import parse_cidr
 from harness.errors import EXIT_USAGE, ClusterError, NotFound, UsageError
 from harness.kube import rows
 from harness.kube.api import Body
@@ -95,6 +96,7 @@ def detach(
         results_pvc=settings.results_pvc,
         run_deadline_s=plan_for(config).deadline_s,
         keep_results_s=settings.keep_results_s,
+        results_from=_results_sources(kube, config, note) if config.network_policy else None,
     )
     root = kube.create(objects[0], namespace)
     try:
@@ -108,6 +110,27 @@ def detach(
         kube.delete("ConfigMap", str(root["metadata"]["name"]), namespace)
         raise
     return Launched(run_id, namespace, state, clock() - started)
+
+
+def _results_sources(
+    kube: KubeClient, config: RunConfig, note: Callable[[str], None]
+) -> tuple[str, ...]:
+    """Where the results port may be reached from: ``--ui-from``, else the nodes' addresses
+    (where the API server's proxy connects from, as for the master's web port)."""
+    if config.ui_from:
+        return config.ui_from
+    try:
+        nodes = kube.list_objects("Node")
+    except ClusterError as e:
+        note(f"warning: cannot list nodes ({e}): the results port stays open to every pod")
+        return ()
+    addresses = {
+        str(a["address"])
+        for node in nodes
+        for a in rows.dig(node, "status", "addresses") or []
+        if a.get("type") in ("InternalIP", "ExternalIP") and a.get("address")
+    }
+    return tuple(parse_cidr(a) for a in sorted(addresses))
 
 
 def check_detach(settings: DetachSettings, raw: Mapping[str, Any], options: Sequence[str]) -> None:

@@ -163,10 +163,12 @@ def detached_objects(
     results_pvc: str | None,
     run_deadline_s: float,
     keep_results_s: float,
+    results_from: Sequence[str] | None = (),
 ) -> list[Body]:
-    """Status ConfigMap (the root), ServiceAccount, RoleBinding, files ConfigMap, results Service
-    and controller Job of one detached run, in creation order (the root first, see the module
-    docstring; ``owned_by`` then links the rest to it)."""
+    """Status ConfigMap (the root), ServiceAccount, RoleBinding, files ConfigMap, results Service,
+    the results port's NetworkPolicy (unless ``results_from`` is None) and controller Job of one
+    detached run, in creation order (the root first, see the module docstring; ``owned_by`` then
+    links the rest to it)."""
     names = detached_names(run_id)
     labels = {DETACHED_LABEL: run_id, "app.kubernetes.io/managed-by": "kubeswarm"}
     status = status_configmap(names.status, run_id, run_name, state="pending")
@@ -186,6 +188,8 @@ def detached_objects(
         deadline_s=run_deadline_s + keep_results_s + ANALYSIS_MARGIN_S,
     )
     objects = [status, account, binding, configmap, service, job]
+    if results_from is not None:
+        objects.insert(5, _results_policy(names.service, run_id, labels, results_from))
     for obj in objects:
         obj["metadata"]["namespace"] = namespace
     return objects
@@ -319,6 +323,28 @@ def _results_service(name: str, run_id: str, labels: Mapping[str, str]) -> Body:
         "spec": {
             "selector": {DETACHED_LABEL: run_id, COMPONENT_LABEL: "controller"},
             "ports": [{"name": "results", "port": RESULTS_PORT, "targetPort": "results"}],
+        },
+    }
+
+
+def _results_policy(
+    name: str, run_id: str, labels: Mapping[str, str], sources: Sequence[str]
+) -> Body:
+    """Only where the API server's service proxy connects from (the nodes' addresses, or
+    ``--ui-from``) may reach the results port, as for the master's web port
+    (``k8s-jobs/networkpolicy.yaml``); none known leaves it open to every pod. The controller's
+    other traffic is its own (egress is not restricted)."""
+    rule: Body = {"ports": [{"port": RESULTS_PORT, "protocol": "TCP"}]}
+    if sources:
+        rule["from"] = [{"ipBlock": {"cidr": cidr}} for cidr in sources]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "labels": dict(labels)},
+        "spec": {
+            "podSelector": {"matchLabels": {DETACHED_LABEL: run_id, COMPONENT_LABEL: "controller"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [rule],
         },
     }
 

@@ -402,6 +402,22 @@ def test_detached_runs_finish_without_their_launcher_and_a_cronjob_compares_its_
         left = [n for names in run_objects(realnode, namespace).values() for n in names]
         assert not [n for n in left if runs[i] in n], f"no Locust object of the run left: {left}"
 
+    # `kubeswarm clean RUN` deletes a detached run: its status, and through it everything else.
+    cleaned = _kubeswarm(realnode, "clean", runs[2], "-n", ns[2])
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert f"ks-{runs[2]}-status" in cleaned.stdout
+
+    def detached_gone() -> bool:
+        selector = f"labelSelector=kubeswarm.io/detached-run%3D{runs[2]}"
+        return not any(
+            get(realnode, f"{path.format(ns=ns[2])}?{selector}")["items"]
+            for path in (*_PATHS.values(), "/apis/batch/v1/namespaces/{ns}/jobs")
+            if "cronjobs" not in path
+        )
+
+    wait_for("the cleaned run's objects to be gone", detached_gone, 60)
+    assert runs[2] not in _list(realnode, ns[2])
+
     # The schedule: two runs fired by the real CronJob controller, the second compared with the
     # first, each Job failed by the FAIL verdict.
     jobs_path = f"/apis/batch/v1/namespaces/{ns[0]}/jobs"

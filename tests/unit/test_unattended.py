@@ -137,9 +137,18 @@ def test_a_detached_run_is_rooted_in_its_status_and_meets_pod_security_restricte
         results_pvc=None,
         run_deadline_s=400,
         keep_results_s=3600,
+        results_from=("10.244.0.1/32",),
     )
     kinds = [o["kind"] for o in objects]
-    assert kinds == ["ConfigMap", "ServiceAccount", "RoleBinding", "ConfigMap", "Service", "Job"]
+    assert kinds == [
+        *("ConfigMap", "ServiceAccount", "RoleBinding", "ConfigMap", "Service"),
+        *("NetworkPolicy", "Job"),
+    ]
+    (rule,) = objects[5]["spec"]["ingress"]
+    assert rule == {
+        "ports": [{"port": 8080, "protocol": "TCP"}],
+        "from": [{"ipBlock": {"cidr": "10.244.0.1/32"}}],
+    }, "only the API server's proxy (from the node) reaches the results"
     status = objects[0]
     assert status["data"]["state"] == "pending"
     names = detached_names("20261206-010203-shop")
