@@ -16,6 +16,7 @@ from analysis.data.units import format_bytes
 from analysis.pipeline import analyse
 from analysis.render.capacity_text import capacity_lines, rounded
 from analysis.render.charts import render_charts
+from analysis.render.disruption_text import disruption_lines
 from analysis.render.html import render_page
 from analysis.render.markdown import render_markdown
 from analysis.render.summary import build_summary
@@ -170,6 +171,7 @@ def format_summary(summary: Mapping[str, Any], run_dir: Path) -> str:
             f"({bound}{rounded(s['observed'])})"
         )
     lines.extend(_whatif_line(w) for w in summary["whatif"])
+    lines += _top(disruption_lines(summary))
     lines.extend(_shorten(line) for line in capacity_lines(summary.get("capacity")))
     regressions = summary.get("regressions")
     if regressions is not None:

@@ -128,6 +128,38 @@ class ProcessGroup:
                 log.close()
 
 
+def run_to_end(
+    argv: Sequence[str],
+    *,
+    timeout_s: float,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """A short child run to its end with its output captured, started the way every child is
+    (its own session, stopped with kubeswarm); past ``timeout_s`` its whole group is killed and
+    ``subprocess.TimeoutExpired`` raised."""
+    process = subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - only async-signal-safe work inside
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(list(argv), process.returncode, stdout, stderr)
+
+
 def _signal_group(child: Child, signum: int) -> None:
     # The group id is the child's pid (start_new_session); the group outlives a leader that exited
     # while its forks still run, so signal it even then.

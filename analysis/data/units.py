@@ -13,6 +13,8 @@ from typing import Final
 
 _SUFFIXES: Final[dict[str, Decimal]] = {
     "": Decimal(1),
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
     "m": Decimal("0.001"),
     "k": Decimal(10) ** 3,
     "M": Decimal(10) ** 6,
@@ -32,8 +34,18 @@ _DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS: Final = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
-def parse_quantity(text: str) -> float:
-    """``"768Mi"`` -> 805306368.0, ``"250m"`` -> 0.25; raises ValueError on anything else."""
+def parse_quantity(text: str | int | float) -> float:
+    """``"768Mi"`` -> 805306368.0, ``"250m"`` -> 0.25; raises ValueError on anything else.
+
+    The one quantity grammar of kubeswarm: what users write in options and what-ifs, and what the
+    API server returns (``"12345n"``, ``"1.5Gi"``, ``"1e3"``; a number as it is).
+    """
+    if isinstance(text, bool):
+        raise ValueError(f"not a Kubernetes quantity: {text!r}")
+    if isinstance(text, int | float):
+        if not math.isfinite(text):
+            raise ValueError(f"not a Kubernetes quantity: {text!r}")
+        return float(text)
     match = _QUANTITY.match(text)
     if not match or match.group(2) not in _SUFFIXES:
         raise ValueError(f"not a Kubernetes quantity: {text!r} (examples: 768Mi, 1Gi, 250m, 2)")

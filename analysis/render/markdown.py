@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from analysis.render.capacity_text import capacity_lines
+from analysis.render.disruption_text import disruption_lines
 
 _MAX_FINDINGS = 8
 
@@ -97,6 +98,10 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     if summary["hpas"]:
         lines += ["", "**Autoscaling:**"]
         lines += [_hpa_line(h) for h in summary["hpas"]]
+    disruptions = disruption_lines(summary)
+    if disruptions:
+        lines += ["", "**Disruptions:**"]
+        lines += [f"- {_cell(line)}" for line in disruptions]
     capacity = capacity_lines(summary.get("capacity"))
     if capacity:
         lines += ["", "**Capacity:**"]

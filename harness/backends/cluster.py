@@ -19,7 +19,6 @@ second Ctrl-C exits at once; the objects still have their deadline.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,17 +27,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from analysis.data import schema
-from harness.actions.auto_workers import AutoWorkers
-from harness.actions.chaos import chaos_actions
-from harness.actions.kube_pods import chaos_namespace
-from harness.actions.workers import AutoWorkersPolicy
 from harness.backends.local import load_status
 from harness.config.run import RunConfig
 from harness.config.values import parse_cidr
 from harness.errors import ClusterError, LoadGeneratorError
 from harness.kube import rows
 from harness.kube.api import Body, RetryPolicy
-from harness.kube.client import KubeClient, connect
+from harness.kube.client import KubeClient
 from harness.kube.manifests import (
     COMPONENT_LABEL,
     WEB_PORT,
@@ -47,24 +42,16 @@ from harness.kube.manifests import (
     run_selector,
     with_owner,
 )
-from harness.kube.preflight import preflight
 from harness.kube.runs import delete_run
 from harness.locust_api import LocustApi, LocustSample, LocustWatch, Transport
-from harness.samplers.kube import KubeSampler, KubeSource
-from harness.samplers.ramp_log import RAMP_SHAPE, PodRampLog, ramp_env, ramp_warning
+from harness.samplers.ramp_log import RAMP_SHAPE, PodRampLog, ramp_env
 from harness.session.core import (
-    Action,
     LoadPoll,
     NoteFn,
     Observation,
-    Reporter,
     RunMode,
-    RunResult,
-    Sampler,
 )
-from harness.session.plan import LoadPlan, plan_for
-from harness.session.run import Report, SessionSpec, default_report, execute
-from harness.session.store import new_run_id
+from harness.session.plan import LoadPlan
 
 # While starting, look at the pods every this many seconds (one list of pods, one of events).
 DIAGNOSE_EVERY_S: Final = 6.0
@@ -407,97 +394,3 @@ class ClusterBackend:
             note(f"warning: could not delete run {self.run_id} ({e}); its Jobs' deadline will")
             return
         note(f"deleted {len(deleted)} object(s) of run {self.run_id}")
-
-
-def run_cluster(
-    config: RunConfig,
-    reporter: Reporter,
-    *,
-    startup_timeout: float | None = None,
-    kube: KubeClient | None = None,
-    transport: Callable[[KubeClient, str, str], Transport] | None = None,
-    actions: Sequence[Action] = (),
-    report: Report = default_report,
-    run_id: str | None = None,
-    owner: Mapping[str, str] | None = None,
-) -> RunResult:
-    """``kubeswarm run``: preflight, then the session with the cluster backend.
-
-    ``transport`` builds the way to Locust's web port from (client, namespace, service); by
-    default the API server's service proxy. ``run_id`` and ``owner`` (an ownerReference for the
-    master Job) are a detached run's (``harness.unattended``). Raises
-    ``UsageError``/``ClusterError`` before anything is created; ``LoadGeneratorError`` (after
-    cleaning up and reporting) if the test could not run.
-    """
-    own_client = kube is None
-    kube = kube or connect(config.kubeconfig, config.context, config.namespace, warn=reporter.event)
-    try:
-        namespace = config.namespace or kube.namespace
-        now = time.time()
-        plan = (
-            plan_for(config)
-            if startup_timeout is None
-            else plan_for(dataclasses.replace(config, deadline_s=None), startup_s=startup_timeout)
-        )
-        objects = run_objects(config, run_id or new_run_id(config.name, now), namespace, plan)
-        chaos_target = config.chaos_target
-        chaos_in = chaos_namespace(chaos_target, config.watch, namespace)
-        checked = preflight(
-            kube,
-            namespace,
-            config.watch,
-            load_objects=objects,
-            chaos_namespaces=[chaos_in] if config.chaos else [],
-            scales_workers=config.auto_workers,
-            network_policy=config.network_policy,
-            reads_master_log=config.shape == RAMP_SHAPE,
-            env_secret=bool(config.env.values),
-            env_refs=config.env.refs,
-        )
-        chaos = chaos_actions(
-            config.chaos,
-            chaos_target,
-            watch=config.watch,
-            kube=kube,
-            namespace=namespace,
-            pick=config.chaos_pick,
-        )
-        for warning in checked.warnings:
-            reporter.event(warning)
-        spec = SessionSpec(
-            mode="cluster",
-            name=config.name,
-            out_dir=config.out_dir,
-            sample_interval_s=config.sample_interval_s,
-            config=config.as_record(),
-            slos=config.slos,
-            plan=plan,
-            record={
-                "context": kube.connection.context,
-                "namespace": namespace,
-                "server": kube.connection.host,
-                "server_version": checked.server_version,
-                "watch": [str(t) for t in config.watch],
-                "slos": list(config.slos),
-            },
-            run_id=run_id,
-        )
-        samplers: list[Sampler] = []
-        if config.watch:
-            sampler = KubeSampler(kube, config.watch, namespace, since_s=now)
-            sampler.metrics_available = checked.metrics_available
-            samplers.append(KubeSource(sampler))
-        backend = ClusterBackend(
-            kube, config, plan, namespace, transport=transport or ServiceProxyTransport, owner=owner
-        )
-        extra = [*actions, *chaos]
-        ramp = ramp_warning(os.environ, 15.0) if plan.shape == RAMP_SHAPE else None
-        if ramp is not None:
-            reporter.event(f"warning: {ramp}")
-        if config.auto_workers and config.max_workers is not None:
-            policy = AutoWorkersPolicy(config.max_workers)
-            extra.append(AutoWorkers(policy, plan.workers, backend.scale_workers))
-        return execute(spec, backend, samplers, reporter, actions=extra, report=report)
-    finally:
-        if own_client:
-            kube.close()

@@ -15,42 +15,28 @@ import sys
 import tempfile
 import time
 import webbrowser
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
 from analysis.data import schema
-from harness.actions.auto_workers import AutoWorkers
-from harness.actions.chaos import chaos_actions
-from harness.actions.workers import AutoWorkersPolicy, check_local_auto_workers
 from harness.config.run import RunConfig
-from harness.errors import LoadGeneratorError, UsageError
+from harness.errors import LoadGeneratorError
 from harness.locust_api import DirectTransport, LocustApi, LocustSample, LocustWatch
 from harness.processes import Child, ProcessGroup, free_port
-from harness.samplers.local import ProcessSource
-from harness.samplers.processes import ProcessSampler
 from harness.samplers.ramp_log import RAMP_SHAPE, RampLog
 from harness.session.core import (
-    Action,
     LoadPoll,
     LoadStatus,
     NoteFn,
     Observation,
-    Reporter,
     RunMode,
-    RunResult,
 )
-from harness.session.plan import LoadPlan, as_argv, locust_flags, plan_for
-from harness.session.run import Report, SessionSpec, default_report, execute
+from harness.session.plan import LoadPlan, as_argv, locust_flags
 
 # How long the master may take to open its web port.
 WEB_STARTUP_TIMEOUT_S: Final = 60.0
 CSV_PREFIX: Final = "kubeswarm"
-# A local worker process connects within a few seconds: a short wait before judging it.
-LOCAL_WORKER_COOLDOWN_S: Final = 10.0
-# What a watched HPA syncs at by default (kube-controller-manager --horizontal-pod-autoscaler-sync-
-# period): the pace the ramp's steps must leave room for.
-HPA_SYNC_PERIOD_S: Final = 15.0
 
 
 def master_argv(plan: LoadPlan, master_port: int, web_port: int, csv_prefix: Path) -> list[str]:
@@ -235,42 +221,3 @@ def locust_environ(config: RunConfig, warn: NoteFn) -> dict[str, str] | None:
             config.env.refs, config.kubeconfig, config.context, config.namespace, warn
         )
     return {**os.environ, **from_cluster, **config.env.as_mapping()}
-
-
-def run_local(
-    config: RunConfig,
-    reporter: Reporter,
-    *,
-    actions: Sequence[Action] = (),
-    report: Report = default_report,
-) -> RunResult:
-    """``kubeswarm run --local``: Locust on this machine, local targets sampled, the report."""
-    plan = plan_for(config, startup_s=WEB_STARTUP_TIMEOUT_S)
-    spec = SessionSpec(
-        mode="local",
-        name=config.name,
-        out_dir=config.out_dir,
-        sample_interval_s=config.sample_interval_s,
-        config=config.as_record(),
-        slos=config.slos,
-        plan=plan,
-        record={"watch": [str(t) for t in config.watch], "slos": list(config.slos)},
-    )
-    samplers = [ProcessSource(ProcessSampler(target)) for target in config.watch]
-    # --workers auto: refused up front when it could outgrow this machine's cores
-    max_workers = config.max_workers if config.auto_workers else None
-    if max_workers is not None:
-        too_many = check_local_auto_workers(max_workers, config.load.processes, os.cpu_count() or 1)
-        if too_many is not None:
-            raise UsageError(too_many)
-    chaos = chaos_actions(
-        config.chaos, config.chaos_target, watch=config.watch, pick=config.chaos_pick
-    )
-    backend = LocalBackend(
-        plan, open_browser=config.open_browser, env=locust_environ(config, reporter.event)
-    )
-    extra: list[Action] = [*actions, *chaos]
-    if max_workers is not None:
-        policy = AutoWorkersPolicy(max_workers, cooldown_s=LOCAL_WORKER_COOLDOWN_S)
-        extra.append(AutoWorkers(policy, plan.workers, backend.scale_workers))
-    return execute(spec, backend, samplers, reporter, actions=extra, report=report)

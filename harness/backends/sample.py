@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-from harness.config.values import WatchTarget
-from harness.errors import UsageError
-from harness.kube.client import KubeClient
-from harness.kube.preflight import preflight
-from harness.samplers.kube import KubeSampler, KubeSource
-from harness.session.core import LoadPoll, NoteFn, Observation, Reporter, RunMode, RunResult
-from harness.session.run import SessionSpec, execute
+from harness.session.core import LoadPoll, NoteFn, Observation, RunMode
 
 
 class NoLoad:
@@ -40,40 +33,3 @@ class NoLoad:
 
     def close(self, note: NoteFn) -> None:
         return None
-
-
-def sample_only(
-    kube: KubeClient,
-    targets: tuple[WatchTarget, ...],
-    namespace: str,
-    *,
-    duration_s: float,
-    interval_s: float,
-    out_dir: Path,
-    name: str,
-    reporter: Reporter,
-) -> RunResult:
-    """``kubeswarm sample``: only the Kubernetes sampler, then the report."""
-    if not targets:
-        raise UsageError("sample: pass at least one --watch hpa/NAME or deployment/NAME")
-    report = preflight(kube, namespace, targets, creates=False)
-    for warning in report.warnings:
-        reporter.event(warning)
-    watch = [str(t) for t in targets]
-    spec = SessionSpec(
-        mode="sample",
-        name=name,
-        out_dir=out_dir,
-        sample_interval_s=interval_s,
-        config={"watch": watch, "duration_s": duration_s, "namespace": namespace},
-        duration_s=duration_s,
-        record={
-            "context": kube.connection.context,
-            "namespace": namespace,
-            "watch": watch,
-            "server_version": report.server_version,
-        },
-    )
-    sampler = KubeSampler(kube, targets, namespace, since_s=time.time())
-    sampler.metrics_available = report.metrics_available
-    return execute(spec, NoLoad(duration_s), [KubeSource(sampler)], reporter)

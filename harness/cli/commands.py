@@ -26,6 +26,7 @@ from harness.errors import (
 from harness.session.run import Report, report_writer
 
 if TYPE_CHECKING:
+    from harness.modes import ModeName
     from harness.session.core import RunResult
 
 
@@ -68,32 +69,35 @@ def _report_writer(values: Mapping[str, Any]) -> Report:
 
 
 def demo(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
-    from harness.demo.run import DemoConfig, run_demo
-
-    config = DemoConfig.from_values(values)
-    report = _report_writer(values)
-    check_writable_dir(config.out_dir, "--out")
-    return _summary(run_demo(config, reporter_for(out), report=report), out)
+    return _launch("demo", values, out)
 
 
 def run(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
-    config = build_run_config(values)
     if values.get("detach") or values.get("controller_run"):
-        return _unattended(config, values, args, out)
+        return _unattended(build_run_config(values), values, args, out)
     if values.get("chaos_dry_run"):
         from harness.backends.chaos_preview import preview_chaos
 
-        out.write("".join(f"chaos dry run: {line}\n" for line in preview_chaos(config)))
+        lines = preview_chaos(build_run_config(values))
+        out.write("".join(f"chaos dry run: {line}\n" for line in lines))
         return EXIT_OK
+    return _launch("local" if values.get("local") else "cluster", values, out)
+
+
+def sample(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
+    return _launch("sample", values, out)
+
+
+def _launch(name: ModeName, values: Mapping[str, Any], out: TextIO) -> int:
+    """Every run, whatever its mode: the values checked into the mode's config, the report
+    writer's options checked, the run directory checked, then the run and its summary."""
+    from harness.modes import launch, mode_named
+
+    mode = mode_named(name)
+    config = mode.configure(values)
     report = _report_writer(values)
-    check_writable_dir(config.out_dir, "--out")
-    if config.local:
-        from harness.backends.local import run_local
-
-        return _summary(run_local(config, reporter_for(out), report=report), out)
-    from harness.backends.cluster import run_cluster
-
-    return _summary(run_cluster(config, reporter_for(out), report=report), out)
+    check_writable_dir(Path(values["out_dir"]), "--out")
+    return _summary(launch(mode, config, reporter_for(out), report=report), out)
 
 
 def _unattended(
@@ -349,25 +353,6 @@ def clean(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> i
             deleted = detached
     out.write("".join(f"deleted {name}\n" for name in deleted) or "nothing to delete\n")
     return EXIT_OK
-
-
-def sample(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
-    from harness.backends.sample import sample_only
-    from harness.kube.runs import cluster_session
-
-    check_writable_dir(Path(values["out_dir"]), "--out")
-    with cluster_session(values) as (kube, namespace):
-        result = sample_only(
-            kube,
-            values["watch"],
-            namespace,
-            duration_s=values["run_time_s"],
-            interval_s=values["sample_interval_s"],
-            out_dir=Path(values["out_dir"]),
-            name=values.get("name") or "sample",
-            reporter=reporter_for(out),
-        )
-    return _summary(result, out)
 
 
 def _recorded_slos(run_dir: Path) -> list[str]:

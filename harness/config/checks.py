@@ -22,6 +22,7 @@ from typing import Any, Final
 from harness.config.options import OPTIONS
 from harness.config.values import WatchTarget
 from harness.errors import UsageError
+from harness.processes import run_to_end
 
 CLUSTER_KINDS: Final = frozenset(("hpa", "deployment", "statefulset"))
 LOCAL_KINDS: Final = frozenset(("pid", "cmd"))
@@ -101,16 +102,11 @@ def _inspect(path: str, _mtime_ns: int, _size: int) -> LocustfileInfo:
     # Cached on the file's mtime and size: `render` and `run` of one command line load it once.
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # leave no __pycache__ by the file
     try:
-        done = subprocess.run(
+        done = run_to_end(
             [sys.executable, "-c", _PROBE, path],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=LOAD_TIMEOUT_S,
+            timeout_s=LOAD_TIMEOUT_S,
             cwd=Path(path).parent,
             env=env,
-            stdin=subprocess.DEVNULL,
-            check=False,
         )
     except subprocess.TimeoutExpired as e:
         raise LocustfileError(

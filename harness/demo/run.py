@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,23 +39,19 @@ from harness.demo.autoscaler import (
     rescale_message,
 )
 from harness.errors import LoadGeneratorError, UsageError
-from harness.processes import Child, ProcessGroup, free_port
+from harness.processes import Child, ProcessGroup
 from harness.samplers.local import ProcessSource
 from harness.samplers.processes import PodResources, ProcessSampler
-from harness.samplers.ramp_log import RAMP_SHAPE, ramp_warning
 from harness.session.core import (
     Action,
     HpaStatus,
     LoadPoll,
     NoteFn,
     Observation,
-    Reporter,
     RunMode,
-    RunResult,
     TickContext,
 )
-from harness.session.plan import LoadPlan, plan_load
-from harness.session.run import Report, SessionSpec, default_report, execute
+from harness.session.plan import LoadPlan
 
 SYNC_PERIOD_S = 5.0
 DEMO_BEHAVIOR = Behavior(
@@ -308,47 +304,6 @@ class DemoChaos:
 def _target_pct(config: DemoConfig, metric: str | None) -> float | None:
     targets = {"cpu": config.cpu_target_pct, "memory": config.memory_target_pct}
     return None if metric is None else float(targets.get(metric, 0)) or None
-
-
-def run_demo(
-    config: DemoConfig, reporter: Reporter, *, report: Report = default_report
-) -> RunResult:
-    """Runs the demo end to end and writes its report; every process started is stopped."""
-    port = free_port()
-    load = LoadConfig(**{**asdict(config.load()), "host": f"http://127.0.0.1:{port}"})
-    plan = plan_load(load, startup_s=60.0, shape=config.shape or DEMO_SHAPE)
-    backend = DemoBackend(config, plan, port)
-    spec = SessionSpec(
-        mode="demo",
-        name="demo",
-        out_dir=config.out_dir,
-        sample_interval_s=config.sample_interval_s,
-        config={
-            **asdict(config),
-            "chaos": [str(spec) for spec in config.chaos],
-            "env": config.env.as_record(),  # names only, never a value
-        },
-        slos=config.slos,
-        plan=plan,
-        record={
-            "hpa_spec": asdict(config.hpa_spec()),
-            "hpa_sync_period_s": SYNC_PERIOD_S,
-            "slos": list(config.slos),
-        },
-    )
-    actions = [DemoChaos(config, backend)] if config.chaos else []
-    if config.shape == RAMP_SHAPE:
-        ramp = ramp_warning(os.environ, SYNC_PERIOD_S, metrics_delay_s=0.0)
-        if ramp is not None:
-            reporter.event(f"warning: {ramp}")
-    return execute(
-        spec,
-        backend,
-        [DemoAutoscaling(config, backend)],
-        reporter,
-        actions=actions,
-        report=report,
-    )
 
 
 def _pod_resources(config: DemoConfig) -> PodResources:

@@ -33,7 +33,6 @@ import yaml
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.config.config_exception import ConfigException
-from kubernetes.utils.quantity import parse_quantity as _parse_quantity
 
 from harness.errors import ClusterError, NotFound, UsageError
 from harness.kube.api import (
@@ -54,11 +53,6 @@ from harness.kube.api import (
 )
 
 IN_CLUSTER_NAMESPACE_FILE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-
-
-def parse_quantity(text: str | int | float) -> float:
-    """A Kubernetes quantity as a float: ``"250m"`` -> 0.25, ``"12345n"`` -> 1.2345e-05."""
-    return float(_parse_quantity(text))  # type: ignore[no-untyped-call]
 
 
 @dataclass

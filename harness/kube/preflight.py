@@ -14,13 +14,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from analysis.data.units import format_bytes
+from analysis.data.units import format_bytes, parse_quantity
 from harness.config.env import EnvRef
 from harness.config.values import WatchTarget
 from harness.errors import ClusterError, NotFound, PermissionDenied, UsageError
 from harness.kube import rows
 from harness.kube.api import WORKLOAD_KINDS, Body, Operation, resolve_targets
-from harness.kube.client import KubeClient, parse_quantity
+from harness.kube.client import KubeClient
 from harness.kube.envsource import check_env_refs
 
 

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from analysis.data.units import parse_quantity
 from harness.kube.api import Body
-from harness.kube.client import parse_quantity
 
 Row = dict[str, Any]
 

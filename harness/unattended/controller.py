@@ -1,6 +1,6 @@
 """The controller of a detached or scheduled run: ``kubeswarm run`` inside the cluster.
 
-It is the ordinary cluster run (``run_cluster``: preflight, Jobs, sampling, timed actions,
+It is the ordinary cluster run (``ClusterMode``: preflight, Jobs, sampling, timed actions,
 fetching Locust's files, the report), with four additions: the run id is the one the launcher
 chose; the Locust master Job is owned by the controller's own pod (``KUBESWARM_POD_NAME`` and
 ``KUBESWARM_POD_UID`` from the downward API), so deleting the pod takes the load with it; each
@@ -18,10 +18,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from harness.backends.cluster import run_cluster
 from harness.config.run import RunConfig
 from harness.errors import EXIT_USAGE, KubeswarmError
 from harness.kube.client import KubeClient, connect
+from harness.modes import launch
+from harness.modes.cluster import ClusterMode
 from harness.session.core import Observation, Reporter, RunResult, TickContext
 from harness.session.run import report_writer
 from harness.session.store import new_run_id
@@ -97,12 +98,11 @@ def run_controller(
             return writer(directory, slos)
 
         try:
-            result = run_cluster(
+            result = launch(
+                ClusterMode(kube=kube, run_id=run_id, owner=pod),
                 config,
                 reporter,
                 report=report,
-                run_id=run_id,
-                owner=pod,
                 actions=[_RunningMark(board)],
             )
         except KubeswarmError as e:

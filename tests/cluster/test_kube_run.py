@@ -27,7 +27,7 @@ import yaml
 from kubernetes import client
 
 from analysis.data import schema
-from harness.backends.cluster import ServiceProxyTransport, run_cluster
+from harness.backends.cluster import ServiceProxyTransport
 from harness.cli.reporter import PlainReporter
 from harness.config.options import OPTIONS, merge_sources
 from harness.config.run import RunConfig, build_run_config
@@ -37,6 +37,8 @@ from harness.kube.client import KubeClient, connect
 from harness.kube.manifests import RUN_LABEL, rbac_objects, run_objects
 from harness.kube.runs import delete_run
 from harness.locust_api import Transport
+from harness.modes import launch
+from harness.modes.cluster import ClusterMode
 from tests.fixtures.contract import assert_valid_run_directory
 
 from ._controlplane import Cluster
@@ -121,12 +123,10 @@ def run_with(
     def transport(_kube: KubeClient, _namespace: str, _service: str) -> Transport:
         return locust
 
-    return run_cluster(
+    return launch(
+        ClusterMode(kube=kube, transport=transport, startup_timeout=timeout_s),
         config,
         PlainReporter(io.StringIO(), io.StringIO()),
-        startup_timeout=timeout_s,
-        kube=kube,
-        transport=transport,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ def summary_of(directory: Path) -> dict[str, Any]:
 
 
 def test_a_killed_worker_is_replaced_and_its_recovery_gates_the_verdict(tmp_path: Path) -> None:
-    code, directory, _, stderr = demo(
+    code, directory, stdout, stderr = demo(
         tmp_path, "-t", "40s", "--chaos", "pod-kill@15s", "--slo", "recovery_s<0.001"
     )
     # A recovery cannot take under a millisecond: the SLO fails on the measured number.
@@ -67,6 +68,18 @@ def test_a_killed_worker_is_replaced_and_its_recovery_gates_the_verdict(tmp_path
     assert slo["expr"] == "recovery_s<0.001" and slo["passed"] is False
     assert slo["observed"] == pytest.approx(disruption["recovery_s"], abs=0.01)
     assert run_json(directory)["config"]["chaos"] == ["pod-kill:1@15s"]
+    # The console said it live, and says it again at the end, as summary.json and the page do:
+    # the same pod at the same second since the test started, and the same recovery.
+    (live,) = re.findall(rf"chaos pod-kill {killed} at (\d+)s", stderr)
+    (said,) = re.findall(rf"chaos pod-kill {killed} at (\d+) s: recovered in ([\d.]+) s", stdout)
+    assert abs(int(said[0]) - int(live)) <= 1
+    assert float(said[1]) == pytest.approx(disruption["recovery_s"], abs=0.051)
+    page = (directory / "report" / "report.html").read_text(encoding="utf-8")
+    assert f"+{said[0]} s (" in page
+    assert (
+        f"chaos pod-kill {killed} at {said[0]} s"
+        in (directory / "report" / "report.md").read_text()
+    )
 
 
 CPU_MS = 20.0  # CPU the demo target burns per request, single-threaded per worker

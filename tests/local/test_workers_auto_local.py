@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from harness.actions.workers import AutoWorkersPolicy, WorkerAutoscaler
-from harness.backends.local import LOCAL_WORKER_COOLDOWN_S
+from harness.modes.local import LOCAL_WORKER_COOLDOWN_S
 from harness.processes import free_port
 from tests.local.helpers import REPO, clean_env, csv_rows, kubeswarm_argv, run_dir
 

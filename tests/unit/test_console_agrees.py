@@ -89,3 +89,47 @@ def test_every_finding_counted_is_listed_or_said_to_be_in_the_report() -> None:
     assert "findings: 0 high, 5 medium, 0 info" in lines
     assert len([line for line in lines if line.startswith("  [medium]")]) == 3
     assert "  ... and 2 more in the report" in lines
+
+
+def _disruption(ts: float, **fields: Any) -> dict[str, Any]:
+    return {
+        "ts": ts,
+        "action": "pod-kill",
+        "target": "deployment/web",
+        "pods": ["web-1"],
+        "skipped": None,
+        "recovered": True,
+        "recovery_s": 12.34,
+        "error_rate": 0.031,
+        "p95_ms_before": 40.0,
+        "p95_ms_during": 180.0,
+        **fields,
+    }
+
+
+def test_disruptions_are_timed_from_the_test_start_as_the_live_view_and_the_page_are() -> None:
+    from analysis.render.markdown import render_markdown
+
+    window = {"start": 1000.0, "end": 1100.0, "load_start": 1003.0, "load_end": 1090.0}
+    summary = _summary(
+        window=window,
+        disruptions=[
+            _disruption(1029.2),
+            _disruption(1040.0, pods=[], skipped="no pod was running"),
+            _disruption(1050.0, pods=["web-2"], recovered=False, recovery_s=None),
+            _disruption(1060.0, pods=["web-3"]),
+        ],
+    )
+    lines = _lines(summary)
+    expected = [
+        # 1029.2 is 26 s after the test started at 1003 (not 29 s after the run's start)
+        "chaos pod-kill web-1 at 26 s: recovered in 12.3 s; 3.1% errors (p95 40 -> 180 ms)",
+        "chaos pod-kill deployment/web at 37 s: skipped (no pod was running)",
+        "chaos pod-kill web-2 at 47 s: not recovered by the end of the run; 3.1% errors "
+        "(p95 40 -> 180 ms)",
+    ]
+    assert [line for line in lines if line.startswith("chaos ")] == expected
+    assert "  ... and 1 more in the report" in lines  # four counted, three shown
+    markdown = render_markdown(summary)
+    assert all(f"- {line}" in markdown for line in expected)
+    assert "web-3 at 57 s" in markdown  # the page and report.md list every one

@@ -17,13 +17,15 @@ from typing import Any
 import pytest
 
 from analysis.data import schema
-from harness.backends.cluster import Problem, pod_problems, run_cluster
+from harness.backends.cluster import Problem, pod_problems
 from harness.cli.reporter import PlainReporter
 from harness.config.options import OPTIONS, merge_sources
 from harness.config.run import RunConfig, build_run_config
 from harness.errors import LoadGeneratorError, UsageError
 from harness.kube.client import KubeClient
 from harness.locust_api import Transport
+from harness.modes import launch
+from harness.modes.cluster import ClusterMode
 
 from ._fake_apiserver import FakeApiServer, client_of, running
 
@@ -122,12 +124,10 @@ def run(
     def transport(_kube: KubeClient, _namespace: str, _service: str) -> Transport:
         return locust
 
-    result = run_cluster(
+    result = launch(
+        ClusterMode(kube=kube, transport=transport, startup_timeout=timeout_s),
         config,
         PlainReporter(out, err),
-        startup_timeout=timeout_s,
-        kube=kube,
-        transport=transport,
     )
     return result, out.getvalue() + err.getvalue()
 

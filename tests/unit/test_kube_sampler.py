@@ -242,22 +242,22 @@ def test_sample_only_records_for_the_duration_and_reports(
 ) -> None:
     import io
 
-    from harness.backends.sample import sample_only
     from harness.cli.reporter import PlainReporter
+    from harness.modes import launch
+    from harness.modes.sample import SampleConfig, SampleMode
 
     fake.add("/api/v1/namespaces", {"metadata": {"name": NS}})
     seed(fake, pods=2)
     out = io.StringIO()
-    result = sample_only(
-        kube,
-        (WatchTarget("hpa", "web"),),
-        NS,
+    config = SampleConfig(
+        watch=(WatchTarget("hpa", "web"),),
         duration_s=0.3,
         interval_s=0.1,
         out_dir=tmp_path / "runs",
         name="solo",
-        reporter=PlainReporter(out, io.StringIO()),
+        namespace=NS,
     )
+    result = launch(SampleMode(kube=kube), config, PlainReporter(out, io.StringIO()))
     assert result.status == "completed"
     assert f"run directory: {result.run_dir}" in out.getvalue()
     with (result.run_dir / "samples" / "hpa.csv").open(encoding="utf-8") as f:

@@ -22,6 +22,50 @@ def test_quantities(text: str, value: float) -> None:
     assert parse_quantity(text) == pytest.approx(value)
 
 
+# What the API server and metrics-server return, as Kubernetes' own client reads it: the one
+# grammar kubeswarm uses for options, what-ifs and the samples must agree with it.
+API_QUANTITIES = [
+    "12345n",
+    "250u",
+    "250m",
+    "1",
+    "1.5",
+    "0",
+    "2k",
+    "128974848",
+    "129e6",
+    "1E3",
+    "1e-3",
+    "768Mi",
+    "1.5Gi",
+    "3Ti",
+    "1Ki",
+    "2M",
+    "2G",
+    "1P",
+    "1E",
+    "0.5Ei",
+    "+3",
+    "12345678901n",
+]
+
+
+@pytest.mark.parametrize("text", API_QUANTITIES)
+def test_quantities_agree_with_the_kubernetes_client(text: str) -> None:
+    from kubernetes.utils.quantity import parse_quantity as kubernetes_quantity
+
+    assert parse_quantity(text) == pytest.approx(float(kubernetes_quantity(text)), rel=1e-12)  # type: ignore[no-untyped-call]
+
+
+def test_numbers_from_json_are_quantities_as_they_are() -> None:
+    assert parse_quantity(3) == 3.0
+    assert parse_quantity(0.25) == 0.25
+    with pytest.raises(ValueError):
+        parse_quantity(True)
+    with pytest.raises(ValueError):
+        parse_quantity(float("nan"))
+
+
 def test_cpu_millicores() -> None:
     assert parse_cpu_millicores("1.5") == 1500.0
     assert parse_cpu_millicores("250m") == pytest.approx(250.0)
