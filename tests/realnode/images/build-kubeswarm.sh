@@ -5,7 +5,7 @@
 # No registry: skopeo turns the Locust image's docker-archive into an OCI layout, umoci unpacks
 # it, pip installs into the root file system in a chroot, umoci repacks the change as one layer.
 # Two layers, cached apart under ${KUBESWARM_CACHE_DIR:-$HOME/.cache/kubeswarm}/realnode-images/:
-#   kubeswarm-deps-<key>/   kubeswarm's dependencies (key: the Locust image and pyproject.toml)
+#   kubeswarm-deps-<key>/   kubeswarm's dependencies (key: the Locust image, pyproject's list)
 #   kubeswarm-<key>/        kubeswarm itself (key: + the hash of the sources that go in the wheel)
 # so a change of kubeswarm's code rebuilds only the small top layer.
 # Usage: build-kubeswarm.sh LOCUST_IMAGE_DIR (the directory build.sh printed). Needs root.
@@ -26,7 +26,9 @@ sources_hash="$(cd "$repo" && find harness analysis k8s-jobs locustfiles -type f
     -not -path '*/__pycache__/*' -not -name '*.pyc' | LC_ALL=C sort |
     xargs sha256sum | cat - pyproject.toml README.md "$here/build-kubeswarm.sh" | sha256sum |
     cut -c1-12)"
-deps_hash="$( (basename "$locust_dir"; cat "$repo/pyproject.toml" "$here/build-kubeswarm.sh") |
+# Only the dependency list keys this layer: the rest of pyproject.toml (tool settings) changes
+# more often and changes nothing in it.
+deps_hash="$( (basename "$locust_dir"; sed -n '/^dependencies = \[/,/^\]/p' "$repo/pyproject.toml") |
     sha256sum | cut -c1-12)"
 deps_dir="$cache_root/realnode-images/kubeswarm-deps-$deps_hash"
 out="$cache_root/realnode-images/kubeswarm-$deps_hash-$sources_hash"
