@@ -65,23 +65,22 @@ def image(realnode: RealNode) -> str:
     assert proc.returncode == 0, proc.stderr[-3000:]
     tar = Path(proc.stdout.strip().splitlines()[-1])
     ref = (tar.parent / "kubeswarm.ref").read_text().strip()
+    ctr = ["ctr", "--address", str(realnode.containerd_socket), "-n", "k8s.io"]
     imported = subprocess.run(
-        [
-            "ctr",
-            "--address",
-            str(realnode.containerd_socket),
-            "-n",
-            "k8s.io",
-            "images",
-            "import",
-            str(tar),
-        ],
+        [*ctr, "images", "import", str(tar)],
         capture_output=True,
         text=True,
         check=False,
         timeout=300,
     )
     assert imported.returncode == 0, imported.stderr
+    # Earlier builds' images in containerd's store (it lives in the cache): only this one stays.
+    listed = subprocess.run(
+        [*ctr, "images", "ls", "-q"], capture_output=True, text=True, check=True, timeout=60
+    )
+    old = [r for r in listed.stdout.split() if r.startswith("localhost/kubeswarm:") and r != ref]
+    if old:
+        subprocess.run([*ctr, "images", "rm", *old], capture_output=True, check=False, timeout=60)
     return ref
 
 

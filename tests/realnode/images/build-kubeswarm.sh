@@ -108,5 +108,9 @@ umoci repack --image "$work/oci:img" "$work/bundle"
 skopeo copy --quiet "oci:$work/oci:img" "docker-archive:$out/kubeswarm.tar.partial:$ref"
 mv "$out/kubeswarm.tar.partial" "$out/kubeswarm.tar"
 echo "$ref" >"$out/kubeswarm.ref"
+# Each build of changed sources is a new 700 MB tar: keep only this one and its layer's cache.
+for old in "$cache_root"/realnode-images/kubeswarm-*; do
+    [[ "$old" == "$out" || "$old" == "$deps_dir" ]] || rm -rf "$old"
+done
 say "built $ref ($(du -h "$out/kubeswarm.tar" | cut -f1)); total $((SECONDS - start_s))s"
 echo "$out/kubeswarm.tar"
