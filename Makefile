@@ -34,7 +34,7 @@ test-cluster: $(BIN)/kubeswarm
 test-realnode: $(BIN)/kubeswarm
 	bash tests/realnode/install-packages.sh
 	bash tests/cluster/controlplane/build.sh node
-	bash tests/realnode/images/build.sh
+	bash tests/realnode/images/build-kubeswarm.sh "$$(bash tests/realnode/images/build.sh)"
 	$(BIN)/python -m pytest -m realnode tests/realnode
 
 # The same single-node cluster, standalone: prints its kubeconfig; stop it with dev-cluster-down.

@@ -180,8 +180,10 @@ class ClusterBackend:
         *,
         transport: Callable[[KubeClient, str, str], Transport],
         clock: Callable[[], float] = time.time,
+        owner: Mapping[str, str] | None = None,
     ) -> None:
         self.kube, self.config, self.plan, self.namespace = kube, config, plan, namespace
+        self.owner = owner  # an ownerReference for the master Job (a detached run's controller)
         self.transport = transport
         self.clock = clock
         self.run_id = ""
@@ -218,7 +220,10 @@ class ClusterBackend:
         if len(masters) != 1:
             raise ClusterError(f"the manifests of run {self.run_id} have no master Job")
         self.started_s = self.diagnosed_s = self.clock()
-        master = self.kube.create(masters[0], self.namespace)
+        first = masters[0]
+        if self.owner is not None:
+            first = {**first, "metadata": {**first["metadata"], "ownerReferences": [self.owner]}}
+        master = self.kube.create(first, self.namespace)
         self.created.append(f"Job/{self.names.master_job}")
         for obj in self.objects:
             if obj is masters[0]:

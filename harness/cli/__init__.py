@@ -68,6 +68,7 @@ _RUN_OPTIONS = (
     "chaos_pick",
     "chaos_dry_run",
     *_ENV_OPTIONS,
+    *("detach", "results_pvc", "keep_results_s", "controller_run"),
 )
 _CHAOS_OPTIONS = ("chaos", "chaos_target", "chaos_pick", "chaos_dry_run")
 _RESULT_OPTIONS = ("baseline", "tolerances", "junit", "target_rps")
@@ -148,10 +149,17 @@ COMMANDS: tuple[Command, ...] = (
             *(
                 o
                 for o in _RUN_OPTIONS
-                if o not in ("local", "out_dir", "open_browser", *_RESULT_OPTIONS, *_CHAOS_OPTIONS)
+                if o
+                not in (
+                    *("local", "out_dir", "open_browser", "detach", "controller_run"),
+                    *_RESULT_OPTIONS,
+                    *_CHAOS_OPTIONS,
+                )
             ),
             "rbac",
             "rbac_chaos",
+            "cronjob",
+            "schedule",
         ),
     ),
     Command(
@@ -164,6 +172,18 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command("list", "list the kubeswarm runs in a namespace of the cluster", _CLUSTER_OPTIONS),
+    Command(
+        "fetch",
+        "download the run directory of a detached run (run --detach), byte for byte",
+        (*_CLUSTER_OPTIONS, "out_dir"),
+        (("run", "1", "run id of the detached run (kubeswarm list shows them)"),),
+    ),
+    Command(
+        "attach",
+        "follow a detached run: its controller's progress lines until it is done",
+        _CLUSTER_OPTIONS,
+        (("run", "1", "run id of the detached run"),),
+    ),
     Command(
         "clean",
         "delete a run's objects (or every run's, with --all) from the cluster",
@@ -294,6 +314,8 @@ def _handler(name: str) -> Handler:
         "clean": commands.clean,
         "sample": commands.sample,
         "compare": commands.compare,
+        "fetch": commands.fetch,
+        "attach": commands.attach,
     }
     return handlers[name]
 

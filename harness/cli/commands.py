@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from harness.cli.reporter import reporter_for
 from harness.config.checks import check_writable_dir, check_writable_file
-from harness.config.run import build_run_config
+from harness.config.run import RunConfig, build_run_config
 from harness.errors import (
     EXIT_CLUSTER,
     EXIT_INTERRUPTED,
@@ -73,6 +73,8 @@ def demo(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> in
 
 
 def run(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
+    if values.get("detach") or values.get("controller_run"):
+        return _unattended(build_run_config(values), values, args, out)
     if values.get("chaos_dry_run"):
         from harness.backends.chaos_preview import preview_chaos
 
@@ -96,6 +98,82 @@ def _launch(name: ModeName, values: Mapping[str, Any], out: TextIO) -> int:
     report = _report_writer(values)
     check_writable_dir(Path(values["out_dir"]), "--out")
     return _summary(launch(mode, config, reporter_for(out), report=report), out)
+
+
+def _unattended(
+    config: RunConfig, values: Mapping[str, Any], args: argparse.Namespace, out: TextIO
+) -> int:
+    """``run --detach`` (the launcher) or ``run --controller-run`` (the controller in a pod)."""
+    import os
+
+    from harness.cli import COMMANDS
+
+    if config.local:
+        raise UsageError("--detach runs in the cluster; it cannot be combined with --local")
+    baseline = values.get("baseline")
+    if values.get("controller_run"):
+        from harness.unattended.controller import run_controller
+
+        return run_controller(
+            config,
+            values["controller_run"],
+            reporter_for(out),
+            lambda result: _summary(result, out),
+            keep_results_s=values["keep_results_s"],
+            baseline=None if baseline is None else Path(baseline),
+            tolerances=dict(_tolerances(values)) or None,
+            target_rps=values.get("target_rps"),
+            environ=os.environ,
+        )
+    from harness.kube.client import connect
+    from harness.unattended.launcher import DetachSettings, check_detach, detach
+
+    settings = DetachSettings(
+        results_pvc=values.get("results_pvc"),
+        keep_results_s=values["keep_results_s"],
+        baseline=None if baseline is None else Path(baseline),
+    )
+    options = next(c for c in COMMANDS if c.name == "run").options
+    raw = {name: getattr(args, name, None) for name in options}
+    check_detach(settings, raw, options)
+    kube = connect(config.kubeconfig, config.context, config.namespace)
+    try:
+        launched = detach(
+            kube, config, settings, raw, options, note=lambda line: print(line, file=out)
+        )
+    finally:
+        kube.close()
+    ns = launched.namespace
+    out.write(
+        f"\nrun {launched.run_id}: {launched.state} (controller up after "
+        f"{launched.waited_s:.0f}s); nothing more runs here\n"
+        f"  follow:  kubeswarm attach {launched.run_id} -n {ns}\n"
+        f"  state:   kubeswarm list -n {ns}\n"
+        f"  web UI:  kubeswarm ui {launched.run_id} -n {ns}\n"
+        f"  results: kubeswarm fetch {launched.run_id} -n {ns} --out runs\n"
+    )
+    return EXIT_OK
+
+
+def fetch(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
+    from harness.kube.runs import cluster_session
+    from harness.unattended.launcher import fetch as fetch_run
+
+    out_dir = Path(values["out_dir"])
+    check_writable_dir(out_dir, "--out")
+    with cluster_session(values) as (kube, namespace):
+        run_dir = fetch_run(kube, namespace, args.run, out_dir)
+    out.write(f"fetched {run_dir}\n")
+    return EXIT_OK
+
+
+def attach(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
+    from harness.kube.runs import cluster_session
+    from harness.unattended.launcher import attach as follow
+
+    with cluster_session(values) as (kube, namespace):
+        state = follow(kube, namespace, args.run, out)
+    return EXIT_OK if state == "done" else EXIT_CLUSTER
 
 
 def report(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
@@ -192,6 +270,8 @@ def render(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> 
     from harness.session.store import new_run_id
 
     namespace = values.get("namespace") or "default"
+    if values.get("cronjob"):
+        return _render_cronjob(values, args, namespace, out)
     if values.get("rbac"):
         chaos = bool(values.get("rbac_chaos"))
         out.write(to_yaml(rbac_objects(namespace, chaos=chaos, env_refs=values["env_from"])))
@@ -199,6 +279,32 @@ def render(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> 
     config = build_run_config(values)
     run_id = new_run_id(config.name, time.time())
     out.write(to_yaml(redacted(run_objects(config, run_id, namespace))))
+    return EXIT_OK
+
+
+def _render_cronjob(
+    values: Mapping[str, Any], args: argparse.Namespace, namespace: str, out: TextIO
+) -> int:
+    from harness.cli import COMMANDS
+    from harness.kube.manifests import to_yaml
+    from harness.session.plan import plan_for
+    from harness.unattended.objects import NEW_RUN, controller_args, cronjob_objects
+
+    config = build_run_config(values)
+    options = next(c for c in COMMANDS if c.name == "run").options
+    raw = {name: getattr(args, name, None) for name in options}
+    objects = cronjob_objects(
+        run_name=config.name,
+        namespace=namespace,
+        schedule=values.get("schedule") or "",
+        image=config.image,
+        args=controller_args(raw, NEW_RUN, namespace, options),
+        files=[config.load.locustfile, *config.extra_files],
+        results_pvc=values.get("results_pvc"),
+        run_deadline_s=plan_for(config).deadline_s,
+        rbac=bool(values.get("rbac")),
+    )
+    out.write(to_yaml(objects))
     return EXIT_OK
 
 
@@ -223,18 +329,28 @@ def list_runs(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) 
 
     from harness.kube.runs import cluster_session, format_runs
     from harness.kube.runs import list_runs as find_runs
+    from harness.unattended.status import format_detached, list_detached
 
     with cluster_session(values) as (kube, namespace):
         out.write(format_runs(find_runs(kube, namespace), time.time()))
+        out.write(format_detached(list_detached(kube, namespace), time.time()))
     return EXIT_OK
 
 
 def clean(values: Mapping[str, Any], args: argparse.Namespace, out: TextIO) -> int:
+    from harness.errors import UsageError as NothingToClean
     from harness.kube.runs import clean as delete_runs
     from harness.kube.runs import cluster_session
+    from harness.unattended.launcher import clean_detached
 
     with cluster_session(values) as (kube, namespace):
-        deleted = delete_runs(kube, namespace, args.run, values["all_runs"])
+        detached = clean_detached(kube, namespace, None if values["all_runs"] else args.run)
+        try:
+            deleted = detached + delete_runs(kube, namespace, args.run, values["all_runs"])
+        except NothingToClean:
+            if not detached:
+                raise
+            deleted = detached
     out.write("".join(f"deleted {name}\n" for name in deleted) or "nothing to delete\n")
     return EXIT_OK
 

@@ -40,10 +40,15 @@ class ClusterMode:
         kube: KubeClient | None = None,
         transport: Callable[[KubeClient, str, str], Transport] | None = None,
         startup_timeout: float | None = None,
+        run_id: str | None = None,
+        owner: Mapping[str, str] | None = None,
     ) -> None:
         self.kube = kube
         self.transport = transport or ServiceProxyTransport
         self.startup_timeout = startup_timeout
+        # A detached run's (harness.unattended): the id its launcher chose, and the controller's
+        # pod as the master Job's owner.
+        self.run_id, self.owner = run_id, owner
 
     def configure(self, values: Mapping[str, Any]) -> RunConfig:
         return build_run_config(values)
@@ -63,7 +68,7 @@ class ClusterMode:
                 dataclasses.replace(config, deadline_s=None), startup_s=self.startup_timeout
             )
         )
-        objects = run_objects(config, new_run_id(config.name, now), namespace, plan)
+        objects = run_objects(config, self.run_id or new_run_id(config.name, now), namespace, plan)
         chaos_in = chaos_namespace(config.chaos_target, config.watch, namespace)
         checked = preflight(
             kube,
@@ -102,6 +107,7 @@ class ClusterMode:
                 "watch": [str(t) for t in config.watch],
                 "slos": list(config.slos),
             },
+            run_id=self.run_id,
         )
         samplers: list[Sampler] = []
         if config.watch:
@@ -110,7 +116,9 @@ class ClusterMode:
             resources.callback(sampler.close)  # its watches end with the run
             sampler.metrics_available = checked.metrics_available
             samplers.append(KubeSource(sampler))
-        backend = ClusterBackend(kube, config, plan, namespace, transport=self.transport)
+        backend = ClusterBackend(
+            kube, config, plan, namespace, transport=self.transport, owner=self.owner
+        )
         workers = None
         if config.auto_workers and config.max_workers is not None:
             workers = WorkerScaling(AutoWorkersPolicy(config.max_workers), backend.scale_workers)

@@ -60,6 +60,9 @@ class SessionSpec:
     plan: LoadPlan | None = None  # None: no load of kubeswarm's own (``sample``)
     duration_s: float | None = None  # without a plan: how long to sample
     record: Mapping[str, Any] = field(default_factory=dict)  # more fields for run.json
+    # The run id, when it was chosen before the run (a detached run's controller); else it is
+    # made from the name and the start time.
+    run_id: str | None = None
 
     @property
     def planned_s(self) -> float:
@@ -179,6 +182,7 @@ def _create_store(spec: SessionSpec, now: float) -> RunStore:
             config=spec.config,
             sample_interval_s=spec.sample_interval_s,
             now_s=now,
+            run_id=spec.run_id,
         )
     except OSError as e:
         raise RunDirectoryError(f"cannot create a run directory in {spec.out_dir}: {e}") from e

@@ -119,9 +119,10 @@ class RunStore:
         config: Mapping[str, Any],
         sample_interval_s: float,
         now_s: float | None = None,
+        run_id: str | None = None,
     ) -> RunStore:
         started = time.time() if now_s is None else now_s
-        run_id = new_run_id(name, started)
+        run_id = run_id or new_run_id(name, started)
         directory = out_dir / run_id
         suffix = 1
         while directory.exists():

@@ -21,6 +21,7 @@ from kubernetes_validate.utils import all_versions
 from harness.cli import COMMANDS, main
 from harness.config.options import OPTIONS
 from harness.kube.manifests import kustomization_objects, with_owner
+from harness.unattended.objects import detached_objects, owned_by
 from tests.conftest import SHOPPER_LOCUSTFILE
 
 pytestmark = pytest.mark.schema
@@ -81,7 +82,8 @@ def _every_option(tmp: Path) -> list[str]:
         "-f", str(locustfile), "-H", "https://web.shop.svc:8443", "-u", "500", "-r", "25",
         "-t", "15m", "--workers", "auto", "--max-workers", "8", "--processes", "4",
         "--watch", "hpa/web",
-        "--slo", "p95_ms<500", "--name", "checkout", "--interval", "5s", "--hpa-sync-period", "15s", "-n", "load",
+        "--slo", "p95_ms<500", "--name", "checkout", "--interval", "5s", "-n", "load",
+        "--hpa-sync-period", "15s",
         "--image", "registry.example/locust:2.47.0-custom", "--keep",
         "--extra-file", str(tmp / "users.csv"), "--extra-file", str(tmp / "logo.png"),
         "--requirement", "locust-plugins==4.7.0", "--requirement", "faker",
@@ -115,7 +117,35 @@ def produced(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[st
         ),
         "example-target": kustomization_objects("example-target", "demo"),
         "kustomize-base": kustomization_objects(),
+        "cronjob": _render(
+            [
+                *("--cronjob", "--schedule", "0 3 * * *", "--rbac", "--results-pvc", "results"),
+                *("-f", str(default_file), "-H", "http://web:8080", "-n", "load"),
+            ]
+        ),
+        "detached": _detached(default_file),
     }
+
+
+def _detached(locustfile: Path) -> list[dict[str, Any]]:
+    """A detached run's own objects as ``run --detach`` creates them: the rest owned by the
+    status ConfigMap, once with a results volume."""
+    objects = []
+    for pvc in (None, "results"):
+        root, *rest = detached_objects(
+            run_id="20261206-030000-checkout",
+            run_name="checkout",
+            namespace="load",
+            image="registry.example/kubeswarm:0.1.0",
+            args=["run", "--controller-run", "20261206-030000-checkout"],
+            files=[locustfile],
+            results_pvc=pvc,
+            run_deadline_s=400,
+            keep_results_s=86400,
+        )
+        created = {**root, "metadata": {**root["metadata"], "uid": "0e9b-4bde-8f1c"}}
+        objects += [root, *(owned_by(obj, created) for obj in rest)]
+    return objects
 
 
 CASES = [
@@ -127,6 +157,8 @@ CASES = [
     "run-no-network-policy",
     "example-target",
     "kustomize-base",
+    "cronjob",
+    "detached",
 ]
 
 
@@ -142,8 +174,11 @@ def test_the_every_option_case_sets_every_option_of_render(tmp_path: Path) -> No
     unset = [
         OPTIONS[name].flags[-1]
         for name in render.options
-        # --no-network-policy removes an object; the other cases render without it
-        if name not in ("rbac", "rbac_chaos", "no_network_policy")
+        # --no-network-policy removes an object; the other cases render without it. The
+        # CronJob's options have a case of their own.
+        if name
+        not in ("rbac", "rbac_chaos", "no_network_policy", "cronjob", "schedule", "results_pvc")
+        and name != "keep_results_s"
         and not set(OPTIONS[name].flags) & given
     ]
     assert not unset, f"add {unset} to _every_option"
