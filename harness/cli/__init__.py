@@ -18,7 +18,7 @@ from typing import Any, Final, TextIO
 
 from harness import __version__
 from harness.config.checks import check_command
-from harness.config.options import OPTIONS, merge_sources
+from harness.config.options import OPTIONS, merge_sources, raw_texts
 from harness.errors import EXIT_USAGE, KubeswarmError, UsageError, interrupted_exit
 
 _ENV_OPTIONS = ("env", "env_files", "env_from")
@@ -339,6 +339,9 @@ def main(
         command = next(c for c in COMMANDS if c.name == args.command)
         flags = {name: getattr(args, name, None) for name in command.options}
         values = merge_sources(flags, env, args.config, command.options)
+        # what a second kubeswarm (a detached run's controller) is to be given: flags typed,
+        # KUBESWARM_* and the --config file alike
+        args.raw_texts = raw_texts(flags, env, args.config, command.options)
         check_command(command.name, values)
         return _handler(command.name)(values, args, out)
     except KubeswarmError as e:

@@ -134,7 +134,7 @@ def _unattended(
         baseline=None if baseline is None else Path(baseline),
     )
     options = next(c for c in COMMANDS if c.name == "run").options
-    raw = {name: getattr(args, name, None) for name in options}
+    raw = {name: args.raw_texts.get(name) for name in options}
     check_detach(settings, raw, options)
     kube = connect(config.kubeconfig, config.context, config.namespace)
     try:
@@ -292,7 +292,7 @@ def _render_cronjob(
 
     config = build_run_config(values)
     options = next(c for c in COMMANDS if c.name == "run").options
-    raw = {name: getattr(args, name, None) for name in options}
+    raw = {name: args.raw_texts.get(name) for name in options}
     objects = cronjob_objects(
         run_name=config.name,
         namespace=namespace,

@@ -84,6 +84,30 @@ def test_render_cronjob_is_byte_stable_forbids_overlap_and_compares_with_the_pre
     assert objects[1]["roleRef"]["name"] == "kubeswarm"
 
 
+def test_the_cronjob_runs_the_settings_of_the_config_file_and_the_environment(
+    locustfile: Path, tmp_path: Path
+) -> None:
+    # A team keeps its run in a --config file and sets one more value in CI's environment: the
+    # scheduled runs must run those settings, not the defaults.
+    config = tmp_path / "nightly.yaml"
+    config.write_text("users: 40\nslo: [error_rate<1%, p99_ms<900]\nkeep: true\n")
+    out = io.StringIO()
+    code = main(
+        ["render", "--config", str(config), *_cron_flags(locustfile)],
+        environ={"KUBESWARM_SPAWN_RATE": "4"},
+        out=out,
+    )
+    assert code == 0
+    cron = list(yaml.safe_load_all(out.getvalue()))[-1]
+    args = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--users") + 1] == "40"
+    assert args[args.index("--spawn-rate") + 1] == "4"
+    assert "--keep" in args
+    # the command line's --slo wins over the file's, as it does for an attended run
+    slos = [args[i + 1] for i, a in enumerate(args) if a == "--slo"]
+    assert slos == ["p95_ms<300"]
+
+
 def test_render_cronjob_without_a_results_volume_or_schedule_is_refused(locustfile: Path) -> None:
     flags = _cron_flags(locustfile)
     without_pvc = flags[: flags.index("--results-pvc")] + flags[flags.index("--results-pvc") + 2 :]

@@ -46,6 +46,7 @@ __all__ = [
     "config_key",
     "env_name",
     "merge_sources",
+    "raw_texts",
     "workers_count",
 ]
 
@@ -88,6 +89,45 @@ def merge_sources(
         else:
             values[name] = option.default
     return values
+
+
+def raw_texts(
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str],
+    config_file: Path | None,
+    names: tuple[str, ...],
+) -> dict[str, Any]:
+    """Each option as its strongest source wrote it (text, a list of texts, or a switch's bool);
+    None where the default holds. What a second kubeswarm is given to run the same settings on
+    its own command line (the controller of ``run --detach``, a CronJob's runs)."""
+    from_file = _read_config_file(config_file, names) if config_file else {}
+    texts: dict[str, Any] = {}
+    for name in names:
+        option = OPTIONS[name]
+        env_text = environ.get(env_name(name))
+        if flags.get(name) not in (None, [], ()):
+            texts[name] = flags[name]
+        elif env_text is not None:
+            texts[name] = (
+                _parse_env(option, env_text)
+                if option.switch
+                else (
+                    [part.strip() for part in env_text.split(",") if part.strip()]
+                    if option.multiple
+                    else env_text
+                )
+            )
+        elif name in from_file:
+            raw = from_file[name]
+            if option.switch:
+                texts[name] = _parse_file_value(option, raw)
+            elif option.multiple:
+                texts[name] = [str(item) for item in (raw if isinstance(raw, list) else [raw])]
+            else:
+                texts[name] = str(raw)
+        else:
+            texts[name] = None
+    return texts
 
 
 def _refuse_flag_only(option: Option, in_environ: bool, in_file: bool) -> None:
