@@ -17,13 +17,12 @@ from harness.kube.client import KubeClient, connect
 from harness.kube.manifests import run_objects
 from harness.kube.preflight import preflight
 from harness.locust_api import Transport
-from harness.modes.parts import HpaPace, Parts, WorkerScaling
+from harness.modes.parts import HpaPace, Parts, WorkerScaling, run_spec
 from harness.samplers.kube import KubeSampler, KubeSource
 from harness.samplers.kube_state import WatchedState
 from harness.samplers.ramp_log import RAMP_SHAPE
 from harness.session.core import Reporter, Sampler
 from harness.session.plan import plan_for
-from harness.session.run import SessionSpec
 from harness.session.store import new_run_id
 
 
@@ -90,22 +89,16 @@ class ClusterMode:
             namespace=namespace,
             pick=config.chaos_pick,
         )
-        spec = SessionSpec(
-            mode="cluster",
-            name=config.name,
-            out_dir=config.out_dir,
-            sample_interval_s=config.sample_interval_s,
-            config=config.as_record(),
-            slos=config.slos,
-            plan=plan,
-            record={
+        spec = run_spec(
+            "cluster",
+            config,
+            plan,
+            {
                 "context": kube.connection.context,
                 "namespace": namespace,
                 "server": kube.connection.host,
                 "server_version": checked.server_version,
                 "hpa_sync_period_s": config.hpa_sync_period_s,
-                "watch": [str(t) for t in config.watch],
-                "slos": list(config.slos),
             },
             run_id=self.run_id,
         )

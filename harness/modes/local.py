@@ -12,12 +12,11 @@ from harness.actions.workers import AutoWorkersPolicy, check_local_auto_workers
 from harness.backends.local import WEB_STARTUP_TIMEOUT_S, LocalBackend, locust_environ
 from harness.config.run import RunConfig, build_run_config
 from harness.errors import UsageError
-from harness.modes.parts import Parts, WorkerScaling
+from harness.modes.parts import Parts, WorkerScaling, run_spec
 from harness.samplers.local import ProcessSource
 from harness.samplers.processes import ProcessSampler
 from harness.session.core import Reporter
 from harness.session.plan import plan_for
-from harness.session.run import SessionSpec
 
 # A local worker process connects within a few seconds: a short wait before judging it.
 LOCAL_WORKER_COOLDOWN_S: Final = 10.0
@@ -31,16 +30,7 @@ class LocalMode:
 
     def compose(self, config: RunConfig, reporter: Reporter, resources: ExitStack) -> Parts:
         plan = plan_for(config, startup_s=WEB_STARTUP_TIMEOUT_S)
-        spec = SessionSpec(
-            mode="local",
-            name=config.name,
-            out_dir=config.out_dir,
-            sample_interval_s=config.sample_interval_s,
-            config=config.as_record(),
-            slos=config.slos,
-            plan=plan,
-            record={"watch": [str(t) for t in config.watch], "slos": list(config.slos)},
-        )
+        spec = run_spec("local", config, plan)
         # --workers auto: refused up front when it could outgrow this machine's cores
         max_workers = config.max_workers if config.auto_workers else None
         if max_workers is not None:

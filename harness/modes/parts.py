@@ -16,8 +16,10 @@ from typing import Any, Protocol, TypeVar
 
 from harness.actions.auto_workers import AutoWorkers
 from harness.actions.workers import AutoWorkersPolicy
+from harness.config.run import RunConfig
 from harness.samplers.ramp_log import RAMP_SHAPE, ramp_warning
-from harness.session.core import Action, Backend, Reporter, RunResult, Sampler
+from harness.session.core import Action, Backend, Reporter, RunMode, RunResult, Sampler
+from harness.session.plan import LoadPlan
 from harness.session.run import Report, SessionSpec, default_report, execute
 
 ConfigT = TypeVar("ConfigT")
@@ -62,6 +64,33 @@ class Mode(Protocol[ConfigT]):
     def configure(self, values: Mapping[str, Any]) -> ConfigT: ...
 
     def compose(self, config: ConfigT, reporter: Reporter, resources: ExitStack) -> Parts: ...
+
+
+def run_spec(
+    mode: RunMode,
+    config: RunConfig,
+    plan: LoadPlan,
+    record: Mapping[str, Any] | None = None,
+    *,
+    run_id: str | None = None,
+) -> SessionSpec:
+    """The session's spec of ``kubeswarm run`` (local or cluster): ``record`` adds the mode's own
+    run.json fields to what every run records (its watch targets and SLOs)."""
+    return SessionSpec(
+        mode=mode,
+        name=config.name,
+        out_dir=config.out_dir,
+        sample_interval_s=config.sample_interval_s,
+        config=config.as_record(),
+        slos=config.slos,
+        plan=plan,
+        record={
+            **(record or {}),
+            "watch": [str(t) for t in config.watch],
+            "slos": list(config.slos),
+        },
+        run_id=run_id,
+    )
 
 
 def launch(

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from harness.actions.workers import AutoWorkersPolicy, WorkerAutoscaler
+from harness.actions.workers import AutoWorkersPolicy
 from harness.modes.local import LOCAL_WORKER_COOLDOWN_S
 from harness.processes import free_port
+from tests.fixtures.workers import first_addition
 from tests.local.helpers import REPO, clean_env, csv_rows, kubeswarm_argv, run_dir
 
 pytestmark = pytest.mark.local
@@ -74,7 +75,10 @@ def test_a_busy_local_worker_gets_another(fast_server: str, tmp_path: Path) -> N
     added = [m for m in marks if m["kind"] == "workers_added"]
     # The policy replayed on the worker samples this run recorded: how busy the worker really was
     # depends on what else this machine runs, the decision on that record must not.
-    due = _first_addition(csv_rows(directory / "samples" / "workers.csv"))
+    due = first_addition(
+        csv_rows(directory / "samples" / "workers.csv"),
+        AutoWorkersPolicy(2, cooldown_s=LOCAL_WORKER_COOLDOWN_S),
+    )
     if due is None:
         # Too busy a machine never lets one worker reach 85 % of a core: no addition is right.
         assert added == [], marks
@@ -85,16 +89,3 @@ def test_a_busy_local_worker_gets_another(fast_server: str, tmp_path: Path) -> N
     assert "workers: worker " in done.stderr and "adding 1 worker(s), 2 in all" in done.stderr
     running = [r for r in csv_rows(directory / "samples" / "locust.csv") if r["state"] == "running"]
     assert max(int(r["worker_count"]) for r in running) == 2
-
-
-def _first_addition(rows: list[dict[str, str]]) -> float | None:
-    """When ``--workers auto --max-workers 2`` adds its worker, replayed on the recorded rows."""
-    autoscaler = WorkerAutoscaler(AutoWorkersPolicy(2, cooldown_s=LOCAL_WORKER_COOLDOWN_S), 1)
-    ticks: dict[float, list[dict[str, str]]] = {}
-    for row in rows:
-        ticks.setdefault(float(row["ts"]), []).append(row)
-    for ts in sorted(ticks):
-        decision = autoscaler.observe(ts, ticks[ts])
-        if decision is not None and decision.add:
-            return ts
-    return None

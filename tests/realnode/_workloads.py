@@ -11,10 +11,13 @@ import contextlib
 import csv
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
@@ -285,6 +288,52 @@ def write_wheel(directory: Path, name: str, version: str, module_source: str) ->
             zf.writestr(path, text)
         zf.writestr(f"{info}/RECORD", record)
     return wheel
+
+
+@contextlib.contextmanager
+def kubeswarm_ui(node: RealNode, namespace: str, run_id: str) -> Iterator[str]:
+    """`kubeswarm ui RUN` on a free local port: yields the address it printed, stops it after."""
+    ui = subprocess.Popen(
+        [
+            *kubeswarm_command(),
+            "ui",
+            run_id,
+            "--kubeconfig",
+            str(node.kubeconfig),
+            "-n",
+            namespace,
+            "--port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert ui.stdout is not None
+        line = ui.stdout.readline()
+        match = re.search(r"(http://127\.0\.0\.1:\d+/\S*)", line)
+        assert match, f"kubeswarm ui printed its address: {line!r}"
+        yield match.group(1)
+    finally:
+        ui.send_signal(signal.SIGINT)  # our own child, by its handle
+        try:
+            ui.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            ui.kill()
+            ui.wait()
+        if ui.stdout is not None:
+            ui.stdout.close()
+
+
+def ui_stats(node: RealNode, namespace: str, run_id: str) -> dict[str, Any]:
+    """Locust's /stats/requests through `kubeswarm ui` (the API server's service proxy), as a
+    browser on this machine gets it."""
+    with kubeswarm_ui(node, namespace, run_id) as address:
+        stats_url = address.rstrip("/") + "/stats/requests"
+        with urllib.request.urlopen(stats_url, timeout=30) as response:  # noqa: S310
+            stats: dict[str, Any] = json.loads(response.read())
+    return stats
 
 
 def copy_locustfile(name: str, into: Path) -> Path:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.actions.workers import AutoWorkersPolicy, WorkerAutoscaler
+from harness.actions.workers import AutoWorkersPolicy
+from tests.fixtures.workers import first_addition
 
 from ._node import RealNode
 from ._workloads import (
@@ -116,7 +117,7 @@ def test_workers_auto_adds_a_worker_pod_when_one_is_cpu_bound(
     (worker_job,) = [j for j in jobs if j["metadata"]["name"].endswith("-worker")]
     # The policy replayed on the worker samples this run recorded: how hot the worker got
     # depends on what else this machine runs, the decision on that record must not.
-    due = _first_addition(workers)
+    due = first_addition(workers, AutoWorkersPolicy(2))
     if due is None:
         assert marks == [], f"no worker passed 85 % for long enough, yet one was added: {marks}"
         assert worker_job["spec"]["parallelism"] == 1
@@ -195,16 +196,3 @@ def test_the_ramp_stops_itself_and_the_report_says_where_and_why(
     assert not any("--run-time" in m["detail"] for m in ends), "the ramp ended the test, not -t"
     capacity = summary(run)["capacity"]
     assert capacity is not None and capacity["ramp_stop"] == stops[0]["detail"], capacity
-
-
-def _first_addition(rows: list[dict[str, str]]) -> float | None:
-    """When ``--workers auto --max-workers 2`` adds its worker, replayed on the recorded rows."""
-    autoscaler = WorkerAutoscaler(AutoWorkersPolicy(2), 1)
-    ticks: dict[float, list[dict[str, str]]] = {}
-    for row in rows:
-        ticks.setdefault(float(row["ts"]), []).append(row)
-    for ts in sorted(ticks):
-        decision = autoscaler.observe(ts, ticks[ts])
-        if decision is not None and decision.add:
-            return ts
-    return None

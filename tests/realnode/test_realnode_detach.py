@@ -16,7 +16,6 @@ import re
 import signal
 import subprocess
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +34,7 @@ from ._workloads import (
     get,
     kubeswarm_command,
     run_objects,
+    ui_stats,
     wait_for,
 )
 
@@ -254,43 +254,6 @@ def _run_id(text: str) -> str:
     return match.group(1)
 
 
-def _ui_stats(node: RealNode, namespace: str, run_id: str) -> dict[str, Any]:
-    """Locust's /stats/requests through `kubeswarm ui RUN`, as a browser on this machine gets it."""
-    ui = subprocess.Popen(
-        [
-            *kubeswarm_command(),
-            "ui",
-            run_id,
-            "-n",
-            namespace,
-            "--port",
-            "0",
-            "--kubeconfig",
-            str(node.kubeconfig),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert ui.stdout is not None
-        line = ui.stdout.readline()
-        match = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
-        assert match, f"kubeswarm ui printed its address: {line!r}"
-        with urllib.request.urlopen(match.group(1) + "stats/requests", timeout=30) as response:  # noqa: S310
-            stats: dict[str, Any] = json.loads(response.read())
-        return stats
-    finally:
-        ui.send_signal(signal.SIGINT)
-        try:
-            ui.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            ui.kill()
-            ui.wait()
-        if ui.stdout is not None:
-            ui.stdout.close()
-
-
 def _tree(directory: Path) -> dict[str, bytes]:
     return {
         p.relative_to(directory).as_posix(): p.read_bytes()
@@ -469,7 +432,7 @@ def test_killing_the_controller_stops_the_load_and_keeps_what_was_recorded(
     samples = tmp_path / "volume" / run_id / "samples" / "locust.csv"
     wait_for("a few samples on the volume", lambda: len(samples.read_text().splitlines()) > 4, 60)
     assert run_objects(realnode, namespace)["pods"], "the load runs"
-    stats = _ui_stats(realnode, namespace, run_id)
+    stats = ui_stats(realnode, namespace, run_id)
     assert stats["state"] == "running" and stats["user_count"] == 2, "kubeswarm ui serves it"
 
     pods = get(

@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,11 +38,11 @@ from ._workloads import (
     finish,
     fresh_namespace,
     get,
-    kubeswarm_command,
     read_samples,
     run_args,
     run_dir,
     start_run,
+    ui_stats,
     wait_for,
 )
 
@@ -217,43 +216,6 @@ def _assert_rules_touch_only_pods(pod_ips: set[str]) -> None:
         assert "KUBE-ROUTER" not in listing and "kube-router" not in listing, table
 
 
-def _ui_stats(node: RealNode, namespace: str, run_id: str) -> dict[str, Any]:
-    """Locust's /stats/requests through `kubeswarm ui` (the API server's service proxy)."""
-    ui = subprocess.Popen(
-        [
-            *kubeswarm_command(),
-            "ui",
-            run_id,
-            "--kubeconfig",
-            str(node.kubeconfig),
-            "-n",
-            namespace,
-            "--port",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert ui.stdout is not None
-        line = ui.stdout.readline()
-        match = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
-        assert match, f"kubeswarm ui printed its address: {line!r}"
-        with urllib.request.urlopen(f"{match.group(1)}stats/requests", timeout=30) as resp:  # noqa: S310
-            stats: dict[str, Any] = json.loads(resp.read())
-        return stats
-    finally:
-        ui.send_signal(signal.SIGINT)
-        try:
-            ui.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            ui.kill()
-            ui.wait()
-        if ui.stdout is not None:
-            ui.stdout.close()
-
-
 def _start(
     node: RealNode, namespace: str, tmp_path: Path, *extra: str
 ) -> tuple[subprocess.Popen[bytes], Path, Path]:
@@ -307,7 +269,7 @@ def test_the_policy_shuts_the_masters_ports_to_every_pod_but_the_runs_workers(
     assert neighbour.pop(f"{target}:8080") == "connected", neighbour
     assert _blocked(neighbour), f"from the run's namespace: {neighbour}"
 
-    stats = _ui_stats(node, namespace, run_dir(out).name)
+    stats = ui_stats(node, namespace, run_dir(out).name)
     assert stats["state"] == "running" and stats["worker_count"] == 1, stats
     pods = get(node, f"/api/v1/namespaces/{namespace}/pods?labelSelector={RUN_LABEL}")["items"]
     _assert_rules_touch_only_pods({p["status"]["podIP"] for p in pods if p["status"].get("podIP")})

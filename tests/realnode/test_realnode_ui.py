@@ -20,7 +20,7 @@ from ._workloads import (
     deploy_and_wait,
     example_target,
     finish,
-    kubeswarm_command,
+    kubeswarm_ui,
     read_samples,
     run_args,
     run_dir,
@@ -54,7 +54,6 @@ def test_ui_shows_the_running_test(
     log = tmp_path / "run.log"
     run = start_run([*args, "-u", "3", "-r", "3", "-t", "5m", "--workers", "1"], log)
     processes.append(run)
-    ui: subprocess.Popen[str] | None = None
     try:
 
         def running() -> bool:
@@ -66,54 +65,26 @@ def test_ui_shows_the_running_test(
 
         wait_for("Locust running", running, 120)
         run_id = run_dir(out).name
-        ui = subprocess.Popen(
-            [
-                *kubeswarm_command(),
-                "ui",
-                run_id,
-                "--kubeconfig",
-                str(realnode.kubeconfig),
-                "-n",
-                namespace,
-                "--port",
-                "0",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert ui.stdout is not None
-        line = ui.stdout.readline()
-        match = re.search(r"(http://127\.0\.0\.1:\d+\S*)", line)
-        assert match, f"kubeswarm ui printed its address: {line!r}"
-        dom = subprocess.run(
-            [
-                str(CHROMIUM),
-                *FLAGS,
-                f"--user-data-dir={tmp_path / 'profile'}",
-                # Time for the page's scripts to fetch the stats and render them.
-                "--virtual-time-budget=15000",
-                "--dump-dom",
-                match.group(1),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert dom.returncode == 0, dom.stderr[-2000:]
-        html = dom.stdout
-        assert "Aggregated" in html, f"the stats table rendered: {html[-2000:]}"
-        assert re.search(r">\s*RUNNING\s*<", html, re.IGNORECASE), "the test shows as running"
+        with kubeswarm_ui(realnode, namespace, run_id) as address:
+            dom = subprocess.run(
+                [
+                    str(CHROMIUM),
+                    *FLAGS,
+                    f"--user-data-dir={tmp_path / 'profile'}",
+                    # Time for the page's scripts to fetch the stats and render them.
+                    "--virtual-time-budget=15000",
+                    "--dump-dom",
+                    address,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert dom.returncode == 0, dom.stderr[-2000:]
+            html = dom.stdout
+            assert "Aggregated" in html, f"the stats table rendered: {html[-2000:]}"
+            assert re.search(r">\s*RUNNING\s*<", html, re.IGNORECASE), "the test shows as running"
     finally:
-        if ui is not None:
-            ui.send_signal(signal.SIGINT)
-            try:
-                ui.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                ui.kill()
-                ui.wait()
-            if ui.stdout is not None:
-                ui.stdout.close()
         run.send_signal(signal.SIGINT)
         finish(run, log, timeout_s=90)
