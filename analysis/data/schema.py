@@ -188,7 +188,28 @@ WORKERS: Final = CsvSchema(
     added_later_file=True,
 )
 
-ALL_SAMPLES: Final = (LOCUST, HPA, HPA_METRICS, WORKLOADS, PODS, EVENTS, MARKS, WORKERS)
+# The Locust master process's own resources (local and demo runs; a cluster run's master is a pod).
+MASTER: Final = CsvSchema(
+    "master.csv",
+    (
+        ("ts", "float"),
+        ("cpu_pct", "float"),
+        ("memory_bytes", "float"),
+    ),
+    added_later_file=True,
+)
+
+ALL_SAMPLES: Final = (
+    LOCUST,
+    HPA,
+    HPA_METRICS,
+    WORKLOADS,
+    PODS,
+    EVENTS,
+    MARKS,
+    WORKERS,
+    MASTER,
+)
 
 MarkKind = Literal[
     "test_start",
