@@ -125,6 +125,12 @@ WORKLOADS: Final = CsvSchema(
     ),
 )
 
+# pods.csv holds snapshots: all of a workload's pods at a tick, written when any of their rows
+# changed since the workload's last snapshot (a pod came or went, its state, or the metrics API's
+# new usage, every 15 s) and at least this often. A snapshot holds until the next one; a pause
+# in pods.csv longer than this is a gap in sampling. Runs written before it have one per tick.
+PODS_HEARTBEAT_S: Final = 60.0
+
 PODS: Final = CsvSchema(
     "pods.csv",
     (
