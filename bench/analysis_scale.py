@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             write_report(run_dir, slos=["p95_ms<500"], whatifs=["svc0:max=20"])
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
-        pod_rows = sum(1 for _ in (run_dir / "samples" / "pods.csv").open("rb")) - 1
+        with (run_dir / "samples" / "pods.csv").open("rb") as pods_csv:
+            pod_rows = sum(1 for _ in pods_csv) - 1
     fraction = report_s / args.duration
     print(
         f"run: {args.duration:.0f} s at {args.interval:g} s, {args.pods} pods, {args.hpas} HPAs, "
