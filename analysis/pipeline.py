@@ -49,7 +49,9 @@ from analysis.judge.findings import (
     problem_findings,
     slo_findings,
 )
+from analysis.judge.freshness import SeriesFreshness, sampling_freshness
 from analysis.judge.loadgen import exception_count, is_load_generator, loadgen_findings
+from analysis.judge.master_memory import MasterMemory, master_memory
 from analysis.judge.metric_terms import MetricReading, metric_readings, owner_of
 from analysis.judge.model_check import ModelCheck, check_model, model_check_findings
 from analysis.judge.readiness import scale_up_not_ready
@@ -89,6 +91,9 @@ class Analysis:
     model_checks: tuple[ModelCheck, ...] = ()
     metrics: tuple[tuple[MetricReading, ...], ...] = ()
     owners: tuple[tuple[str | None, str | None], ...] = ()
+    # how fresh each sampled series was, and the Locust master's memory over the run
+    sampling: tuple[SeriesFreshness, ...] = ()
+    master_memory: MasterMemory | None = None
 
 
 def _max(values: Sequence[float | None]) -> float | None:
@@ -261,6 +266,8 @@ def analyse(
         model_checks,
         tuple(tuple(metric_readings(data, h)) for h in hpas),
         tuple(owner_of(data, h) for h in hpas),
+        sampling_freshness(data),
+        master_memory(data),
     )
 
 

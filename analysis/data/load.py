@@ -56,6 +56,7 @@ class RunData:
     problems: tuple[DataProblem, ...]
     # Added later than the rest (older run directories lack them: empty, never a problem).
     workers: pd.DataFrame = field(default_factory=lambda: empty_table(schema.WORKERS))
+    master: pd.DataFrame = field(default_factory=lambda: empty_table(schema.MASTER))
     exceptions: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(
             {
@@ -240,5 +241,6 @@ def load_run(run_dir: Path) -> RunData:
         failures=failures,
         problems=tuple(problems),
         workers=tables[schema.WORKERS.file_name],
+        master=tables[schema.MASTER.file_name],
         exceptions=exceptions,
     )

@@ -125,6 +125,12 @@ WORKLOADS: Final = CsvSchema(
     ),
 )
 
+# pods.csv holds snapshots: all of a workload's pods at a tick, written when any of their rows
+# changed since the workload's last snapshot (a pod came or went, its state, or the metrics API's
+# new usage, every 15 s) and at least this often. A snapshot holds until the next one; a pause
+# in pods.csv longer than this is a gap in sampling. Runs written before it have one per tick.
+PODS_HEARTBEAT_S: Final = 60.0
+
 PODS: Final = CsvSchema(
     "pods.csv",
     (
@@ -188,7 +194,28 @@ WORKERS: Final = CsvSchema(
     added_later_file=True,
 )
 
-ALL_SAMPLES: Final = (LOCUST, HPA, HPA_METRICS, WORKLOADS, PODS, EVENTS, MARKS, WORKERS)
+# The Locust master process's own resources (local and demo runs; a cluster run's master is a pod).
+MASTER: Final = CsvSchema(
+    "master.csv",
+    (
+        ("ts", "float"),
+        ("cpu_pct", "float"),
+        ("memory_bytes", "float"),
+    ),
+    added_later_file=True,
+)
+
+ALL_SAMPLES: Final = (
+    LOCUST,
+    HPA,
+    HPA_METRICS,
+    WORKLOADS,
+    PODS,
+    EVENTS,
+    MARKS,
+    WORKERS,
+    MASTER,
+)
 
 MarkKind = Literal[
     "test_start",

@@ -289,6 +289,34 @@ class Finding(TypedDict):
     data: dict[str, Any]
 
 
+class SeriesSampling(TypedDict):
+    """How fresh one sampled series was (analysis.judge.freshness)."""
+
+    series: str  # locust, hpa, pod_usage
+    interval_s: float  # the harness's --interval
+    samples: int  # ticks that recorded the series
+    median_gap_s: float | None  # between recorded ticks
+    resolution_s: float | None  # how often the source refreshes (pod usage: measured)
+    median_age_s: float | None  # age of the value when recorded (pod usage: ts - usage_ts)
+    max_age_s: float | None
+    sentence: str
+
+
+class MasterMemory(TypedDict):
+    """The Locust master's memory over the run (analysis.judge.master_memory)."""
+
+    source: str  # master.csv (the local process) or pods.csv (the master pod)
+    samples: int
+    duration_s: float
+    first_bytes: float
+    last_bytes: float
+    peak_bytes: float
+    growth_bytes: float
+    slope_mib_per_h: float | None
+    shown: bool  # the run was long enough (>= 10 min) or it grew >= 64 MiB: the page shows it
+    sentence: str
+
+
 class Summary(TypedDict):
     schema_version: int
     run_id: str
@@ -308,3 +336,6 @@ class Summary(TypedDict):
     findings: list[Finding]
     comparison: NotRequired[dict[str, Any]]  # with --baseline: compare.json
     regressions: NotRequired[list[dict[str, Any]]]
+    # added later: how fresh each series was; the Locust master's memory (null: not recorded)
+    sampling: NotRequired[list[SeriesSampling]]
+    master_memory: NotRequired[MasterMemory | None]

@@ -21,6 +21,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
+from analysis.data import schema
 from analysis.data.timeline import Window, bin_index
 from analysis.judge.scaling import HpaResult
 from analysis.judge.slo import Slo
@@ -193,6 +194,13 @@ def capacity_curve(
             request_m=("request_m", "median"),
             limit_m=("limit_m", "median"),
         )
+        if not cpu_by_bin.empty:
+            # pods.csv holds snapshots: a bin between two carries the last one's usage
+            # (the bins are indexed by their left edge in seconds since ``lo``)
+            first, last = float(cpu_by_bin.index.min()), float(curve.index.max())
+            every_bin = np.arange(first, max(first, last) + bin_s / 2, bin_s)
+            limit = math.ceil(schema.PODS_HEARTBEAT_S / bin_s)
+            cpu_by_bin = cpu_by_bin.reindex(every_bin).ffill(limit=limit)
         curve = curve.join(by_bin, how="left").join(cpu_by_bin, how="left")
     else:
         curve = curve.assign(**extra)

@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from analysis.data import schema
 from analysis.data.load import DataProblem, RunData
 from analysis.data.timeline import Window
 from analysis.judge.adequacy import Adequacy, LoadSummary
@@ -129,12 +130,17 @@ def sampler_gaps(data: RunData, window: Window) -> Finding | None:
     """Pauses in the sampler's ticks, ``sampler_gap`` marks and lines cut by a kill."""
     interval = data.sample_interval_s
     longest, total, count = 0.0, 0.0, 0
-    for frame in (data.hpa, data.pods, data.locust):
+    # pods.csv is written when its pods change and at least every PODS_HEARTBEAT_S
+    for frame, longest_quiet_s in (
+        (data.hpa, 0.0),
+        (data.pods, schema.PODS_HEARTBEAT_S + interval),
+        (data.locust, 0.0),
+    ):
         ticks = np.unique(frame["ts"].to_numpy(float))
         if ticks.size < 2:
             continue
         diffs = np.diff(ticks)
-        gaps = diffs[diffs > GAP_TICKS * interval]
+        gaps = diffs[diffs > max(GAP_TICKS * interval, longest_quiet_s)]
         if gaps.size and float(gaps.sum()) > total:
             longest, total, count = float(gaps.max()), float(gaps.sum()), int(gaps.size)
     marks = int((data.marks["kind"] == "sampler_gap").sum())

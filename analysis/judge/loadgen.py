@@ -35,6 +35,11 @@ def is_load_generator(workload: str) -> bool:
     return bool(_LOAD_GENERATOR_WORKLOAD.match(workload))
 
 
+def is_master(workload: str) -> bool:
+    """The run's own Locust master Job (``ks-<run>-master``)."""
+    return is_load_generator(workload) and workload.endswith("-master")
+
+
 def exception_count(data: RunData) -> float:
     counts = pd.to_numeric(data.exceptions["Count"], errors="coerce").fillna(0.0)
     return float(counts.sum())

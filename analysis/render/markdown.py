@@ -109,4 +109,16 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     if capacity:
         lines += ["", "**Capacity:**"]
         lines += [f"- {_cell(line.strip())}" for line in capacity]
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *_sampling_lines(summary)]) + "\n"
+
+
+def _sampling_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The master's memory on a long run, and how fresh each series was."""
+    lines: list[str] = []
+    master = summary.get("master_memory")
+    if master and master.get("shown"):
+        lines += ["", f"{_cell(master['sentence'])}."]
+    sampling = summary.get("sampling") or []
+    if sampling:
+        lines += ["", "**Sampling:** " + "; ".join(_cell(x["sentence"]) for x in sampling) + "."]
+    return lines

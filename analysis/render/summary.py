@@ -19,6 +19,8 @@ from typing import Any, cast
 
 from analysis.data import summary_model as model
 from analysis.judge.disruption import Disruption
+from analysis.judge.freshness import SeriesFreshness
+from analysis.judge.master_memory import MasterMemory
 from analysis.judge.metric_terms import MetricReading
 from analysis.judge.model_check import ModelCheck
 from analysis.judge.resources import WorkloadResult
@@ -184,6 +186,36 @@ def _workload(w: WorkloadResult) -> model.Workload:
     }
 
 
+def _sampling(f: SeriesFreshness) -> model.SeriesSampling:
+    return {
+        "series": f.series,
+        "interval_s": f.interval_s,
+        "samples": f.samples,
+        "median_gap_s": _round(f.median_gap_s, 2),
+        "resolution_s": _round(f.resolution_s, 2),
+        "median_age_s": _round(f.median_age_s, 2),
+        "max_age_s": _round(f.max_age_s, 2),
+        "sentence": f.sentence,
+    }
+
+
+def _master_memory(m: MasterMemory | None) -> model.MasterMemory | None:
+    if m is None:
+        return None
+    return {
+        "source": m.source,
+        "samples": m.samples,
+        "duration_s": _round(m.duration_s) or 0.0,
+        "first_bytes": m.first_bytes,
+        "last_bytes": m.last_bytes,
+        "peak_bytes": m.peak_bytes,
+        "growth_bytes": m.growth_bytes,
+        "slope_mib_per_h": _round(m.slope_mib_per_h, 2),
+        "shown": m.shown,
+        "sentence": m.sentence(),
+    }
+
+
 def _disruption(d: Disruption) -> model.Disruption:
     hpa = d.hpa
     return {
@@ -333,6 +365,8 @@ def build_summary(analysis: Analysis) -> dict[str, Any]:
             }
             for f in analysis.findings
         ],
+        "sampling": [_sampling(f) for f in analysis.sampling],
+        "master_memory": _master_memory(analysis.master_memory),
     }
     cleaned: dict[str, Any] = clean(summary)
     return cleaned

@@ -24,6 +24,7 @@ from harness.config.run import RunConfig
 from harness.errors import LoadGeneratorError
 from harness.locust_api import DirectTransport, LocustApi, LocustSample, LocustWatch
 from harness.processes import Child, ProcessGroup, free_port
+from harness.samplers.master import MasterProcessSampler
 from harness.samplers.ramp_log import RAMP_SHAPE, RampLog
 from harness.session.core import (
     LoadPoll,
@@ -104,6 +105,7 @@ class LocalBackend:
         self.master_port = 0
         self.csv_dir = Path(tempfile.mkdtemp(prefix="kubeswarm-locust-"))
         self.ramp: RampLog | None = None
+        self.master_sampler: MasterProcessSampler | None = None
 
     def start(self, run_dir: Path, note: NoteFn) -> dict[str, Any]:
         self.master_port, web_port = free_port(), free_port()
@@ -113,6 +115,7 @@ class LocalBackend:
             master_argv(self.plan, self.master_port, web_port, self.csv_dir / CSV_PREFIX),
             env=self.env,
         )
+        self.master_sampler = MasterProcessSampler(self.master.pid)
         if self.plan.shape == RAMP_SHAPE:
             self.ramp = RampLog(self.master.log_path)
         for _ in range(self.plan.workers):
@@ -171,6 +174,8 @@ class LocalBackend:
         assert self.watch is not None and self.master is not None
         observation = Observation()
         sample = self.watch.poll(observation)
+        if self.master_sampler is not None:
+            observation.append(schema.MASTER, self.master_sampler.rows(now))
         if self.ramp is not None:
             observation.merge(self.ramp.read(now))
         if sample is None and self.master.exited():

@@ -24,6 +24,7 @@ from harness.kube import rows
 from harness.kube.api import WORKLOAD_KINDS, Body, WorkloadRef, resolve_targets
 from harness.kube.client import KubeClient
 from harness.samplers.kube_state import ClusterState, ListedState
+from harness.samplers.pod_snapshots import PodSnapshots
 from harness.session.core import (
     HpaStatus,
     Observation,
@@ -71,6 +72,7 @@ class KubeSampler:
         self._seen_events: set[tuple[str, str]] = set()
         self._reported: set[str] = set()
         self._pods_seen: set[tuple[str, str]] = set()
+        self._snapshots = PodSnapshots()
 
     def tick(self, now: float, store: RowSink) -> TickResult:
         """One pass over every watched namespace; a namespace that fails is a ``sampler_gap``."""
@@ -219,7 +221,8 @@ class KubeSampler:
             self._once(result, f"{ref.kind.lower()} {ref.namespace}/{ref.name} has no selector")
             return []
         pod_rows = self.state.pod_rows(now, ref.namespace, selector, ref.name)
-        store.append(schema.PODS, pod_rows)
+        if self._snapshots.due((ref.namespace, ref.name), now, pod_rows):
+            store.append(schema.PODS, pod_rows)
         result.pods += len(pod_rows)
         result.workloads.append(workload_status(ref.name, pod_rows))
         for row in pod_rows:

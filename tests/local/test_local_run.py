@@ -79,6 +79,15 @@ def test_local_run_writes_locust_files_and_samples(http_target: str, tmp_path: P
     assert meta["status"] == "completed"
     assert descendants_alive(meta["processes"], timeout_s=2) == []
     assert (directory / "report" / "summary.json").is_file()
+    # the master process's own RSS each tick, and how fresh each series was
+    master = csv_rows(directory / "samples" / "master.csv")
+    assert master and all(float(r["memory_bytes"]) > 10 * 2**20 for r in master)
+    summary = json.loads((directory / "report" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["master_memory"]["source"] == "master.csv"
+    assert summary["master_memory"]["shown"] is False  # 8 s is not a long run
+    sentences = [s["sentence"] for s in summary["sampling"]]
+    assert any(s.startswith("Locust load: sampled every 1.0 s") for s in sentences), sentences
+    assert "**Sampling:** Locust load" in (directory / "report" / "report.md").read_text("utf-8")
     assert_valid_run_directory(directory)  # the shipped JSON Schemas hold for a local run
 
 

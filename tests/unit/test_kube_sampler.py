@@ -216,8 +216,20 @@ def test_no_metrics_api_degrades_to_replicas(
     sampler.tick(START, store)
     sampler.tick(START + 1, store)
     pods = read(store, schema.PODS)
-    assert len(pods) == 4 and all(p["memory_bytes"] == "" for p in pods)
+    # the second tick's pods are unchanged: pods.csv keeps the first snapshot only
+    assert len(pods) == 2 and all(p["memory_bytes"] == "" for p in pods)
     assert len(fake.seen("GET", path)) == 1  # asked once, then not again
+
+
+def test_unchanged_pods_are_written_again_only_at_the_heartbeat(
+    fake: FakeApiServer, kube: KubeClient, store: RunStore
+) -> None:
+    seed(fake, pods=2)
+    sampler = KubeSampler(kube, [WatchTarget("deployment", "web")], NS, since_s=START)
+    for offset in (0, 2, 4, schema.PODS_HEARTBEAT_S - 1, schema.PODS_HEARTBEAT_S + 1):
+        sampler.tick(START + offset, store)
+    ticks = sorted({float(p["ts"]) for p in read(store, schema.PODS)})
+    assert ticks == [START, START + schema.PODS_HEARTBEAT_S + 1]
 
 
 def test_api_trouble_is_a_gap_not_a_crash(
