@@ -53,6 +53,9 @@ from harness.session.core import (
 )
 from harness.session.plan import LoadPlan
 
+# The run's own pods' usage is listed at the metrics API's usual resolution (metrics-server's
+# --metric-resolution default), not every tick.
+USAGE_EVERY_S: Final = 15.0
 # While starting, look at the pods every this many seconds (one list of pods, one of events).
 DIAGNOSE_EVERY_S: Final = 6.0
 # The master answering nothing for this long, once the test ran, means it is gone.
@@ -194,6 +197,9 @@ class ClusterBackend:
         self.diagnosed_s = 0.0
         self.reported: set[str] = set()
         self.master_pod = ""
+        self.metrics_served = True
+        self.usage_listed_s = float("-inf")
+        self.usage: dict[str, Body] = {}
         self.ramp = PodRampLog(self._master_log) if plan.shape == RAMP_SHAPE else None
 
     def start(self, run_dir: Path, note: NoteFn) -> dict[str, Any]:
@@ -286,6 +292,7 @@ class ClusterBackend:
             )
         except ClusterError:
             return []
+        usage = self._load_pod_usage(now)
         by_component = {"master": self.names.master_job, "worker": self.names.worker_job}
         masters = [
             str(rows.dig(pod, "metadata", "name"))
@@ -295,10 +302,33 @@ class ClusterBackend:
         if masters:
             self.master_pod = masters[-1]
         return [
-            dict(rows.pod_row(now, pod, by_component.get(component, component), None))
+            dict(
+                rows.pod_row(
+                    now,
+                    pod,
+                    by_component.get(component, component),
+                    usage.get(str(rows.dig(pod, "metadata", "name"))),
+                )
+            )
             for pod in pods
             if (component := str(rows.dig(pod, "metadata", "labels", COMPONENT_LABEL)))
         ]
+
+    def _load_pod_usage(self, now: float) -> dict[str, Body]:
+        """The run's pods' PodMetrics by pod name, listed at most every USAGE_EVERY_S (the
+        metrics API's usual resolution: a faster list measures nothing new). The master's
+        memory is what the report's ``master_memory`` follows (Locust's stats history grows)."""
+        if self.metrics_served and now - self.usage_listed_s >= USAGE_EVERY_S:
+            self.usage_listed_s = now
+            try:
+                listed = self.kube.list_pod_metrics(self.namespace, run_selector(self.run_id))
+            except ClusterError:
+                listed = []
+            if listed is None:  # not served: said once by the client, never asked again
+                self.metrics_served = False
+            else:
+                self.usage = {str(rows.dig(m, "metadata", "name")): m for m in listed}
+        return self.usage
 
     def _started(self, sample: LocustSample | None, note: NoteFn) -> bool:
         if sample is None or self.watch is None:

@@ -133,6 +133,11 @@ def test_step_load_scales_the_real_hpa(realnode: RealNode, namespace: str, tmp_p
     assert check["not_checked"] is None and check["decisions"] >= 3, check
     assert check["exact"] >= 0.98 * check["decisions"], check["mismatches"]
     assert check["within_one"] == check["decisions"], check["mismatches"]
+    # The Locust master pod's own memory, from the metrics API (issue 21): a real Python process
+    # with Locust loaded holds tens of MiB.
+    master = report["master_memory"]
+    assert master is not None and master["source"] == "pods.csv", master
+    assert master["peak_bytes"] > 20 * 2**20, master
     start, end = min(float(r["ts"]) for r in locust), max(float(r["ts"]) for r in locust)
     for ts, size in _rescale_events(realnode, namespace):
         if not start <= ts <= end:
