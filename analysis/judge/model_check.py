@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -383,13 +383,37 @@ def _why(decision: _Decision, inputs: _Inputs, model: int, reason: str) -> str:
     return ", ".join(parts)
 
 
-def _sync_times(decisions: list[_Decision], period_s: float) -> list[tuple[float, int]]:
+def _sync_phase(rows: pd.DataFrame, period_s: float) -> float | None:
+    """Where the controller's syncs fall, modulo its period: ``status.lastScaleTime`` is stamped
+    at a sync (to the second, truncated) and the controller requeues each HPA a fixed period
+    after the last sync. None when the HPA never scaled during the recording."""
+    if "last_scale_ts" not in rows:
+        return None
+    stamps = pd.to_numeric(rows["last_scale_ts"], errors="coerce").dropna()
+    if stamps.empty:
+        return None
+    return float(stamps.iloc[-1]) % period_s
+
+
+def _grid(phase: float | None, period_s: float) -> Callable[[float], float]:
+    """A time at which a status change was seen -> the sync that made it: the last sync of the
+    controller's grid at or before it (the sampler sees a change up to one interval late).
+    Without a known phase, the time the change was seen."""
+    if phase is None:
+        return lambda ts: ts
+    return lambda ts: phase + math.floor((ts - phase) / period_s + 1e-9) * period_s
+
+
+def _sync_times(
+    decisions: list[_Decision], period_s: float, sync_of: Callable[[float], float]
+) -> list[tuple[float, int]]:
     """(time, index of the decision whose inputs hold) for every sync, observed or filled."""
     out: list[tuple[float, int]] = []
     for i, decision in enumerate(decisions):
-        out.append((decision.ts, i))
-        end = decisions[i + 1].ts if i + 1 < len(decisions) else decision.ts
-        t = decision.ts + period_s
+        start = sync_of(decision.ts)
+        out.append((start, i))
+        end = sync_of(decisions[i + 1].ts) if i + 1 < len(decisions) else start
+        t = start + period_s
         # an unseen sync half a period from the next seen one is that one, a little late
         while t < end - period_s / 2:
             out.append((t, i))
@@ -466,9 +490,11 @@ def check_model(
     exact = within = 0
     mismatches: list[Mismatch] = []
     recommendation: int | None = None
-    for ts, index in _sync_times(decisions, sync_period_s):
+    # The demo's autoscaler decides at the sampler's ticks; a controller on its own sync grid.
+    sync_of = _grid(None if syncs_at_samples else _sync_phase(rows, sync_period_s), sync_period_s)
+    for ts, index in _sync_times(decisions, sync_period_s, sync_of):
         decision = decisions[index]
-        if ts != decision.ts:
+        if ts != sync_of(decision.ts):
             # unseen: its status was the same as the last seen one, so was its recommendation
             if recommendation is not None:
                 controller.remember(ts, recommendation)
