@@ -107,6 +107,8 @@ class _Decision:
     current: int
     desired: int
     readings: dict[str, tuple[float, float, float]]  # metric -> (utilization, value, total)
+    # the sample before the one that showed the change: the sync happened after it
+    after_ts: float = -math.inf
 
 
 @dataclass
@@ -242,16 +244,21 @@ def _observed(rows: pd.DataFrame, metrics: pd.DataFrame) -> list[_Decision]:
         readings_at.setdefault(_num(ts), {})[str(m)] = (_num(u), _num(v), _num(t))
     out: list[_Decision] = []
     previous: tuple[Any, ...] | None = None
+    sampled = -math.inf
     for ts, current, desired in zip(
         rows["ts"], rows["current_replicas"], rows["desired_replicas"], strict=True
     ):
         readings = readings_at.get(float(ts), {})
         if not (math.isfinite(_num(desired)) and math.isfinite(_num(current))) or not readings:
+            sampled = float(ts)
             continue
         signature = (round(_num(desired)), tuple(sorted((k, str(v)) for k, v in readings.items())))
         if signature != previous:
-            out.append(_Decision(float(ts), round(_num(current)), round(_num(desired)), readings))
+            out.append(
+                _Decision(float(ts), round(_num(current)), round(_num(desired)), readings, sampled)
+            )
         previous = signature
+        sampled = float(ts)
     return out
 
 
@@ -395,24 +402,30 @@ def _sync_phase(rows: pd.DataFrame, period_s: float) -> float | None:
     return float(stamps.iloc[-1]) % period_s
 
 
-def _grid(phase: float | None, period_s: float) -> Callable[[float], float]:
-    """A time at which a status change was seen -> the sync that made it: the last sync of the
-    controller's grid at or before it (the sampler sees a change up to one interval late).
-    Without a known phase, the time the change was seen."""
-    if phase is None:
-        return lambda ts: ts
-    return lambda ts: phase + math.floor((ts - phase) / period_s + 1e-9) * period_s
+def _grid(phase: float | None, period_s: float) -> Callable[[_Decision], float]:
+    """A status change -> the sync that made it: the controller's grid point between the sample
+    before the change and the one that showed it (the sampler sees a change up to one interval
+    late). Without a known phase, or with no grid point there (the period given is not the
+    controller's), the time the change was seen: never more than one interval off."""
+
+    def sync_of(decision: _Decision) -> float:
+        if phase is None:
+            return decision.ts
+        point = phase + math.floor((decision.ts - phase) / period_s + 1e-9) * period_s
+        return point if point > decision.after_ts else decision.ts
+
+    return sync_of
 
 
 def _sync_times(
-    decisions: list[_Decision], period_s: float, sync_of: Callable[[float], float]
+    decisions: list[_Decision], period_s: float, sync_of: Callable[[_Decision], float]
 ) -> list[tuple[float, int]]:
     """(time, index of the decision whose inputs hold) for every sync, observed or filled."""
     out: list[tuple[float, int]] = []
     for i, decision in enumerate(decisions):
-        start = sync_of(decision.ts)
+        start = sync_of(decision)
         out.append((start, i))
-        end = sync_of(decisions[i + 1].ts) if i + 1 < len(decisions) else start
+        end = sync_of(decisions[i + 1]) if i + 1 < len(decisions) else start
         t = start + period_s
         # an unseen sync half a period from the next seen one is that one, a little late
         while t < end - period_s / 2:
@@ -494,7 +507,7 @@ def check_model(
     sync_of = _grid(None if syncs_at_samples else _sync_phase(rows, sync_period_s), sync_period_s)
     for ts, index in _sync_times(decisions, sync_period_s, sync_of):
         decision = decisions[index]
-        if ts != sync_of(decision.ts):
+        if ts != sync_of(decision):
             # unseen: its status was the same as the last seen one, so was its recommendation
             if recommendation is not None:
                 controller.remember(ts, recommendation)
