@@ -182,7 +182,7 @@ def build_run_config(values: Mapping[str, Any]) -> RunConfig:
         out_dir=Path(values.get("out_dir") or OPTIONS["out_dir"].default),
         name=name,
         sample_interval_s=values["sample_interval_s"],
-        hpa_sync_period_s=values.get("hpa_sync_period_s") or _DEFAULTS["hpa_sync_period_s"],
+        hpa_sync_period_s=values["hpa_sync_period_s"],
         local=local,
         kubeconfig=values.get("kubeconfig"),
         context=values.get("context"),

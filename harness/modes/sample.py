@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.sample import NoLoad
+from harness.config.options import OPTIONS
 from harness.config.values import WatchTarget
 from harness.errors import UsageError
 from harness.kube.client import KubeClient, connect
@@ -28,7 +29,7 @@ class SampleConfig:
     interval_s: float
     out_dir: Path
     name: str
-    hpa_sync_period_s: float = 15.0
+    hpa_sync_period_s: float = OPTIONS["hpa_sync_period_s"].default
     kubeconfig: Path | None = None
     context: str | None = None
     namespace: str | None = None
@@ -42,7 +43,7 @@ class SampleConfig:
             watch=tuple(values["watch"]),
             duration_s=values["run_time_s"],
             interval_s=values["sample_interval_s"],
-            hpa_sync_period_s=values.get("hpa_sync_period_s") or 15.0,
+            hpa_sync_period_s=values["hpa_sync_period_s"],
             out_dir=Path(values["out_dir"]),
             name=values.get("name") or "sample",
             kubeconfig=None if kubeconfig is None else Path(kubeconfig),
