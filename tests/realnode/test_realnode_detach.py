@@ -11,6 +11,7 @@ namespaces and a scheduled one) overlaps them to keep the tier short.
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import signal
@@ -430,7 +431,19 @@ def test_killing_the_controller_stops_the_load_and_keeps_what_was_recorded(
     run_id = _run_id(launched.stdout)
     _wait_state(realnode, namespace, run_id, {"running"}, 120)
     samples = tmp_path / "volume" / run_id / "samples" / "locust.csv"
-    wait_for("a few samples on the volume", lambda: len(samples.read_text().splitlines()) > 4, 60)
+
+    def at_full_strength() -> bool:
+        # Locust says "spawning" until its worker reports the users started, which a 100m worker
+        # on a busy node can take several seconds to do: the UI is asked once the samples say
+        # the run reached its 2 users.
+        if not samples.is_file():
+            return False
+        rows = list(csv.DictReader(samples.read_text().splitlines()))
+        return len(rows) > 4 and any(
+            r["state"] == "running" and r["user_count"] == "2" for r in rows
+        )
+
+    wait_for("the run at its 2 users, in the samples on the volume", at_full_strength, 120)
     assert run_objects(realnode, namespace)["pods"], "the load runs"
     stats = ui_stats(realnode, namespace, run_id)
     assert stats["state"] == "running" and stats["user_count"] == 2, "kubeswarm ui serves it"
