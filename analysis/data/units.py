@@ -30,6 +30,14 @@ _SUFFIXES: Final[dict[str, Decimal]] = {
     "Ei": Decimal(2) ** 60,
 }
 _QUANTITY: Final = re.compile(r"^\s*([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*$")
+# The API's own forms (``123456789n``, ``2048Ki``, ``250m``, ``3``): an integer and a suffix,
+# read with exact integer arithmetic, which rounds to the same float as the Decimal path below
+# (18 digits stay well inside Decimal's 28). The metrics API returns thousands of them a list.
+_INTEGER_QUANTITY: Final = re.compile(r"([0-9]{1,18})([a-zA-Z]{0,2})")
+_EXACT: Final[dict[str, tuple[int, int]]] = {
+    suffix: ((int(factor), 1) if factor >= 1 else (1, int(1 / factor)))
+    for suffix, factor in _SUFFIXES.items()
+}
 _DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS: Final = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
@@ -46,6 +54,10 @@ def parse_quantity(text: str | int | float) -> float:
         if not math.isfinite(text):
             raise ValueError(f"not a Kubernetes quantity: {text!r}")
         return float(text)
+    exact = _INTEGER_QUANTITY.fullmatch(text)
+    if exact is not None and exact.group(2) in _EXACT:
+        multiplier, divisor = _EXACT[exact.group(2)]
+        return int(exact.group(1)) * multiplier / divisor
     match = _QUANTITY.match(text)
     if not match or match.group(2) not in _SUFFIXES:
         raise ValueError(f"not a Kubernetes quantity: {text!r} (examples: 768Mi, 1Gi, 250m, 2)")

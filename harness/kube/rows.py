@@ -226,14 +226,21 @@ def pod_usage(metrics: Body | None) -> tuple[float | None, float | None]:
     """(cpu_m, memory_bytes) of one PodMetrics, summed over its containers."""
     if metrics is None:
         return None, None
-    containers = metrics.get("containers") or []
-    cpu = [_quantity(dig(c, "usage", "cpu"), 1000.0) for c in containers]
-    memory = [_quantity(dig(c, "usage", "memory")) for c in containers]
-    cpu_known, memory_known = (
-        [v for v in cpu if v is not None],
-        [v for v in memory if v is not None],
-    )
-    return (sum(cpu_known) if cpu_known else None, sum(memory_known) if memory_known else None)
+    return usage_sum((dig(c, "usage") or {}) for c in metrics.get("containers") or [])
+
+
+def usage_sum(usages: Iterable[Mapping[str, Any]]) -> tuple[float | None, float | None]:
+    """(cpu_m, memory_bytes) summed over containers' ``usage``; None where none reports it."""
+    cpu_m: float | None = None
+    memory_bytes: float | None = None
+    for usage in usages:
+        cpu = _quantity(usage.get("cpu"), 1000.0)
+        if cpu is not None:
+            cpu_m = cpu if cpu_m is None else cpu_m + cpu
+        memory = _quantity(usage.get("memory"))
+        if memory is not None:
+            memory_bytes = memory if memory_bytes is None else memory_bytes + memory
+    return cpu_m, memory_bytes
 
 
 def _ready_since(pod: Body) -> float | None:

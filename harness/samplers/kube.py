@@ -12,10 +12,11 @@ goes to ``samples/`` through the ``RunStore``; the lifecycle ticks this on the f
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from analysis.data import schema
 from harness.config.values import WatchTarget
@@ -297,22 +298,9 @@ def _memory_text(pcts: list[tuple[float | None, float | None]]) -> str:
 def hpa_status(name: str, row: rows.Row, metrics: list[rows.Row]) -> HpaStatus:
     """The live view's line for one HPA; the driving metric by the report's rule (the highest
     ratio of current to target, ``analysis.judge.scaling.metric_ratios``)."""
-    metric: str | None = None
-    utilization = target = None
-    if metrics:
-        import pandas as pd
-
-        from analysis.judge.scaling import metric_ratios
-
-        columns = list(schema.HPA_METRICS.names)
-        frame = pd.DataFrame([[m.get(c) for c in columns] for m in metrics], columns=columns)
-        numeric = ["current_utilization", "target_utilization", "current_value", "target_value"]
-        frame[numeric] = frame[numeric].astype(float)
-        ratios = metric_ratios(frame).dropna(subset=["ratio"])
-        if not ratios.empty:
-            top = ratios.iloc[int(ratios["ratio"].to_numpy().argmax())]
-            metric = str(top["metric"])
-            utilization, target = _opt_float(top["utilization"]), _opt_float(top["target"])
+    metric, utilization, target = _driving_metric(
+        tuple(tuple(map(m.get, _READING_COLUMNS)) for m in metrics)
+    )
     return HpaStatus(
         name=name,
         current=_opt_int(row.get("current_replicas")),
@@ -322,6 +310,32 @@ def hpa_status(name: str, row: rows.Row, metrics: list[rows.Row]) -> HpaStatus:
         utilization_pct=utilization,
         target_pct=target,
     )
+
+
+# The HPA's readings change once per controller sync (15 s), not per tick: the frame the report's
+# rule needs is built once per distinct reading, not every tick.
+_READING_COLUMNS: Final = tuple(name for name in schema.HPA_METRICS.names if name != "ts")
+
+
+@functools.lru_cache(maxsize=64)
+def _driving_metric(
+    readings: tuple[tuple[object, ...], ...],
+) -> tuple[str | None, float | None, float | None]:
+    if not readings:
+        return None, None, None
+    import pandas as pd
+
+    from analysis.judge.scaling import metric_ratios
+
+    frame = pd.DataFrame(list(readings), columns=list(_READING_COLUMNS))
+    frame.insert(0, "ts", 0.0)  # the rule reads it; the live line has no use for it
+    numeric = ["current_utilization", "target_utilization", "current_value", "target_value"]
+    frame[numeric] = frame[numeric].astype(float)
+    ratios = metric_ratios(frame).dropna(subset=["ratio"])
+    if ratios.empty:
+        return None, None, None
+    top = ratios.iloc[int(ratios["ratio"].to_numpy().argmax())]
+    return str(top["metric"]), _opt_float(top["utilization"]), _opt_float(top["target"])
 
 
 def workload_status(name: str, pod_rows: list[rows.Row]) -> WorkloadStatus:

@@ -124,7 +124,7 @@ class MetricsPoller:
             if known is not None and known.timestamp == entry.timestamp:
                 fresh[name] = known  # the same measurement again: nothing to parse
                 continue
-            cpu_m, memory_bytes = rows.pod_usage(entry.as_body())
+            cpu_m, memory_bytes = rows.usage_sum(c.usage for c in entry.containers)
             usage_ts = rows.timestamp(entry.timestamp)
             fresh[name] = _Usage(entry.timestamp, cpu_m, memory_bytes, usage_ts)
             if known is not None and known.usage_ts is not None and usage_ts is not None:

@@ -206,6 +206,25 @@ def test_scale_events_and_oom_kills_are_announced(
     assert any(n.startswith("OOM kill: pod team/web-0 (limit 200Mi)") for n in notices)
 
 
+def test_the_live_view_names_the_driving_metric_as_its_reading_changes(
+    fake: FakeApiServer, kube: KubeClient, store: RunStore
+) -> None:
+    seed(fake, pods=2)
+    sampler = KubeSampler(kube, [WatchTarget("hpa", "web")], NS, since_s=START)
+    seen = []
+    for offset, utilization in ((0, 60), (2, 60), (4, 95), (6, 60)):
+        collection = f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers"
+        hpa = fake.objects[collection]["web"]
+        hpa["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"] = (
+            utilization
+        )
+        fake.add(collection, hpa)
+        (status,) = sampler.tick(START + offset, store).hpas
+        seen.append((status.driving_metric, status.utilization_pct, status.target_pct))
+    below, above = ("memory", 60.0, 80.0), ("memory", 95.0, 80.0)
+    assert seen == [below, below, above, below]
+
+
 def test_no_metrics_api_degrades_to_replicas(
     fake: FakeApiServer, kube: KubeClient, store: RunStore
 ) -> None:

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from decimal import Decimal, localcontext
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis.data.units import format_bytes, parse_cpu_millicores, parse_duration, parse_quantity
 
@@ -55,6 +59,26 @@ def test_quantities_agree_with_the_kubernetes_client(text: str) -> None:
     from kubernetes.utils.quantity import parse_quantity as kubernetes_quantity
 
     assert parse_quantity(text) == pytest.approx(float(kubernetes_quantity(text)), rel=1e-12)  # type: ignore[no-untyped-call]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    digits=st.integers(min_value=0, max_value=10**18 - 1),
+    suffix=st.sampled_from(
+        ["", "n", "u", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ei"]
+    ),
+)
+def test_integer_quantities_are_the_nearest_float_to_their_exact_value(
+    digits: int, suffix: str
+) -> None:
+    # The metrics API's forms take a fast path: it must give what exact arithmetic, rounded
+    # once to a float, gives; computed here with Decimal at a precision no product exceeds.
+    factor = {"n": "1e-9", "u": "1e-6", "m": "1e-3", "k": "1e3", "M": "1e6", "G": "1e9"}
+    factor |= {"T": "1e12", "P": "1e15", "E": "1e18", "": "1"}
+    factor |= {"Ki": str(2**10), "Mi": str(2**20), "Gi": str(2**30), "Ei": str(2**60)}
+    with localcontext(prec=80):
+        exact = float(Decimal(digits) * Decimal(factor[suffix]))
+    assert parse_quantity(f"{digits}{suffix}") == exact
 
 
 def test_numbers_from_json_are_quantities_as_they_are() -> None:
