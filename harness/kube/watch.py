@@ -245,6 +245,9 @@ class Reflector(Generic[T, V]):
     # kept may be behind the cluster.
     error: str | None = None
     synced: threading.Event = field(default_factory=threading.Event)
+    # Changes whenever what ``items`` returns may have (a list, an added, changed or deleted
+    # object; not a bookmark): a reader can skip work on what it already saw.
+    generation: int = 0
     _items: dict[str, V] = field(default_factory=dict)
     _changed: dict[str, V] = field(default_factory=dict)
     _version: str | None = None
@@ -273,6 +276,11 @@ class Reflector(Generic[T, V]):
         """The objects as last seen (a copy: safe to iterate while the watch goes on)."""
         with self._lock:
             return list(self._items.values())
+
+    def items_and_generation(self) -> tuple[list[V], int]:
+        """``items`` with the generation they are of, read together."""
+        with self._lock:
+            return list(self._items.values()), self.generation
 
     def drain_changed(self) -> list[V]:
         """Objects added or changed since the last call (all of them after a re-list)."""
@@ -340,6 +348,7 @@ class Reflector(Generic[T, V]):
         with self._lock:
             self._items = fresh
             self._changed = dict(fresh)
+            self.generation += 1
         self._version = listed.metadata.resourceVersion
         self.error = None
         self.synced.set()
@@ -404,5 +413,6 @@ class Reflector(Generic[T, V]):
                 kept = self.transform(obj)
                 self._items[key] = kept
                 self._changed[key] = kept
+            self.generation += 1
         self._version = version or self._version
         self.error = None

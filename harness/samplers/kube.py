@@ -52,6 +52,15 @@ class _PodState:
     reason: str | None
 
 
+@dataclass(frozen=True)
+class _PodView:
+    """What a workload's pods said at a generation of the cluster state (``pods_generation``)."""
+
+    generation: object | None
+    status: WorkloadStatus
+    pods: frozenset[tuple[str, str]]
+
+
 class KubeSampler:
     """Samples HPAs, workloads, pods, PodMetrics and events of the watched targets."""
 
@@ -74,6 +83,7 @@ class KubeSampler:
         self._reported: set[str] = set()
         self._pods_seen: set[tuple[str, str]] = set()
         self._snapshots = PodSnapshots()
+        self._pod_views: dict[tuple[str, str], _PodView] = {}
 
     def tick(self, now: float, store: RowSink) -> TickResult:
         """One pass over every watched namespace; a namespace that fails is a ``sampler_gap``."""
@@ -140,13 +150,13 @@ class KubeSampler:
                 )
         workloads = list(dict.fromkeys(workloads))
         found = self._sample_workloads(now, namespace, workloads, store, result)
-        memory_pcts: list[tuple[float | None, float | None]] = []
         for workload in found:
-            memory_pcts += self._sample_pods(now, workload, store, result)
+            self._sample_pods(now, workload, store, result)
         self._sample_events(
             namespace, [t.name for t in mine if t.kind == "hpa"], [w.name for w in workloads], store
         )
-        result.status = " ".join(p for p in (result.status, _memory_text(memory_pcts)) if p)
+        memory = _memory_text(result.workloads)
+        result.status = " ".join(p for p in (result.status, memory) if p)
 
     def _sample_hpas(
         self, now: float, namespace: str, names: list[str], store: RowSink, result: TickResult
@@ -215,30 +225,35 @@ class KubeSampler:
 
     def _sample_pods(
         self, now: float, workload: tuple[WorkloadRef, Body], store: RowSink, result: TickResult
-    ) -> list[tuple[float | None, float | None]]:
+    ) -> None:
         ref, body = workload
         selector = rows.selector_query(rows.dig(body, "spec", "selector"))
         if selector is None:
             self._once(result, f"{ref.kind.lower()} {ref.namespace}/{ref.name} has no selector")
-            return []
+            return
+        key = (ref.namespace, ref.name)
         pod_rows = self.state.pod_rows(now, ref.namespace, selector, ref.name)
-        if self._snapshots.due((ref.namespace, ref.name), now, pod_rows):
+        generation = self.state.pods_generation(ref.namespace, selector)
+        seen = self._pod_views.get(key)
+        unchanged = generation is not None and seen is not None and seen.generation == generation
+        if seen is None or not unchanged:
+            # Something may have changed (always, for a state that cannot tell): look at every
+            # pod. Otherwise the rows are the last ones again and so is what they said.
+            for row in pod_rows:
+                self._note_restart(row, result)
+            seen = self._pod_views[key] = _PodView(
+                generation,
+                workload_status(ref.name, pod_rows),
+                frozenset((str(r["namespace"]), str(r["pod"])) for r in pod_rows),
+            )
+        self._pods_seen |= seen.pods
+        if self._snapshots.due(key, now, pod_rows, unchanged=unchanged):
             store.append(schema.PODS, pod_rows)
         result.pods += len(pod_rows)
-        result.workloads.append(workload_status(ref.name, pod_rows))
-        for row in pod_rows:
-            self._note_restart(row, result)
-        return [
-            (
-                _pct(r["memory_bytes"], r["memory_request_bytes"]),
-                _pct(r["memory_bytes"], r["memory_limit_bytes"]),
-            )
-            for r in pod_rows
-        ]
+        result.workloads.append(seen.status)
 
     def _note_restart(self, row: rows.Row, result: TickResult) -> None:
         key = (str(row["namespace"]), str(row["pod"]))
-        self._pods_seen.add(key)
         before = self._pod_state.get(key)
         if before is not None and before.restarts == row["restarts"]:
             return
@@ -284,9 +299,10 @@ def _pct(value: float | None, of: float | None) -> float | None:
     return None if value is None or not of else value * 100.0 / of
 
 
-def _memory_text(pcts: list[tuple[float | None, float | None]]) -> str:
-    of_request = [r for r, _ in pcts if r is not None]
-    of_limit = [lim for _, lim in pcts if lim is not None]
+def _memory_text(workloads: Sequence[WorkloadStatus]) -> str:
+    """The highest memory % of request and of limit over the workloads' pods."""
+    of_request = [w.memory_pct_of_request for w in workloads if w.memory_pct_of_request is not None]
+    of_limit = [w.memory_pct_of_limit for w in workloads if w.memory_pct_of_limit is not None]
     parts = []
     if of_request:
         parts.append(f"mem {max(of_request):.0f}%req")

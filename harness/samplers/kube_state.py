@@ -40,6 +40,11 @@ class ClusterState(Protocol):
         """One pods.csv row per pod matching ``selector``, usage included when known."""
         ...
 
+    def pods_generation(self, namespace: str, selector: str) -> object | None:
+        """After ``pod_rows``: a value that changes whenever its rows (``ts`` aside) may have;
+        None when the state cannot tell, and every tick's rows are to be looked at."""
+        ...
+
     def events(self, namespace: str) -> list[Body]:
         """Events that may be new since the last call (the sampler keeps what it has seen)."""
         ...
@@ -74,6 +79,9 @@ class ListedState:
             for pod in pods
         ]
 
+    def pods_generation(self, namespace: str, selector: str) -> object | None:
+        return None
+
     def events(self, namespace: str) -> list[Body]:
         return self.kube.list_objects("Event", namespace)
 
@@ -101,6 +109,8 @@ class MetricsPoller:
     resolution_s: float | None = None
     due_s: float = 0.0
     lists: int = 0
+    # Changes whenever a list brought a new measurement, or a pod came or went.
+    generation: int = 0
 
     def usage(self, now: float) -> dict[str, _Usage] | None:
         """Usage by pod name; None if the metrics API is not served."""
@@ -133,6 +143,10 @@ class MetricsPoller:
                     self.resolution_s = min(step, self.resolution_s or step)
             if usage_ts is not None:
                 newest = max(newest or usage_ts, usage_ts)
+        if fresh.keys() != self.by_pod.keys() or any(
+            fresh[name] is not self.by_pod[name] for name in fresh
+        ):
+            self.generation += 1
         self.by_pod = fresh
         if self.resolution_s is None or newest is None:
             self.due_s = now  # every tick until the resolution shows
@@ -160,6 +174,8 @@ class WatchedState:
     sync_timeout_s: float = SYNC_TIMEOUT_S
     _reflectors: dict[tuple[str, str, str], Reflector[Any, Any]] = field(default_factory=dict)
     _metrics: dict[tuple[str, str], MetricsPoller] = field(default_factory=dict)
+    # What the last ``pod_rows`` of (namespace, selector) was built from.
+    _generations: dict[tuple[str, str], tuple[int, int | None, bool]] = field(default_factory=dict)
 
     def _reflector(
         self, kind: str, namespace: str, selector: str | None = None
@@ -195,10 +211,10 @@ class WatchedState:
         return self._reflector(kind, namespace).items()
 
     def pod_rows(self, now: float, namespace: str, selector: str, workload: str) -> list[rows.Row]:
-        pods = self._reflector("Pod", namespace, selector).items()
+        pods, generation = self._reflector("Pod", namespace, selector).items_and_generation()
         usage: dict[str, _Usage] = {}
+        poller = self._metrics.get((namespace, selector))
         if self.metrics_available:
-            poller = self._metrics.get((namespace, selector))
             if poller is None:
                 poller = self._metrics[(namespace, selector)] = MetricsPoller(
                     self.kube, namespace, selector
@@ -209,6 +225,11 @@ class WatchedState:
                 self.kube.list_pod_metrics(namespace, selector)  # its one warning
             else:
                 usage = found
+        self._generations[(namespace, selector)] = (
+            generation,
+            None if poller is None else poller.generation,
+            self.metrics_available,
+        )
         none = _Usage("", None, None, None)
         out = []
         for kept in pods:
@@ -221,6 +242,9 @@ class WatchedState:
             row["usage_ts"] = seen.usage_ts
             out.append(row)
         return out
+
+    def pods_generation(self, namespace: str, selector: str) -> object | None:
+        return self._generations.get((namespace, selector))
 
     def events(self, namespace: str) -> list[Body]:
         return self._reflector("Event", namespace).drain_changed()

@@ -32,10 +32,24 @@ class PodSnapshots:
     heartbeat_s: float = schema.PODS_HEARTBEAT_S
     _last: dict[tuple[str, str], tuple[float, _Content]] = field(default_factory=dict)
 
-    def due(self, key: tuple[str, str], now: float, pod_rows: Sequence[rows.Row]) -> bool:
-        """True when these rows are to be written (and remembered as the last snapshot)."""
-        content = _content(pod_rows)
+    def due(
+        self,
+        key: tuple[str, str],
+        now: float,
+        pod_rows: Sequence[rows.Row],
+        *,
+        unchanged: bool = False,
+    ) -> bool:
+        """True when these rows are to be written (and remembered as the last snapshot).
+        ``unchanged``: the caller knows the rows are the last ones again (``ts`` aside), so only
+        the heartbeat is looked at."""
         last = self._last.get(key)
+        if unchanged and last is not None:
+            if now - last[0] < self.heartbeat_s:
+                return False
+            self._last[key] = (now, last[1])
+            return True
+        content = _content(pod_rows)
         if last is not None and last[1] == content and now - last[0] < self.heartbeat_s:
             return False
         self._last[key] = (now, content)

@@ -285,3 +285,36 @@ def test_pod_metrics_are_listed_at_their_resolution_and_parsed_once_per_timestam
     assert poller.lists == lists
     poller.usage(t0 + 32)  # 15 s + 1 s after the last measurement
     assert poller.lists == lists + 1
+
+
+def test_ticks_with_nothing_new_are_skipped_yet_every_change_shows_at_once(
+    fake: FakeApiServer, kube: KubeClient, tmp_path: Path
+) -> None:
+    seed_target(fake, 2)
+    store = RunStore.create(tmp_path, name="w", mode="sample", config={}, sample_interval_s=2)
+    state = WatchedState(kube)
+    with KubeSampler(kube, [WatchTarget("hpa", "web")], NS, START, state) as sampler:
+        first = sampler.tick(START, store)
+        assert [(w.pods, w.memory_pct_of_request) for w in first.workloads] == [(2, 50.0)]
+        for tick in (2, 4):  # nothing new: the rows are not written again
+            assert sampler.tick(START + tick, store).workloads == first.workloads
+        store.flush()
+        assert {r["ts"] for r in sampled(store.directory)} == {str(int(START))}
+
+        fake.add(PODS, pod("web-1", restarts=1, reason="OOMKilled"))
+        (pods,) = [r for r in state.reflectors if r.kind == "Pod"]
+        eventually(lambda: any(row["restarts"] == 1 for row in pods.items()))
+        oom = sampler.tick(START + 6, store)
+        assert any(n.startswith("OOM kill: pod team/web-1") for n in oom.notices)
+        fake.add(METRICS, metrics("web-0", "2023-11-14T22:14:30Z", "80Mi"))
+        newer = sampler.tick(START + 8, store)
+        assert [w.memory_pct_of_request for w in newer.workloads] == [80.0]
+        assert "mem 80%req" in newer.status
+        assert sampler.tick(START + 10, store).notices == []  # the kill is told once
+    store.close()
+    rows = sampled(store.directory)
+    assert sorted({r["ts"] for r in rows}) == [str(int(START + t)) for t in (0, 6, 8)]
+    at_6 = {r["pod"]: r for r in rows if r["ts"] == str(int(START + 6))}
+    assert at_6["web-1"]["restarts"] == "1" and at_6["web-1"]["last_termination_reason"] == (
+        "OOMKilled"
+    )
