@@ -30,9 +30,9 @@ _SUFFIXES: Final[dict[str, Decimal]] = {
     "Ei": Decimal(2) ** 60,
 }
 _QUANTITY: Final = re.compile(r"^\s*([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*$")
-# The API's own forms (``123456789n``, ``2048Ki``, ``250m``, ``3``): an integer and a suffix,
-# read with exact integer arithmetic, which rounds to the same float as the Decimal path below
-# (18 digits stay well inside Decimal's 28). The metrics API returns thousands of them a list.
+# The API's own forms (``123456789n``, ``2048Ki``, ``250m``, ``3``): an integer and a suffix, read
+# with exact integer arithmetic and rounded once to the nearest float. The metrics API returns
+# thousands of them a list; the Decimal path below is for everything else users write.
 _INTEGER_QUANTITY: Final = re.compile(r"([0-9]{1,18})([a-zA-Z]{0,2})")
 _EXACT: Final[dict[str, tuple[int, int]]] = {
     suffix: ((int(factor), 1) if factor >= 1 else (1, int(1 / factor)))

@@ -226,7 +226,8 @@ def pod_usage(metrics: Body | None) -> tuple[float | None, float | None]:
     """(cpu_m, memory_bytes) of one PodMetrics, summed over its containers."""
     if metrics is None:
         return None, None
-    return usage_sum((dig(c, "usage") or {}) for c in metrics.get("containers") or [])
+    usages = (dig(c, "usage") for c in metrics.get("containers") or [])
+    return usage_sum(u for u in usages if isinstance(u, Mapping))
 
 
 def usage_sum(usages: Iterable[Mapping[str, Any]]) -> tuple[float | None, float | None]:

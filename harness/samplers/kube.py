@@ -314,9 +314,11 @@ def _memory_text(workloads: Sequence[WorkloadStatus]) -> str:
 def hpa_status(name: str, row: rows.Row, metrics: list[rows.Row]) -> HpaStatus:
     """The live view's line for one HPA; the driving metric by the report's rule (the highest
     ratio of current to target, ``analysis.judge.scaling.metric_ratios``)."""
-    metric, utilization, target = _driving_metric(
-        tuple(tuple(map(m.get, _READING_COLUMNS)) for m in metrics)
-    )
+    readings = tuple(tuple(map(m.get, _READING_COLUMNS)) for m in metrics)
+    try:
+        metric, utilization, target = _driving_metric(readings)
+    except TypeError:  # a value the API should not have sent, unhashable: computed uncached
+        metric, utilization, target = _driving_metric.__wrapped__(readings)
     return HpaStatus(
         name=name,
         current=_opt_int(row.get("current_replicas")),
