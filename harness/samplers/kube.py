@@ -58,7 +58,7 @@ class _PodView:
 
     generation: object | None
     status: WorkloadStatus
-    pods: frozenset[tuple[str, str]]
+    restarts: dict[str, _PodState]  # by pod name
 
 
 class KubeSampler:
@@ -78,27 +78,20 @@ class KubeSampler:
         self.namespaces = sorted({str(t.namespace) for t in self.targets})
         self.since_s = since_s
         self._hpa_state: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self._pod_state: dict[tuple[str, str], _PodState] = {}
         self._seen_events: set[tuple[str, str]] = set()
         self._reported: set[str] = set()
-        self._pods_seen: set[tuple[str, str]] = set()
         self._snapshots = PodSnapshots()
         self._pod_views: dict[tuple[str, str], _PodView] = {}
 
     def tick(self, now: float, store: RowSink) -> TickResult:
         """One pass over every watched namespace; a namespace that fails is a ``sampler_gap``."""
         result = TickResult()
-        self._pods_seen = set()
-        complete = True
         for namespace in self.namespaces:
             try:
                 self._sample_namespace(now, namespace, store, result)
             except ClusterError as e:
-                complete = False
                 store.mark("sampler_gap", f"namespace {namespace}: {e}", now)
                 self._once(result, f"sampler: namespace {namespace}: {e}")
-        if complete:  # forget pods that are gone, so that hours of churn do not add up
-            self._pod_state = {k: v for k, v in self._pod_state.items() if k in self._pods_seen}
         return result
 
     @property
@@ -239,39 +232,39 @@ class KubeSampler:
         if seen is None or not unchanged:
             # Something may have changed (always, for a state that cannot tell): look at every
             # pod. Otherwise the rows are the last ones again and so is what they said.
-            for row in pod_rows:
-                self._note_restart(row, result)
+            # Kept per workload and only for its pods of now, so hours of churn do not add up.
+            known = {} if seen is None else seen.restarts
+            restarts = {
+                str(row["pod"]): self._note_restart(row, known.get(str(row["pod"])), result)
+                for row in pod_rows
+            }
             seen = self._pod_views[key] = _PodView(
-                generation,
-                workload_status(ref.name, pod_rows),
-                frozenset((str(r["namespace"]), str(r["pod"])) for r in pod_rows),
+                generation, workload_status(ref.name, pod_rows), restarts
             )
-        self._pods_seen |= seen.pods
         if self._snapshots.due(key, now, pod_rows, unchanged=unchanged):
             store.append(schema.PODS, pod_rows)
         result.pods += len(pod_rows)
         result.workloads.append(seen.status)
 
-    def _note_restart(self, row: rows.Row, result: TickResult) -> None:
-        key = (str(row["namespace"]), str(row["pod"]))
-        before = self._pod_state.get(key)
+    @staticmethod
+    def _note_restart(row: rows.Row, before: _PodState | None, result: TickResult) -> _PodState:
+        """The pod's restart state now; a restart since ``before`` is announced."""
         if before is not None and before.restarts == row["restarts"]:
-            return
-        self._pod_state[key] = _PodState(int(row["restarts"]), row["last_termination_reason"])
-        if before is None or row["restarts"] <= before.restarts:
-            return
-        reason = row["last_termination_reason"]
-        if reason == "OOMKilled":
+            return before
+        now = _PodState(int(row["restarts"]), row["last_termination_reason"])
+        if before is None or now.restarts <= before.restarts:
+            return now
+        pod = f"{row['namespace']}/{row['pod']}"
+        if now.reason == "OOMKilled":
             limit = row["memory_limit_bytes"]
             limit_text = f" (limit {limit / 2**20:.0f}Mi)" if limit else ""
-            result.notices.append(
-                f"OOM kill: pod {key[0]}/{key[1]}{limit_text}, {row['restarts']} restart(s)"
-            )
+            result.notices.append(f"OOM kill: pod {pod}{limit_text}, {now.restarts} restart(s)")
         else:
             result.notices.append(
-                f"restart: pod {key[0]}/{key[1]} restarted "
-                f"({row['restarts']} restart(s), last: {reason or 'unknown'})"
+                f"restart: pod {pod} restarted "
+                f"({now.restarts} restart(s), last: {now.reason or 'unknown'})"
             )
+        return now
 
     def _sample_events(
         self, namespace: str, hpas: list[str], workloads: list[str], store: RowSink

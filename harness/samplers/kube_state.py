@@ -128,12 +128,14 @@ class MetricsPoller:
         self.lists += 1
         fresh: dict[str, _Usage] = {}
         newest: float | None = None
+        measured = False  # a new measurement of some pod
         for entry in decode_pod_metrics(data):
             name = entry.metadata.name
             known = self.by_pod.get(name)
             if known is not None and known.timestamp == entry.timestamp:
                 fresh[name] = known  # the same measurement again: nothing to parse
                 continue
+            measured = True
             cpu_m, memory_bytes = rows.usage_sum(c.usage for c in entry.containers)
             usage_ts = rows.timestamp(entry.timestamp)
             fresh[name] = _Usage(entry.timestamp, cpu_m, memory_bytes, usage_ts)
@@ -143,9 +145,7 @@ class MetricsPoller:
                     self.resolution_s = min(step, self.resolution_s or step)
             if usage_ts is not None:
                 newest = max(newest or usage_ts, usage_ts)
-        if fresh.keys() != self.by_pod.keys() or any(
-            fresh[name] is not self.by_pod[name] for name in fresh
-        ):
+        if measured or len(fresh) != len(self.by_pod):  # else every pod was known: none went
             self.generation += 1
         self.by_pod = fresh
         if self.resolution_s is None or newest is None:
