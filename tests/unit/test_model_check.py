@@ -32,14 +32,20 @@ def _recording(
     behavior: dict[str, Any] | None = None,
     interval_s: float = 5.0,
     readings: bool = True,
+    ticks: int = 13,
+    offset_s: float = 0.0,
+    last_scale: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
+    """The sampler's view of ``syncs``: each tick records the last sync at or before it; with
+    ``last_scale`` the status's lastScaleTime too (the last sync that changed the replicas)."""
     hpa, metrics = [], []
-    for tick in range(13):
-        t = tick * interval_s
+    for tick in range(ticks):
+        t = offset_s + tick * interval_s
         seen = [s for s in syncs if s[0] <= t]
         if not seen:
             continue
         _, current, queue, desired = seen[-1]
+        scaled = [s[0] for s in seen if s[3] != s[1]]
         hpa.append(
             {
                 "ts": T0 + t,
@@ -57,6 +63,7 @@ def _recording(
                 "owner_kind": "ScaledObject",
                 "owner_name": "orders",
                 "behavior": json.dumps(behavior) if behavior else None,
+                "last_scale_ts": T0 + scaled[-1] if last_scale and scaled else None,
             }
         )
         metrics.append(
@@ -160,3 +167,42 @@ def test_whatif_replays_an_external_metric_and_says_how_far_it_was_checked(tmp_p
         "the model reproduced 4 of 4 of the controller's decisions (100 %)"
     )
     assert unrelated["changes_decisions"] is False
+
+
+def test_a_controller_faster_than_the_assumed_sync_is_replayed_at_the_times_it_acted(
+    tmp_path: Path,
+) -> None:
+    """A controller syncing every 5 s (a real node's kube-controller-manager) checked against the
+    assumed 15 s period, sampled every second half a second off its syncs. Its scale-up policy
+    (1 pod per 8 s) makes every decision depend on when the previous one was made, so a change
+    may only be put on the 15 s grid (phase from lastScaleTime) when a grid point lies between
+    the sample before it and the one that showed it; else at the time it was seen, half a
+    second late here. Worked by hand: from 1 pod, a queue of 1000 against 100 per pod wants 10
+    at every sync; the policy allows one more pod whenever no pod was added in the last 8 s,
+    so 2 at 1 s, 3 at 11 s, ... 7 at 51 s, and every sync between keeps the replicas."""
+    behavior = {
+        "scaleUp": {
+            "stabilizationWindowSeconds": 0,
+            "selectPolicy": "Max",
+            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 8}],
+        }
+    }
+    syncs: list[tuple[float, int, float, int]] = [(-4.0, 1, 50.0, 1)]  # before the load
+    replicas = 1
+    for k in range(12):
+        current = replicas
+        if k % 2 == 0:  # 1, 11, 21, ... s: the last addition is 10 s old
+            replicas += 1
+        syncs.append((1.0 + 5 * k, current, 1000.0, replicas))
+    samples = _recording(
+        syncs, behavior=behavior, interval_s=1.0, ticks=61, offset_s=0.5, last_scale=True
+    )
+    hpa, summary = _summary_hpa(tmp_path, samples, interval_s=1.0)
+    check = hpa["model_check"]
+    # the status before the load and one change at each of the 12 syncs
+    assert (check["decisions"], check["exact"], check["mismatches"]) == (13, 13, [])
+    assert "model_mismatch" not in {f["code"] for f in summary["findings"]}
+    # the same recording without the policy is 2 then 4 pods at once: the timing was replayed
+    plain = _recording(syncs, interval_s=1.0, ticks=61, offset_s=0.5, last_scale=True)
+    hpa, _ = _summary_hpa(tmp_path / "plain", plain, interval_s=1.0)
+    assert hpa["model_check"]["exact"] < 13
