@@ -122,6 +122,7 @@ def write_ramp_run(
     fail_share: Callable[[float], float] = lambda per: 0.0,
     workers_cpu: float | None = None,
     steps: int = 8,
+    config: dict[str, Any] | None = None,
 ) -> Path:
     locust, hpa, pods, workers = [], [], [], []
     for i in range(steps * STEP_S // 2):
@@ -188,7 +189,7 @@ def write_ramp_run(
             )
     run = write_run(
         run_dir,
-        {"start": T0, "end": T0 + steps * STEP_S},
+        {"start": T0, "end": T0 + steps * STEP_S} | ({"config": config} if config else {}),
         {"locust": locust, "hpa": hpa, "pods": pods},
     )
     if workers:
@@ -301,6 +302,15 @@ def test_a_saturated_load_generator_refuses_the_result(tmp_path: Path) -> None:
     result = analyse(at_max_run(tmp_path, workers_cpu=97.0), target_rps=1000).capacity
     assert result is not None and result.hpas == () and result.break_point is None
     assert result.refused is not None and "worker w0 at 97% CPU" in result.refused
+    assert result.refused.endswith("rerun with more workers (--workers, or --workers auto)")
+    # a run that had --workers auto is not told to use it
+    auto = {"auto_workers": True, "max_workers": 2}
+    result = analyse(at_max_run(tmp_path / "auto", workers_cpu=97.0, config=auto)).capacity
+    assert result is not None and result.refused is not None
+    assert result.refused.endswith(
+        "--workers auto (up to 2) did not keep up: rerun starting with more workers "
+        "(--workers N) or with a higher --max-workers"
+    ), result.refused
 
 
 def test_target_rps_without_locust_data_is_an_error(tmp_path: Path) -> None:
