@@ -48,14 +48,22 @@ RUN_ACCESS: Final = (
     Access("get", "services", subresource="proxy"),
     Access("create", "services", subresource="proxy"),
 )
-# In each watched namespace: what the sampler lists every tick.
+# In each watched namespace: what the sampler lists once and then watches, and the PodMetrics it
+# lists at the metrics API's resolution. A Role without `watch` would let the first list through
+# and refuse every tick after it.
 WATCH_ACCESS: Final = (
-    Access("list", "horizontalpodautoscalers", "autoscaling"),
-    Access("list", "deployments", "apps"),
-    Access("list", "statefulsets", "apps"),
-    Access("list", "pods"),
+    *(
+        Access(verb, resource, group)
+        for resource, group in (
+            ("horizontalpodautoscalers", "autoscaling"),
+            ("deployments", "apps"),
+            ("statefulsets", "apps"),
+            ("pods", ""),
+            ("events", ""),
+        )
+        for verb in ("list", "watch")
+    ),
     Access("list", "pods", "metrics.k8s.io"),
-    Access("list", "events"),
 )
 # In the namespace of the disrupted workload, only with --chaos (k8s-jobs/rbac-chaos.yaml).
 CHAOS_ACCESS: Final = (Access("delete", "pods"),)

@@ -406,7 +406,12 @@ def test_the_shipped_role_is_sufficient_and_a_missing_verb_is_named(
         )
         result = run_with(config, as_sa, TimedLocust(workers=2, run_s=3.0))
         assert result.status == "completed"
-        assert read_csv(result.run_dir, schema.HPA)
+        # Sampled on every tick, not only the first: the Role lets the sampler watch what it
+        # listed (a Role with list but no watch gave one row, then a gap each tick).
+        marks = read_csv(result.run_dir, schema.MARKS)
+        assert [m for m in marks if m["kind"] == "sampler_gap"] == [], marks
+        ticks = {r["ts"] for r in read_csv(result.run_dir, schema.HPA)}
+        assert len(ticks) >= 3, f"the HPA was sampled on every tick of the 5 s run: {ticks}"
         assert run_objects_left(kube, namespace) == {kind: [] for kind in RUN_KINDS}
         # The real service proxy, as the ServiceAccount: allowed, and it reaches the API server
         # (which has no endpoint to send it to on this control plane).
