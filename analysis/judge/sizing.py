@@ -252,28 +252,22 @@ def read_workers(data: RunData) -> pd.DataFrame:
 
 
 def generator_saturation(
-    workers: pd.DataFrame,
-    start_s: float,
-    end_s: float,
-    *,
-    auto: tuple[bool, int | None] = (False, None),
+    workers: pd.DataFrame, start_s: float, end_s: float, *, auto_max_workers: int | None = None
 ) -> str | None:
     """Why a capacity result is refused: a worker above 90 % CPU in two consecutive samples.
-    ``auto``: whether the run had ``--workers auto``, and its ``--max-workers``."""
+    ``auto_max_workers``: the run's ``--max-workers`` if it had ``--workers auto``."""
     rows = workers[(workers["ts"] >= start_s) & (workers["ts"] <= end_s)]
     for worker, own in rows.sort_values("ts").groupby("worker", sort=True):
         hot = (own["cpu_pct"] > GENERATOR_SATURATED_PCT).to_numpy(bool)
         both = np.flatnonzero(hot[1:] & hot[:-1])
         if both.size:
             at = own.iloc[int(both[0]) + 1]
-            auto_workers, bound = auto
-            if not auto_workers:
+            if auto_max_workers is None:
                 advice = "rerun with more workers (--workers, or --workers auto)"
             else:  # auto adds a worker past 85 %: too late here, or --max-workers was reached
-                up_to = f" (up to {bound})" if bound is not None else ""
                 advice = (
-                    f"--workers auto{up_to} did not keep up: rerun starting with more workers "
-                    "(--workers N) or with a higher --max-workers"
+                    f"--workers auto (up to {auto_max_workers}) did not keep up: rerun starting "
+                    "with more workers (--workers N) or with a higher --max-workers"
                 )
             return (
                 f"load generator saturated: Locust worker {worker} at {at['cpu_pct']:.0f}% CPU "
@@ -283,13 +277,11 @@ def generator_saturation(
     return None
 
 
-def _auto_workers(meta: Mapping[str, Any]) -> tuple[bool, int | None]:
-    """Whether the run had ``--workers auto`` and its ``--max-workers`` (run.json's config)."""
+def _auto_max_workers(meta: Mapping[str, Any]) -> int | None:
+    """run.json's ``--max-workers``: set exactly when the run had ``--workers auto``."""
     config = meta.get("config")
-    if not isinstance(config, Mapping) or not config.get("auto_workers"):
-        return False, None
-    bound = config.get("max_workers")
-    return True, bound if isinstance(bound, int) else None
+    bound = config.get("max_workers") if isinstance(config, Mapping) else None
+    return bound if isinstance(bound, int) else None
 
 
 @dataclass(frozen=True)
@@ -345,7 +337,9 @@ def analyse_capacity(
     lo, hi = window.loaded
     found = find_break(curve, hpas, curves, lo, ramp_stop)
     until = hi if found is None else found.ts + BIN_S
-    refused = generator_saturation(read_workers(data), lo, until, auto=_auto_workers(data.meta))
+    refused = generator_saturation(
+        read_workers(data), lo, until, auto_max_workers=_auto_max_workers(data.meta)
+    )
     if refused is not None:
         return CapacityResult(thresholds, refused, None, (), target_rps, ramp_stop, curve, searched)
     recorded = _recorded_rps(load, window, sync_period_s)

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from analysis.judge.capacity import BIN_S as CAPACITY_BIN_S
+from analysis.judge.sizing import GENERATOR_SATURATED_PCT
 from harness.actions.workers import AutoWorkersPolicy
 from tests.fixtures.workers import first_addition
 
@@ -82,7 +83,10 @@ def _saturated_workers(rows: list[dict[str, str]], start: float, end: float) -> 
     return {
         worker
         for worker, samples in by_worker.items()
-        if any(a[1] > 90 and b[1] > 90 for a, b in itertools.pairwise(sorted(samples)))
+        if any(
+            min(a[1], b[1]) > GENERATOR_SATURATED_PCT
+            for a, b in itertools.pairwise(sorted(samples))
+        )
     }
 
 

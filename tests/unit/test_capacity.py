@@ -304,7 +304,7 @@ def test_a_saturated_load_generator_refuses_the_result(tmp_path: Path) -> None:
     assert result.refused is not None and "worker w0 at 97% CPU" in result.refused
     assert result.refused.endswith("rerun with more workers (--workers, or --workers auto)")
     # a run that had --workers auto is not told to use it
-    auto = {"auto_workers": True, "max_workers": 2}
+    auto = {"auto_workers": True, "max_workers": 2}  # run.json's config of --workers auto
     result = analyse(at_max_run(tmp_path / "auto", workers_cpu=97.0, config=auto)).capacity
     assert result is not None and result.refused is not None
     assert result.refused.endswith(

@@ -202,7 +202,7 @@ def test_a_controller_faster_than_the_assumed_sync_is_replayed_at_the_times_it_a
     # the status before the load and one change at each of the 12 syncs
     assert (check["decisions"], check["exact"], check["mismatches"]) == (13, 13, [])
     assert "model_mismatch" not in {f["code"] for f in summary["findings"]}
-    # the same recording without the policy is 2 then 4 pods at once: the timing was replayed
+    # without the policy the model would go from 1 pod to 4 at once: the policy was replayed
     plain = _recording(syncs, interval_s=1.0, ticks=61, offset_s=0.5, last_scale=True)
     hpa, _ = _summary_hpa(tmp_path / "plain", plain, interval_s=1.0)
     assert hpa["model_check"]["exact"] < 13
